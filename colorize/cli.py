@@ -1,0 +1,283 @@
+"""The `colorize` command line: parses arguments and calls one plain function per stage.
+
+No stage logic lives here. Stages are imported inside each command so `colorize --help` stays fast
+(torch alone takes seconds to import) and a broken optional stage never breaks the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from colorize import __version__, progress
+from colorize.errors import ColorizeError
+
+log = logging.getLogger("colorize")
+
+
+class _Group(click.Group):
+    """A click group that turns expected failures into one line and an exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ColorizeError as exc:
+            log.debug("expected failure", exc_info=True)
+            click.echo(f"error: {exc.line()}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted — finished work is kept; rerun the same command to resume", err=True)
+            ctx.exit(130)
+
+
+def _data_dir(ctx: click.Context) -> Path:
+    return Path(ctx.obj["data_dir"])
+
+
+def _default(value, ctx: click.Context, *parts: str) -> Path:
+    """An explicit path option, or its default under --data-dir."""
+    return Path(value) if value is not None else _data_dir(ctx).joinpath(*parts)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True,
+              envvar="COLORIZE_DATA_DIR", help="Root for raw photos, shards and runs (env COLORIZE_DATA_DIR).")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging, and tracebacks for expected failures.")
+@click.option("-q", "--quiet", is_flag=True, help="Warnings and errors only; no progress bars.")
+@click.version_option(__version__, "--version", prog_name="colorize")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: str, verbose: bool, quiet: bool) -> None:
+    """Turn web photos into a colorization model: scrape, prep, train, predict, eval."""
+    progress.configure(verbose=verbose, quiet=quiet)
+    ctx.ensure_object(dict)
+    ctx.obj.update(data_dir=data_dir, verbose=verbose, quiet=quiet)
+
+
+def _say(report) -> None:
+    """One human line on stdout (the JSON record next to the output holds the details)."""
+    click.echo(report.summary_line() if hasattr(report, "summary_line") else str(report))
+
+
+def _stage(module: str, func: str):
+    """Import a stage's entry point lazily; a stage that does not exist yet is an expected failure."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and (exc.name == module or module.startswith(exc.name + ".")):
+            raise ColorizeError(f"this command is not implemented yet ({module} is missing)",
+                                "use a release that has it") from exc
+        raise
+    return getattr(mod, func)
+
+
+# --------------------------------------------------------------------------------------------- scrape
+@cli.command()
+@click.option("--category", "categories", multiple=True, help="Category to scrape (repeatable); its query defaults to its name.")
+@click.option("--categories-file", type=click.Path(exists=True, dir_okay=False), help="One category per line (# comments allowed).")
+@click.option("--query", help="Search text to use instead of the category name (single category only).")
+@click.option("--limit", type=click.IntRange(1), default=200, show_default=True, help="Photos per category.")
+@click.option("--out", type=click.Path(file_okay=False), help="Dataset folder [DATA/raw].")
+@click.option("--base-url", default="https://unsplash.com", show_default=True)
+@click.option("--width", type=click.IntRange(64, 6000), default=1080, show_default=True, help="Download width in px.")
+@click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True, help="Download threads.")
+@click.option("--per-host", type=click.IntRange(1, 32), default=4, show_default=True, help="Connections per host.")
+@click.option("--scroll-pause", type=click.FloatRange(0), default=0.5, show_default=True, help="Seconds after each scroll.")
+@click.option("--browser", default="/usr/bin/chromium", show_default=True, help="Chromium binary.")
+@click.option("--driver", default="/usr/bin/chromedriver", show_default=True, help="ChromeDriver binary.")
+@click.option("--show-browser", is_flag=True, help="Run the browser with a window (needs a display).")
+@click.pass_context
+def scrape(ctx: click.Context, **opts) -> None:
+    """Harvest Unsplash search results with headless Chromium and download them with a manifest."""
+    run_scrape = _stage("colorize.scraper.scrape", "run_scrape")
+
+    opts["out"] = _default(opts["out"], ctx, "raw")
+    report = run_scrape(**opts)
+    _say(report)
+
+
+@cli.command()
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), help="Where to rebuild the dataset [DATA/raw].")
+@click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.option("--allow-missing", is_flag=True, help="Exit 0 even if some photos are missing or changed.")
+@click.pass_context
+def fetch(ctx: click.Context, manifest: str, out: str | None, workers: int, allow_missing: bool) -> None:
+    """Rebuild a shared dataset from its MANIFEST, verifying every sha256."""
+    run_fetch = _stage("colorize.scraper.fetch", "run_fetch")
+
+    report = run_fetch(Path(manifest), _default(out, ctx, "raw"), workers=workers, allow_missing=allow_missing)
+    _say(report)
+
+
+# ----------------------------------------------------------------------------------------------- prep
+@cli.command()
+@click.option("--src", type=click.Path(file_okay=False), help="Dataset folder (manifest.json or category subfolders) [DATA/raw].")
+@click.option("--out", type=click.Path(file_okay=False), help="Shard folder [DATA/shards].")
+@click.option("--size", type=click.IntRange(32, 1024), default=256, show_default=True)
+@click.option("--fit", type=click.Choice(["pad", "crop"]), default="pad", show_default=True)
+@click.option("--grid", type=click.IntRange(1, 64), default=10, show_default=True, help="ab grid cell size.")
+@click.option("--bins", type=click.IntRange(2, 1024), default=32, show_default=True, help="Most frequent ab cells kept.")
+@click.option("--lambda", "lam", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Rebalancing mix with uniform.")
+@click.option("--sigma", type=click.FloatRange(0), default=5.0, show_default=True, help="Prior smoothing (ab units).")
+@click.option("--augment", type=click.IntRange(0, 7), default=7, show_default=True, help="Train variants per photo (0 = off).")
+@click.option("--split", default="0.8,0.1,0.1", show_default=True, help="train,val,test fractions.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--shard-size", type=click.IntRange(1), default=1024, show_default=True, help="Samples per shard.")
+@click.option("--workers", type=click.IntRange(1), default=None, help="Processes [all cores].")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True)
+@click.option("--scheduler", help="dask scheduler address, e.g. tcp://10.0.0.5:8786 [a local cluster].")
+@click.option("--verify", "verify_dir", type=click.Path(file_okay=False), help="Only verify the shards in this folder.")
+@click.pass_context
+def prep(ctx: click.Context, verify_dir: str | None, **opts) -> None:
+    """Decode, resize, augment and split photos into sharded .npz with color-bin statistics."""
+    if verify_dir:
+        verify_shards = _stage("colorize.dataset.shards", "verify_shards")
+
+        report = verify_shards(Path(verify_dir))
+    else:
+        run_prep = _stage("colorize.dataset.prep", "run_prep")
+
+        opts["src"] = _default(opts["src"], ctx, "raw")
+        opts["out"] = _default(opts["out"], ctx, "shards")
+        report = run_prep(**opts)
+    _say(report)
+
+
+@cli.command()
+@click.argument("shards_dir", type=click.Path(file_okay=False), required=False)
+@click.option("--out", type=click.Path(file_okay=False), help="Where to write the pictures [SHARDS_DIR/stats].")
+@click.pass_context
+def stats(ctx: click.Context, shards_dir: str | None, out: str | None) -> None:
+    """Print the color-bin table of a shard folder and draw its pictures."""
+    run_stats = _stage("colorize.dataset.stats", "run_stats")
+
+    shards = _default(shards_dir, ctx, "shards")
+    _say(run_stats(shards, Path(out) if out else shards / "stats"))
+
+
+# ---------------------------------------------------------------------------------------------- train
+@cli.command()
+@click.option("--shards", type=click.Path(file_okay=False), help="Shard folder [DATA/shards].")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder [DATA/runs/default].")
+@click.option("--epochs", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
+@click.option("--width", type=click.IntRange(4), default=32, show_default=True, help="Base channel width.")
+@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=0.38, show_default=True)
+@click.option("--soft-targets", type=click.IntRange(0), default=0, show_default=True, help="K nearest bins as soft targets (0 = hard).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision on CUDA.")
+@click.option("--compile", "compile_model", is_flag=True, help="torch.compile the model.")
+@click.option("--workers", type=click.IntRange(0), default=2, show_default=True, help="DataLoader workers.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from OUT/last.pt, mid-epoch too.")
+@click.option("--max-minutes", type=click.FloatRange(0, min_open=True), help="Stop cleanly after this long.")
+@click.option("--route", type=click.Choice(["none", "category", "profile"]), default="none", show_default=True,
+              help="Train a router and one specialist per category or color profile.")
+@click.option("--profiles", type=click.IntRange(2), default=4, show_default=True, help="k for --route profile.")
+@click.pass_context
+def train(ctx: click.Context, **opts) -> None:
+    """Train the compact U-Net colorizer from the shards (GPU when present)."""
+    opts["shards"] = _default(opts["shards"], ctx, "shards")
+    opts["out"] = _default(opts["out"], ctx, "runs", "default")
+    route = opts.pop("route")
+    profiles = opts.pop("profiles")
+    if route == "none":
+        run_train = _stage("colorize.models.train", "run_train")
+
+        result = run_train(**opts)
+    else:
+        run_train_routed = _stage("colorize.models.routing", "run_train_routed")
+
+        result = run_train_routed(route=route, profiles=profiles, **opts)
+    _say(result)
+
+
+# ------------------------------------------------------------------------------------ predict / eval
+@cli.command()
+@click.option("--model", required=True, type=click.Path(), help="Checkpoint (.pt) or model bundle folder.")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--out", type=click.Path(file_okay=False), default="colorized", show_default=True)
+@click.option("--temperature", default="0.38", show_default=True, help="T, or several (0.2,0.38,1.0) for a strip.")
+@click.option("--confidence", is_flag=True, help="Also write the confidence map.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--batch", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--alpha", type=click.FloatRange(0), default=0.2, show_default=True, help="Video smoothing decay.")
+@click.option("--window", type=click.IntRange(0), default=20, show_default=True, help="Video smoothing frames.")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Bundles: below this router confidence use the global model.")
+def predict(**opts) -> None:
+    """Colorize images, folders and videos at full resolution."""
+    run_predict = _stage("colorize.models.predict", "run_predict")
+
+    report = run_predict(**opts)
+    _say(report)
+    if getattr(report, "failed", 0):
+        sys.exit(1)
+
+
+@cli.command(name="eval")
+@click.option("--model", required=True, type=click.Path(), help="Checkpoint (.pt) or model bundle folder.")
+@click.option("--shards", type=click.Path(file_okay=False), help="Shard folder to evaluate on.")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@click.option("--images", type=click.Path(file_okay=False), help="Or a folder of color images (subfolders = categories).")
+@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=0.38, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default="eval", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--gallery", type=click.IntRange(0), default=12, show_default=True, help="Samples shown in the report.")
+def evaluate(**opts) -> None:
+    """Measure a model against the gray baseline and write eval.json + report.html."""
+    run_eval = _stage("colorize.models.evaluate", "run_eval")
+
+    report = run_eval(**opts)
+    _say(report)
+
+
+# ------------------------------------------------------------------------------------- demo / turing
+@cli.command()
+@click.option("--out", type=click.Path(file_okay=False), default="demo-run", show_default=True)
+@click.option("--quick", is_flag=True, help="A much shorter run (for CI).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def demo(**opts) -> None:
+    """Run the whole chain offline on an embedded gallery served by a local Unsplash-like site."""
+    run_demo = _stage("colorize.demo", "run_demo")
+
+    _say(run_demo(**opts))
+
+
+@cli.command()
+@click.option("--model", "models", multiple=True, type=click.Path(), help="Checkpoint; give two to compare conditions.")
+@click.option("--shards", type=click.Path(file_okay=False))
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@click.option("--images", type=click.Path(file_okay=False))
+@click.option("--pairs", type=click.IntRange(1), default=40, show_default=True)
+@click.option("--practice", type=click.IntRange(0), default=3, show_default=True)
+@click.option("--temperature", default="0.38", show_default=True, help="T, or two (0.38,1.0) to compare conditions.")
+@click.option("--view-ms", type=click.IntRange(0), default=1000, show_default=True, help="0 = unlimited viewing.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default="turing", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--results", "results_dir", type=click.Path(file_okay=False), help="Only tally the answers in this study folder.")
+@click.option("--no-serve", is_flag=True, help="Prepare the pairs and exit.")
+def turing(**opts) -> None:
+    """Run a "real or colorized?" study in the browser, or tally one with --results."""
+    run_turing = _stage("colorize.turing", "run_turing")
+
+    _say(run_turing(**opts))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    cli.main(args=argv, prog_name="colorize", obj={})
+
+
+if __name__ == "__main__":
+    main()

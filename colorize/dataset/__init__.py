@@ -1,0 +1,1 @@
+"""Stage 2: photos -> reproducible, sharded training data (and the loader that reads it back)."""

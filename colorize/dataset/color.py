@@ -1,0 +1,71 @@
+"""CIE Lab (D65) conversions and the storage encoding of L and ab, shared by prep, training and prediction.
+
+Storage: L (0..100) as uint8 ``round(L * 255 / 100)`` and ab as int8 ``clip(round(ab), -128, 127)``.
+Keeping raw ab (not bin indices) means a different bin set never needs a re-decode.
+OpenCV's float32 path is used (sRGB companding, D65): within ~0.5 Lab units of a float64 reference
+at a fraction of the cost of a numpy implementation.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+L_SCALE = 255.0 / 100.0
+
+
+def _as_image(arr: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+    """cv2 wants (H, W, 3); accept any [..., 3] array and remember how to put it back."""
+    shape = arr.shape
+    if arr.ndim == 3:
+        return arr, shape
+    return arr.reshape(-1, 1, 3), shape
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """uint8 sRGB [..., 3] -> float32 Lab [..., 3] (L 0..100, a/b roughly -128..127)."""
+    if rgb.dtype != np.uint8:
+        raise TypeError(f"rgb_to_lab expects uint8 RGB, got {rgb.dtype}")
+    img, shape = _as_image(rgb)
+    lab = cv2.cvtColor(img.astype(np.float32) * np.float32(1.0 / 255.0), cv2.COLOR_RGB2Lab)
+    return lab.reshape(shape)
+
+
+def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
+    """float Lab [..., 3] -> uint8 sRGB [..., 3]; colors outside the sRGB gamut are clipped."""
+    img, shape = _as_image(np.ascontiguousarray(lab, dtype=np.float32))
+    rgb = cv2.cvtColor(img, cv2.COLOR_Lab2RGB)
+    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8).reshape(shape)
+
+
+def encode_l(L: np.ndarray) -> np.ndarray:
+    """Lightness 0..100 -> uint8 0..255."""
+    return np.clip(np.rint(np.asarray(L, dtype=np.float32) * np.float32(L_SCALE)), 0, 255).astype(np.uint8)
+
+
+def decode_l(L_u8: np.ndarray) -> np.ndarray:
+    """uint8 0..255 -> lightness 0..100 (float32)."""
+    return L_u8.astype(np.float32) * np.float32(1.0 / L_SCALE)
+
+
+def encode_ab(ab: np.ndarray) -> np.ndarray:
+    """ab float -> int8, rounded and clipped to -128..127."""
+    return np.clip(np.rint(np.asarray(ab, dtype=np.float32)), -128, 127).astype(np.int8)
+
+
+def rgb_to_stored(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 RGB [H, W, 3] -> (L uint8 [H, W], ab int8 [H, W, 2]): the shard encoding."""
+    lab = rgb_to_lab(rgb)
+    return encode_l(lab[..., 0]), encode_ab(lab[..., 1:])
+
+
+def stored_to_rgb(L_u8: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """(L uint8 [..., H, W], ab [..., H, W, 2] int8 or float) -> uint8 RGB [..., H, W, 3]."""
+    lab = np.concatenate([decode_l(L_u8)[..., None], np.asarray(ab, dtype=np.float32)], axis=-1)
+    return lab_to_rgb(lab)
+
+
+def gray_rgb(rgb: np.ndarray) -> np.ndarray:
+    """The photo with its color removed (ab = 0), as uint8 RGB: what a black-and-white input looks like."""
+    L_u8, _ = rgb_to_stored(rgb)
+    return stored_to_rgb(L_u8, np.zeros(L_u8.shape + (2,), np.float32))

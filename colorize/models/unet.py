@@ -1,0 +1,92 @@
+"""ColorUNet: a compact U-Net that classifies every pixel into one of n ab color bins.
+
+Why a U-Net: colorizing needs a large receptive field (what object is this?) *and* pixel-exact edges
+(where does it end?). Three max-pool groups give the first, skip connections give the second, and the
+whole net stays under 2 M parameters at the default width, so it trains on one GPU in minutes.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# The net pools three times, so inputs are padded to a multiple of 8 and cropped back.
+DOWNSAMPLE = 8
+
+
+def l_to_input(L_u8: torch.Tensor) -> torch.Tensor:
+    """uint8 lightness [B,S,S] or [B,1,S,S] -> float [B,1,S,S] in -1..1, the network's input.
+
+    Done on the device: batches travel as uint8 (4x less to copy than float32).
+    """
+    if L_u8.dtype != torch.uint8:
+        raise TypeError(f"l_to_input expects a uint8 tensor, got {L_u8.dtype}")
+    x = L_u8.unsqueeze(1) if L_u8.dim() == 3 else L_u8
+    return x.float().mul_(1.0 / 127.5).sub_(1.0)
+
+
+def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
+    """Two 3x3 conv + BN + ReLU: a large receptive field from few parameters."""
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class _Up(nn.Module):
+    """Transposed conv x2, concatenate the skip from the encoder, two convs."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.up = nn.ConvTranspose2d(c_in, c_out, 2, stride=2)
+        self.conv = _double_conv(2 * c_out, c_out)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.conv(torch.cat([self.up(x), skip], dim=1))
+
+
+class ColorUNet(nn.Module):
+    """U-Net over L: 3 down groups, a bottleneck, 3 up groups, and 1x1 logits over `n_bins`.
+
+    `forward(x)` takes float [B,1,H,W] from `l_to_input` and returns logits [B,n_bins,H,W] at input
+    resolution (any H, W: padded to a multiple of 8 internally).
+    """
+
+    def __init__(self, n_bins: int, width: int = 32) -> None:
+        super().__init__()
+        if n_bins < 2 or width < 1:
+            raise ValueError(f"ColorUNet needs n_bins >= 2 and width >= 1 (got {n_bins}, {width})")
+        self.n_bins = n_bins
+        self.width = width
+        w = width
+        self.down1 = _double_conv(1, w)
+        self.down2 = _double_conv(w, 2 * w)
+        self.down3 = _double_conv(2 * w, 4 * w)
+        self.bottleneck = _double_conv(4 * w, 8 * w)
+        self.up3 = _Up(8 * w, 4 * w)
+        self.up2 = _Up(4 * w, 2 * w)
+        self.up1 = _Up(2 * w, w)
+        self.head = nn.Conv2d(w, n_bins, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        pad_h, pad_w = (-h) % DOWNSAMPLE, (-w) % DOWNSAMPLE
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        s1 = self.down1(x)
+        s2 = self.down2(F.max_pool2d(s1, 2))
+        s3 = self.down3(F.max_pool2d(s2, 2))
+        y = self.bottleneck(F.max_pool2d(s3, 2))
+        y = self.up1(self.up2(self.up3(y, s3), s2), s1)
+        logits = self.head(y)
+        return logits[..., :h, :w] if (pad_h or pad_w) else logits
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters (what the issue's <= 2 M budget counts)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,62 @@
+"""Rebalanced, masked cross-entropy over ab bins, with optional soft targets.
+
+Why rebalanced: most pixels are near-gray, so plain cross-entropy learns to predict sepia. Each pixel's
+loss is multiplied by w(target bin) from the shard statistics (Σ prior·w = 1, so the average scale stays
+that of plain cross-entropy) and by the mask (padding and fully gray images count for nothing).
+Soft targets (Zhang et al.): instead of one-hot, a Gaussian (σ = 5 ab units) over the K bins nearest the
+target bin's center, which tells the net that a near miss is better than a far one.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def soft_target_table(centers: torch.Tensor, k: int, sigma: float = 5.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """For every bin: its k nearest bins [n,k] (itself first) and their normalised Gaussian weights [n,k]."""
+    centers = centers.float()
+    k = min(k, centers.shape[0])
+    dist = torch.cdist(centers, centers)
+    d, idx = dist.topk(k, dim=1, largest=False)
+    g = torch.exp(-(d**2) / (2 * sigma**2))
+    return idx, g / g.sum(dim=1, keepdim=True)
+
+
+class RebalancedLoss(nn.Module):
+    """`loss(logits [B,n,H,W], bins [B,H,W], mask [B,H,W], colorful [B] | None) -> scalar`.
+
+    The mean is over counted pixels (mask & colorful), so a batch of padding or gray images gives 0.
+    """
+
+    def __init__(self, weights: torch.Tensor, centers: torch.Tensor | None = None, soft_k: int = 0,
+                 sigma: float = 5.0) -> None:
+        super().__init__()
+        self.register_buffer("weights", torch.as_tensor(weights, dtype=torch.float32).clone())
+        self.soft_k = int(soft_k) if soft_k and soft_k > 1 else 0
+        if self.soft_k:
+            if centers is None:
+                raise ValueError("soft targets need the bin centers")
+            idx, g = soft_target_table(torch.as_tensor(centers), self.soft_k, sigma)
+            self.register_buffer("nb_idx", idx)
+            self.register_buffer("nb_weight", g)
+
+    def per_pixel(self, logits: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+        """Unweighted cross-entropy per pixel [B,H,W] (float32 whatever the autocast dtype)."""
+        logits = logits.float()
+        bins = bins.long()
+        if not self.soft_k:
+            return F.cross_entropy(logits, bins, reduction="none")
+        logp = F.log_softmax(logits, dim=1)
+        nb = self.nb_idx[bins].permute(0, 3, 1, 2)  # [B,K,H,W]
+        target = self.nb_weight[bins].permute(0, 3, 1, 2)
+        return -(target * logp.gather(1, nb)).sum(dim=1)
+
+    def forward(self, logits: torch.Tensor, bins: torch.Tensor, mask: torch.Tensor,
+                colorful: torch.Tensor | None = None) -> torch.Tensor:
+        counted = mask.bool()
+        if colorful is not None:
+            counted = counted & colorful.bool().view(-1, 1, 1)
+        weight = self.weights[bins.long()] * counted
+        return (self.per_pixel(logits, bins) * weight).sum() / counted.sum().clamp_min(1)

@@ -176,7 +176,8 @@ def select(candidates: Sequence[Candidate], n_practice: int, n_pairs: int,
     n_practice = min(n_practice, len(stream) - 1)
     test = stream[n_practice:n_practice + n_pairs]
     if len(test) < n_pairs:
-        log.warning("only %d photos for %d requested test pairs: using %d", len(stream), n_pairs, len(test))
+        log.warning("only %d photos (%d after %d practice pairs) for %d requested test pairs: using %d",
+                    len(stream), len(stream) - n_practice, n_practice, n_pairs, len(test))
     return stream[:n_practice], test
 
 

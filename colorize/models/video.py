@@ -1,0 +1,204 @@
+"""Video colorization with temporal smoothing of the bin probabilities (ColorUNet), without flicker.
+
+Colorizing frames one by one flickers: the net's choice between two plausible colors flips from frame
+to frame. ColorUNet smooths the *probabilities* over time before decoding,
+``p̂_t ∝ Σ_i e^(−α·i) p_(t−i)``. We compute it as a running sum, ``S_t = e^(−α)·S_(t−1) + p_t``
+normalized by the running weight ``W_t = e^(−α)·W_(t−1) + 1``: one accumulator the size of one frame's
+probabilities, O(1) work per frame, and no buffer of past frames (a buffer of K frames of 313-bin
+probabilities at 256 px would be over 1 GB). The kernel therefore has no hard end: frames older than the
+window K still weigh e^(−α(K+1)) of the current one together (1.5 % at α = 0.2, K = 20); ``window 0``
+turns smoothing off. At a scene cut (the fitted lightness changes a lot) the sum restarts, so colors of
+one shot never bleed into the next.
+
+Frames are read with OpenCV, colorized in batches through the model, and written audio-free at the
+input's size and frame rate (mp4v for .mp4/.mov, MJPG for .avi), to a temp file moved into place at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from colorize.errors import ColorizeError
+from colorize.io import TMP_PREFIX
+from colorize.models.predict import compose, decode_ab, model_probs, prepare
+from colorize.progress import progress
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".m4v"})
+DEFAULT_FPS = 25.0
+# Mean |ΔL| (uint8 units, fitted frame) above which two consecutive frames belong to different shots.
+SCENE_CUT_L = 40.0
+
+
+def output_suffix(src: Path) -> str:
+    """The container we write: .avi stays .avi (MJPG), .mov stays .mov, everything else becomes .mp4."""
+    suffix = src.suffix.lower()
+    return suffix if suffix in (".avi", ".mov") else ".mp4"
+
+
+def _fourcc(suffix: str) -> int:
+    return cv2.VideoWriter_fourcc(*("MJPG" if suffix == ".avi" else "mp4v"))
+
+
+class RunningSmoother:
+    """The exponentially decayed running sum of bin probabilities (see the module docstring)."""
+
+    def __init__(self, alpha: float, window: int) -> None:
+        self.enabled = window > 0
+        self.decay = math.exp(-alpha)
+        self.total: torch.Tensor | None = None
+        self.weight = 0.0
+
+    def reset(self) -> None:
+        self.total, self.weight = None, 0.0
+
+    def update(self, probs: torch.Tensor) -> torch.Tensor:
+        """Add frame t's probabilities [n,S,S]; return the smoothed (normalized) distribution."""
+        if not self.enabled:
+            return probs
+        if self.total is None:
+            self.total, self.weight = probs.clone(), 1.0
+        else:
+            self.total.mul_(self.decay).add_(probs)
+            self.weight = self.weight * self.decay + 1.0
+        return self.total / self.weight
+
+
+@dataclass
+class VideoStats:
+    """What happened to one video (goes into the predict record)."""
+
+    frames: int
+    fps: float
+    width: int
+    height: int
+    flicker_raw: float | None  # mean |Δab| between consecutive frames, frame by frame
+    flicker_smoothed: float | None  # the same after temporal smoothing
+    scene_cuts: int
+
+
+def _open(src: Path) -> cv2.VideoCapture:
+    cap = cv2.VideoCapture(str(src))
+    if not cap.isOpened():
+        cap.release()
+        raise ColorizeError(f"cannot open video {src}", "check the file plays; supported: .mp4 .avi .mov .mkv .m4v")
+    return cap
+
+
+def read_first_frame(src: Path) -> np.ndarray:
+    """The first frame as uint8 RGB (bundles route a whole video by it)."""
+    cap = _open(src)
+    try:
+        ok, frame = cap.read()
+    finally:
+        cap.release()
+    if not ok or frame is None:
+        raise ColorizeError(f"{src}: no frame could be decoded", "check the file plays, or re-encode it")
+    return np.ascontiguousarray(frame[..., ::-1])
+
+
+def _read_batch(cap: cv2.VideoCapture, n: int, size: tuple[int, int] | None) -> list[np.ndarray]:
+    frames = []
+    while len(frames) < n:
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            break
+        if size is not None and (frame.shape[1], frame.shape[0]) != size:  # keep the writer's size
+            frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        frames.append(np.ascontiguousarray(frame[..., ::-1]))
+    return frames
+
+
+class _Flicker:
+    """Mean absolute ab change between consecutive frames (inside the unpadded area), across a video."""
+
+    def __init__(self) -> None:
+        self.prev: np.ndarray | None = None
+        self.total, self.pairs = 0.0, 0
+
+    def add(self, ab: np.ndarray, new_shot: bool) -> None:
+        if self.prev is not None and not new_shot:
+            self.total += float(np.mean(np.abs(ab - self.prev)))
+            self.pairs += 1
+        self.prev = ab
+
+    def value(self) -> float | None:
+        return self.total / self.pairs if self.pairs else None
+
+
+def colorize_video(colorizer: Any, src: Path, outputs: Sequence[Path], temperatures: Sequence[float],
+                   batch: int = 8, alpha: float = 0.2, window: int = 20) -> VideoStats:
+    """Colorize `src` into one video per temperature (`outputs[i]` at `temperatures[i]`)."""
+    cap = _open(src)
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    if not (math.isfinite(fps) and fps > 0):
+        log.warning("%s: no usable frame rate in the file; writing %.0f fps", src, DEFAULT_FPS)
+        fps = DEFAULT_FPS
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    temps = [Path(p).with_name(f"{TMP_PREFIX}{Path(p).name}.{os.getpid()}{Path(p).suffix}") for p in outputs]
+    writers: list[cv2.VideoWriter] = []
+    smoother = RunningSmoother(alpha, window)
+    flicker_raw, flicker_smooth = _Flicker(), _Flicker()
+    frames, cuts, size = 0, 0, None
+    prev_L: np.ndarray | None = None
+    bar = progress(total=total, desc=f"video {src.name}", unit="frame")
+    try:
+        while chunk := _read_batch(cap, batch, size):
+            if size is None:
+                size = (chunk[0].shape[1], chunk[0].shape[0])
+                for out, tmp in zip(outputs, temps):
+                    Path(out).parent.mkdir(parents=True, exist_ok=True)
+                    writer = cv2.VideoWriter(str(tmp), _fourcc(Path(out).suffix), fps, size)
+                    if not writer.isOpened():
+                        raise ColorizeError(f"cannot write video {out} with this OpenCV build",
+                                            "write .mp4 or .avi output")
+                    writers.append(writer)
+            prepared = [prepare(rgb, colorizer.size) for rgb in chunk]
+            probs = model_probs(colorizer, np.stack([p.L_small for p in prepared]))
+            for i, p in enumerate(prepared):
+                f = p.framing
+                L_now = p.L_small[f.y:f.y + f.h, f.x:f.x + f.w].astype(np.float32)
+                new_shot = prev_L is not None and float(np.mean(np.abs(L_now - prev_L))) > SCENE_CUT_L
+                prev_L = L_now
+                if new_shot:
+                    cuts += 1
+                    smoother.reset()
+                smoothed = smoother.update(probs[i])[None]
+                raw_ab = decode_ab(probs[i:i + 1], colorizer.centers, temperatures[0])[0]
+                flicker_raw.add(raw_ab[f.y:f.y + f.h, f.x:f.x + f.w], new_shot)
+                for k, (t, writer) in enumerate(zip(temperatures, writers)):
+                    ab = decode_ab(smoothed, colorizer.centers, t)[0]
+                    if k == 0:
+                        flicker_smooth.add(ab[f.y:f.y + f.h, f.x:f.x + f.w], new_shot)
+                    rgb = compose(p.L_full, f.upsample(ab))
+                    writer.write(np.ascontiguousarray(rgb[..., ::-1]))
+                frames += 1
+                bar.update(1)
+        if frames == 0:
+            raise ColorizeError(f"{src}: no frame could be decoded", "check the file plays, or re-encode it")
+        for writer in writers:
+            writer.release()
+        for out, tmp in zip(outputs, temps):
+            os.replace(tmp, out)
+    finally:
+        bar.close()
+        cap.release()
+        for writer in writers:
+            writer.release()
+        for tmp in temps:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+    assert size is not None
+    return VideoStats(frames, float(fps), size[0], size[1], flicker_raw.value(), flicker_smooth.value(), cuts)

@@ -1,0 +1,123 @@
+"""Video: temporal smoothing as a running sum lowers flicker; frames, size and rate survive; scene cuts reset."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from colorize.errors import ColorizeError
+from colorize.models.checkpoint import load_colorizer, write_untrained_checkpoint
+from colorize.models.predict import run_predict
+from colorize.models.video import RunningSmoother, colorize_video
+
+CENTERS = np.array([[a, b] for a in (-60, 0, 60) for b in (-60, 0, 60)], np.float32)
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    return write_untrained_checkpoint(tmp_path_factory.mktemp("m") / "m.pt", CENTERS, size=32, width=4, seed=1)
+
+
+@pytest.fixture(scope="module")
+def vivid(model_path):
+    """A decisive head: per-pixel choices flip with small input noise, which is exactly what flickers."""
+    col = load_colorizer(model_path, "cpu")
+    with torch.no_grad():
+        col.model.head.weight.mul_(40.0)
+    return col
+
+
+def _write_clip(path, frames, fps=10.0, fourcc="mp4v"):
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    assert writer.isOpened()
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    return path
+
+
+def _noisy_scene(n=14, h=48, w=64, seed=0, level=110):
+    """A slowly panning scene with per-frame sensor noise (what makes frame-by-frame colors flicker)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    frames = []
+    for t in range(n):
+        base = level + 60 * np.sin((xx + t) / 6) * np.cos(yy / 5)
+        gray = np.clip(base + rng.normal(0, 12, (h, w)), 0, 255).astype(np.uint8)
+        frames.append(np.dstack([gray] * 3))
+    return frames
+
+
+def _read_back(path):
+    cap = cv2.VideoCapture(str(path))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f)
+    cap.release()
+    return frames, fps
+
+
+def test_running_sum_equals_the_decayed_sum_and_window_zero_is_off():
+    rng = np.random.default_rng(0)
+    ps = [torch.from_numpy(rng.dirichlet(np.ones(5), size=(3, 3)).transpose(2, 0, 1).astype(np.float32))
+          for _ in range(6)]
+    alpha = 0.3
+    sm = RunningSmoother(alpha, window=20)
+    for t, p in enumerate(ps):
+        got = sm.update(p)
+        weights = [math.exp(-alpha * i) for i in range(t + 1)]
+        expected = sum(w * ps[t - i] for i, w in enumerate(weights)) / sum(weights)
+        assert torch.allclose(got, expected, atol=1e-6)
+        assert torch.allclose(got.sum(0), torch.ones(3, 3), atol=1e-5)  # still a distribution
+    sm.reset()
+    assert torch.equal(sm.update(ps[0]), ps[0])
+    off = RunningSmoother(alpha, window=0)
+    assert off.update(ps[3]) is ps[3]
+
+
+def test_smoothing_lowers_flicker_and_keeps_frames_size_and_rate(tmp_path, vivid):
+    clip = _write_clip(tmp_path / "clip.mp4", _noisy_scene())
+    out = tmp_path / "clip.color.mp4"
+    stats = colorize_video(vivid, clip, [out], [0.38], batch=4, alpha=0.2, window=20)
+    assert stats.flicker_smoothed < 0.8 * stats.flicker_raw, stats
+    frames, fps = _read_back(out)
+    assert len(frames) == stats.frames == 14
+    assert frames[0].shape == (48, 64, 3) and fps == pytest.approx(10.0)
+    assert stats.scene_cuts == 0
+    assert not list(tmp_path.glob(".tmp-*"))
+    # window 0: no smoothing, so the smoothed flicker is the raw one
+    plain = colorize_video(vivid, clip, [tmp_path / "plain.mp4"], [0.38], batch=5, window=0)
+    assert plain.flicker_smoothed == pytest.approx(plain.flicker_raw)
+    assert plain.flicker_raw == pytest.approx(stats.flicker_raw, rel=1e-4)  # batching changes nothing
+
+
+def test_predict_cli_path_for_video_with_cut_and_avi(tmp_path, model_path):
+    frames = _noisy_scene(6, level=50) + _noisy_scene(6, level=200, seed=1)  # a hard cut after frame 6
+    clip = _write_clip(tmp_path / "cut.avi", frames, fps=12.0, fourcc="MJPG")
+    report = run_predict(model_path, [clip], tmp_path / "out", temperature="0.38,1", device="cpu", batch=4)
+    assert (report.videos, report.failed) == (1, 0)
+    record = json.loads((tmp_path / "out" / "predict-run.json").read_text())
+    item = record["items"][0]
+    assert item["scene_cuts"] == 1 and item["frames"] == 12 and item["width"] == 64 and item["height"] == 48
+    for name in ("cut.t0.38.color.avi", "cut.t1.color.avi"):
+        back, fps = _read_back(tmp_path / "out" / name)
+        assert len(back) == 12 and back[0].shape == (48, 64, 3) and fps == pytest.approx(12.0)
+    assert "flicker" in report.summary_line()
+
+
+def test_unreadable_video_is_a_clear_error(tmp_path, vivid):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"definitely not a video")
+    with pytest.raises(ColorizeError, match="bad.mp4"):
+        colorize_video(vivid, bad, [tmp_path / "o.mp4"], [0.38])
+    assert not (tmp_path / "o.mp4").exists() and not list(tmp_path.glob(".tmp-*"))

@@ -7,7 +7,10 @@ The browser half (the real page in headless Chromium) is in test_turing_browser.
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -181,6 +184,38 @@ def test_prepare_with_a_real_checkpoint_and_shards(tmp_path):
                    no_serve=True)
 
 
+def test_cli_serves_until_ctrl_c_then_writes_the_tally(tmp_path):
+    """The real command: prepare, then serve (prints the URL first), answer over HTTP, Ctrl-C, tally."""
+    from colorize.models.checkpoint import write_untrained_checkpoint
+
+    make_images(tmp_path / "images", per_category=2)
+    centers = np.array([(a, b) for a in (-20, 20) for b in (-20, 20)], np.float32)
+    model = write_untrained_checkpoint(tmp_path / "m.pt", centers, size=32, width=4)
+    args = ["--model", str(model), "--images", str(tmp_path / "images"), "--pairs", "2", "--practice", "1",
+            "--out", str(tmp_path / "study")]
+    res = CliRunner().invoke(cli, ["turing", *args, "--no-serve"])
+    assert res.exit_code == 0 and "prepared 2 test + 1 practice" in res.output, res.output
+    # The serving run reuses the prepared study, so it needs neither torch nor the model's time.
+    proc = subprocess.Popen([sys.executable, "-m", "colorize", "turing", *args, "--port", "0", "--view-ms", "500"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "study running at http://127.0.0.1:" in line, (line, proc.stderr.read() if proc.poll() else "")
+        url = line.split(" at ", 1)[1].split()[0]
+        status, _, created = http(url + "api/participants", {})
+        trial = created["trial"]
+        http(url + "api/answer", {"participant": created["participant"], "position": 0, "trial": trial["id"],
+                                  "choice": "left", "rt_ms": 640})
+        assert http(url + "api/study")[2]["view_ms"] == 500
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "0 test answers from 1 participant(s)" in out and "tally.json" in out
+    tally = json.loads((tmp_path / "study" / "tally.json").read_text())
+    assert tally["answers"]["practice"] == 1 and tally["participants_n"] == 1
+
+
 # ---------------------------------------------------------------------------------------- bad input
 def test_bad_input_is_one_clear_error(tmp_path):
     make_images(tmp_path / "images", per_category=1)
@@ -220,7 +255,7 @@ def test_cli_prints_one_line_errors_and_the_tally(tmp_path):
     answer_all(store, store.new_participant(), lambda t: other(t.real_side))
     res = runner.invoke(cli, ["turing", "--results", str(tmp_path / "study")])
     assert res.exit_code == 0, res.output
-    assert "2 answers from 1 participant(s); fooled 100.0% [34.2, 100.0] (n=2)" in res.output
+    assert "2 test answers from 1 participant(s); fooled 100.0% [34.2, 100.0] (n=2)" in res.output
     assert json.loads((tmp_path / "study" / "tally.json").read_text())["overall"]["fooled"] == 2
     assert (tmp_path / "study" / "turing-tally-run.json").is_file()
 
@@ -349,6 +384,9 @@ def test_http_api_headers_and_path_checks(tmp_path):
         assert img.headers["Content-Type"] == "image/jpeg" and img.read(2) == b"\xff\xd8"
         assert http(base + "/api/results")[2]["answers"]["practice"] == 1
         assert all(client == "127.0.0.1" for _, _, client in server.requests)
+        rebound = urllib.request.Request(base + "/api/study", headers={"Host": "evil.example"})
+        with pytest.raises(urllib.error.HTTPError, match="403"):
+            urllib.request.urlopen(rebound, timeout=10)  # DNS rebinding onto the loopback study
     meta = json.loads((tmp_path / "study" / "participants" / f"{pid}.json").read_text())
     assert meta["label"] == "xy"
 

@@ -43,11 +43,13 @@ class TuringReport:
     def summary_line(self) -> str:
         if self.action == "tallied" or (self.action == "served" and self.tally):
             t = self.tally or {}
-            parts = [f"turing: {t['answers']['test']} answers from {t['participants_n']} participant(s)",
-                     f"fooled {format_rate(t['overall'])}"]
+            parts = [f"turing: {t['answers']['test']} test answers from {t['participants_n']} participant(s)"]
+            if t["overall"]["n"]:
+                parts.append(f"fooled {format_rate(t['overall'])}")
             if len(t.get("by_condition", {})) > 1:
                 parts.append(" ".join(f"{k} {format_rate(v)}" for k, v in t["by_condition"].items()))
-            parts.append(f"{len(t['participants_flagged'])} flagged too fast or one-sided")
+            if t["participants_flagged"]:
+                parts.append(f"{len(t['participants_flagged'])} flagged (too fast or one side)")
             return "; ".join(parts) + f" -> {self.out / 'tally.json'}"
         what = "reused the finished study:" if self.action == "reused" else "prepared"
         return (f"turing: {what} {self.pairs} test + {self.practice} practice pairs "
@@ -116,6 +118,19 @@ def load_colorizers(conds: Sequence[tuple[Condition, Path]]) -> dict[str, Colori
     return fns
 
 
+class LazyColorizers(dict):
+    """Condition name -> colorize function, loading the models on first use: a reused study needs none,
+    and torch is not even imported then."""
+
+    def __init__(self, conds: Sequence[tuple[Condition, Path]]) -> None:
+        super().__init__()
+        self.conds = conds
+
+    def __missing__(self, key: str) -> ColorizeFn:
+        self.update(load_colorizers(self.conds))
+        return dict.__getitem__(self, key)
+
+
 def check_port_free(host: str, port: int) -> None:
     """Fail before minutes of colorizing if the port is taken (the server binds it again right after)."""
     if port == 0:
@@ -172,17 +187,7 @@ def run_turing(models: Sequence[str] = (), shards: str | None = None, split: str
     source: Source = shard_source(Path(shards), split) if shards is not None else image_source(Path(images))
     t_source = time.perf_counter() - t0
 
-    colorizers: dict[str, ColorizeFn] = {}
-
-    class _Lazy(dict):
-        """Load the models only when a pair needs colorizing (a reused study needs none)."""
-
-        def __missing__(self, key: str) -> ColorizeFn:
-            if not colorizers:
-                colorizers.update(load_colorizers(conds))
-            return colorizers[key]
-
-    result = build_study(out_dir, source, [c for c, _ in conds], _Lazy(), practice, pairs, seed,
+    result = build_study(out_dir, source, [c for c, _ in conds], LazyColorizers(conds), practice, pairs, seed,
                          JPEG_QUALITY, MAX_SIDE)
     study = result.study
     params = {"models": [str(p) for _, p in conds], "shards": shards, "split": split, "images": images,

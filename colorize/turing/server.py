@@ -24,6 +24,7 @@ import logging
 import os
 import random
 import secrets
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -264,6 +265,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         app.log_request_seen(method, self.path, self.client_address[0])
         try:
+            app.check_host(self.headers.get("Host", ""))
             if method == "GET":
                 self._get(app, path)
             else:
@@ -353,6 +355,7 @@ class StudyServer:
         self.httpd.daemon_threads = True
         self.httpd.app = self  # type: ignore[attr-defined]
         self.host, self.port = self.httpd.server_address[:2]
+        self.loopback = str(self.host).startswith("127.") or self.host in ("::1", "localhost")
 
     @property
     def url(self) -> str:
@@ -385,6 +388,15 @@ class StudyServer:
 
         return tally_study(self.dir)
 
+    def check_host(self, host_header: str) -> None:
+        """On a loopback address, accept only loopback Host names: a web page elsewhere cannot reach the
+        study through DNS rebinding. On another address (--host) participants may use any name."""
+        if not self.loopback:
+            return
+        name = urlsplit("//" + host_header).hostname or ""
+        if name not in ("127.0.0.1", "localhost", "::1") and not name.startswith("127."):
+            raise ApiError(HTTPStatus.FORBIDDEN, "unexpected Host header")
+
     def log_request_seen(self, method: str, path: str, client: str) -> None:
         with self._req_lock:
             if len(self.requests) < 100_000:
@@ -414,12 +426,21 @@ class StudyServer:
     def serve_until_interrupted(self) -> None:
         """Block until Ctrl-C (or SIGTERM via KeyboardInterrupt), then stop cleanly and write the tally."""
         self.start()
+        previous = None
+        if threading.current_thread() is threading.main_thread():  # `kill` stops it as cleanly as Ctrl-C
+            previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             while self._thread is not None and self._thread.is_alive():
                 time.sleep(0.5)
         except KeyboardInterrupt:
             log.info("stopping the study server")
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
             self.stop()
             atomic_write_json(self.dir / "tally.json", self.results())
 
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

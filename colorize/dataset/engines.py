@@ -112,7 +112,7 @@ def _run_dask(fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int, sche
     with contextlib.ExitStack() as stack:
         if scheduler:
             try:
-                client = stack.enter_context(Client(scheduler, timeout=15, set_as_default=False))
+                client = stack.enter_context(Client(scheduler, timeout=15))
             except (OSError, TimeoutError) as exc:
                 raise ColorizeError(f"cannot reach the dask scheduler at {scheduler} ({exc})",
                                     "start it with `dask scheduler` and check the address") from exc
@@ -121,7 +121,7 @@ def _run_dask(fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int, sche
         else:
             cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                        dashboard_address=None, silence_logs=logging.WARNING))
-            client = stack.enter_context(Client(cluster, set_as_default=False))
+            client = stack.enter_context(Client(cluster))
         futures = client.map(fn, list(tasks), pure=False)
         try:
             for future in as_completed(futures):

@@ -1,0 +1,270 @@
+"""The prep stage end to end: shard layout, splits, augmentation, skipped inputs, determinism, dask, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from test_images_data import hostile_files, jpeg_bytes, make_dataset, photo_like
+
+from colorize.cli import cli
+from colorize.dataset import augment, splits
+from colorize.dataset.prep import JOURNAL, run_prep
+from colorize.dataset.shards import list_shards, load_shard, load_stats, read_manifest
+from colorize.errors import ColorizeError, UsageError
+
+OPTS = dict(size=48, grid=10, bins=12, lam=0.5, sigma=5.0, augment=7, split="0.6,0.2,0.2", seed=3, shard_size=10)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every output whose bytes must be reproducible (not the run record, which holds timings)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())
+            if p.is_file() and (p.suffix == ".npz" or p.name == "manifest.json")}
+
+
+def _load_all(out: Path) -> dict[str, dict[str, np.ndarray]]:
+    return {e["name"]: load_shard(out / e["name"], e["sha256"]) for e in list_shards(out)}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("raw"), n_per_category=4)
+
+
+@pytest.fixture(scope="module")
+def reference(dataset, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ref") / "shards"
+    run_prep(dataset, out, workers=1, **OPTS)
+    return out
+
+
+def test_shard_layout_dtypes_and_manifest(reference):
+    manifest = read_manifest(reference)
+    assert manifest["schema"] == "colorize.shards/1" and len(manifest["source_manifest_sha256"]) == 64
+    assert manifest["params"]["seed"] == 3 and manifest["params"]["lambda"] == 0.5
+    assert manifest["categories"] == ["beach", "city", "forest"]
+    shards = _load_all(reference)
+    assert set(shards) == {e["name"] for e in manifest["shards"]}
+    for entry in manifest["shards"]:
+        arrays = shards[entry["name"]]
+        n = entry["count"]
+        assert 0 < n <= OPTS["shard_size"] and entry["bytes"] == (reference / entry["name"]).stat().st_size
+        assert arrays["L"].shape == (n, 48, 48) and arrays["L"].dtype == np.uint8
+        assert arrays["ab"].shape == (n, 48, 48, 2) and arrays["ab"].dtype == np.int8
+        assert arrays["mask"].shape == (n, 48, 48) and arrays["mask"].dtype == np.bool_
+        for key in ("photo_id", "category", "variant"):
+            assert arrays[key].dtype.kind == "U" and arrays[key].shape == (n,)
+        # 96x64 photos padded to a square: a third of the rows or columns is padding
+        assert np.allclose(arrays["mask"].mean(axis=(1, 2)), 32 / 48, atol=0.03)
+    counted = {s: sum(manifest["counts"][s].values()) for s in splits.SPLITS}
+    assert counted == manifest["samples"] and sum(counted.values()) == sum(e["count"] for e in manifest["shards"])
+    stats = load_stats(reference)
+    assert stats.n_bins == 12 and manifest["stats"]["n_bins"] == 12
+    assert float((stats.prior.astype(np.float64) * stats.weights).sum()) == pytest.approx(1.0, abs=1e-5)
+    train_pixels = sum(int(a["mask"].sum()) for name, a in shards.items() if name.startswith("train"))
+    assert int(stats.cell_counts.sum()) == train_pixels  # statistics over unmasked train pixels only
+    record = json.loads((reference / "prep-run.json").read_text())
+    assert record["command"] == "prep" and record["timings_s"]["total"] > 0
+    assert "timings" not in json.dumps(manifest) and "created" not in manifest
+
+
+def test_splits_and_variants(reference):
+    shards = _load_all(reference)
+    split_of: dict[str, str] = {}
+    variants_of: dict[str, list[str]] = {}
+    for name, arrays in shards.items():
+        split = name.split("-")[0]
+        for pid, variant in zip(arrays["photo_id"].tolist(), arrays["variant"].tolist()):
+            assert split_of.setdefault(pid, split) == split  # all variants of a photo in one split
+            variants_of.setdefault(pid, []).append(variant)
+            assert split == splits.assign_split(pid, 3, (0.6, 0.2, 0.2))
+    assert set(split_of.values()) == {"train", "val", "test"}
+    for pid, variants in variants_of.items():
+        expected = augment.VARIANTS if split_of[pid] == "train" else ("orig",)
+        assert sorted(variants) == sorted(expected)  # val/test never augmented
+
+    train = {(p, v): (L, ab, m) for a in (a for n, a in shards.items() if n.startswith("train"))
+             for p, v, L, ab, m in zip(a["photo_id"], a["variant"], a["L"], a["ab"], a["mask"])}
+    pid = next(p for p, s in split_of.items() if s == "train")
+    L, ab, m = train[(pid, "orig")]
+    fL, fab, fm = train[(pid, "flip")]
+    assert np.array_equal(fL, L[:, ::-1]) and np.array_equal(fab, ab[:, ::-1]) and np.array_equal(fm, m[:, ::-1])
+    spread = []
+    for level in ("noise1", "noise2", "noise3"):
+        nL, nab, nm = train[(pid, level)]
+        assert np.array_equal(nab, ab) and np.array_equal(nm, m)  # noise on the input L only
+        assert np.array_equal(nL[~m], L[~m])  # padding untouched
+        spread.append(np.std(nL[m].astype(int) - L[m]))
+    assert 0 < spread[0] < spread[1] < spread[2]
+    c1, c2 = train[(pid, "crop1")][0], train[(pid, "crop2")][0]
+    assert not np.array_equal(c1, L) and not np.array_equal(c1, c2)
+
+
+def test_augment_zero_and_crop_fit(dataset, tmp_path):
+    out = tmp_path / "s"
+    run_prep(dataset, out, workers=1, **{**OPTS, "augment": 0, "fit": "crop"})
+    shards = _load_all(out)
+    assert {v for a in shards.values() for v in a["variant"].tolist()} == {"orig"}
+    assert all(a["mask"].all() for a in shards.values())
+    assert read_manifest(out)["params"]["variants"] == ["orig"]
+
+
+def test_determinism_across_workers_and_dask(dataset, reference, tmp_path):
+    out2 = tmp_path / "w2"
+    report = run_prep(dataset, out2, workers=2, **OPTS)
+    assert report.rebuilt == report.shards
+    assert _files(out2) == _files(reference)
+
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        out3 = tmp_path / "dask"
+        run_prep(dataset, out3, workers=1, engine="dask", scheduler=cluster.scheduler_address, **OPTS)
+    assert _files(out3) == _files(reference)
+    assert json.loads((out3 / "prep-run.json").read_text())["params"]["engine"] == "dask"
+
+    # No --scheduler: prep starts its own LocalCluster (one worker process, dashboard off).
+    out4 = tmp_path / "dask-local"
+    run_prep(dataset, out4, workers=1, engine="dask", **OPTS)
+    assert _files(out4) == _files(reference)
+
+
+_SLOW_PREP = """
+import sys, time
+import colorize.dataset.prep as prep
+real = prep.run_shard_task
+def slow(task):
+    time.sleep(0.15)
+    return real(task)
+prep.run_shard_task = slow
+from colorize.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_resume_after_sigkill_gives_the_same_bytes(dataset, reference, tmp_path):
+    out = tmp_path / "killed"
+    args = ["prep", "--src", str(dataset), "--out", str(out), "--size", "48", "--bins", "12", "--split", "0.6,0.2,0.2",
+            "--seed", "3", "--shard-size", "10", "--workers", "1"]
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_PREP, *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONHASHSEED": "0"})
+    journal = out / JOURNAL
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.is_file() and len(json.loads(journal.read_text() or "{}").get("shards", {})) >= 2:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "manifest.json").exists(), "the run finished before the kill; the test proves nothing"
+    done_before = len(list(out.glob("*.npz")))
+    assert done_before >= 2
+    (out / ".tmp-train-00001.npz.half").write_bytes(b"half-written shard of the killed run")
+
+    report = run_prep(dataset, out, workers=1, **OPTS)
+    assert 0 < report.rebuilt < report.shards  # finished shards were reused, the rest built
+    assert _files(out) == _files(reference)
+    assert not list(out.glob(".tmp-*"))
+
+    # A damaged shard is not trusted: it no longer has the recorded hash, so it is rebuilt.
+    victim = out / list_shards(out)[0]["name"]
+    victim.write_bytes(victim.read_bytes()[:-10])
+    report = run_prep(dataset, out, workers=1, **OPTS)
+    assert report.rebuilt == 1 and _files(out) == _files(reference)
+
+
+def test_split_of_a_photo_never_changes_when_photos_are_added(tmp_path):
+    ids = [f"photo{i:04d}" for i in range(300)]
+    before = {i: splits.assign_split(i, 0, (0.8, 0.1, 0.1)) for i in ids}
+    more = ids + [f"new{i:04d}" for i in range(300)]
+    after = {i: splits.assign_split(i, 0, (0.8, 0.1, 0.1)) for i in more}
+    assert all(after[i] == before[i] for i in ids)
+    fractions = np.mean([[after[i] == s for s in splits.SPLITS] for i in more], axis=0)
+    assert np.allclose(fractions, [0.8, 0.1, 0.1], atol=0.05)
+    assert any(splits.assign_split(i, 1, (0.8, 0.1, 0.1)) != before[i] for i in ids)  # the seed matters
+
+    src = make_dataset(tmp_path / "raw", n_per_category=3, categories=("a", "b"))
+    run_prep(src, tmp_path / "one", size=32, bins=4, augment=1, workers=1)
+    first = _photo_splits(tmp_path / "one")
+    make_dataset(tmp_path / "raw", n_per_category=3, categories=("c",), seed=9)
+    run_prep(src, tmp_path / "two", size=32, bins=4, augment=1, workers=1)
+    second = _photo_splits(tmp_path / "two")
+    assert len(second) == len(first) + 3 and all(second[p] == s for p, s in first.items())
+
+
+def _photo_splits(out: Path) -> dict[str, str]:
+    return {p: n.split("-")[0] for n, a in _load_all(out).items() for p in a["photo_id"].tolist()}
+
+
+def test_hostile_inputs_are_skipped_with_reasons(tmp_path):
+    src = tmp_path / "raw"
+    (src / "mixed").mkdir(parents=True)
+    files = hostile_files()
+    for name, (data, _) in files.items():
+        (src / "mixed" / name).write_bytes(data)
+    (src / "mixed" / "notes.txt").write_text("a stray file")
+    (src / "loose.jpg").write_bytes(jpeg_bytes(photo_like(64, 64)))
+    out = tmp_path / "shards"
+    report = run_prep(src, out, size=32, bins=4, augment=1, split="1,0,0", workers=1)
+    skipped = {s["file"]: s["reason"] for s in read_manifest(out)["skipped"]}
+    for name, (_, reason) in files.items():
+        if reason:
+            assert reason in skipped[f"mixed/{name}"], (name, skipped.get(f"mixed/{name}"))
+        else:
+            assert f"mixed/{name}" not in skipped
+    assert "extension" in skipped["mixed/notes.txt"] and "category folder" in skipped["loose.jpg"]
+    used = sum(1 for _, reason in files.values() if reason is None)
+    assert report.photos - len([r for r in files.values() if r[1]]) == used
+    assert read_manifest(out)["samples"]["train"] == used
+    assert "skipped" in report.summary_line()
+
+
+def test_dataset_manifest_input_is_checked(tmp_path):
+    src = tmp_path / "raw"
+    (src / "dog").mkdir(parents=True)
+    photos = []
+    for i in range(4):
+        data = jpeg_bytes(photo_like(80, 60, seed=i))
+        (src / "dog" / f"id{i:09d}.jpg").write_bytes(data)
+        import hashlib
+
+        photos.append({"id": f"id{i:09d}", "category": "dog", "file": f"dog/id{i:09d}.jpg",
+                       "sha256": hashlib.sha256(data).hexdigest(), "status": "ok"})
+    photos[1]["sha256"] = "0" * 64
+    photos[2]["status"] = "failed"
+    photos.append({"id": "escapeid123", "category": "dog", "file": "../outside.jpg", "status": "ok"})
+    photos.append({"id": "../../etc/pw", "category": "dog", "file": "dog/id000000000.jpg", "status": "ok"})
+    (src / "manifest.json").write_text(json.dumps({"schema": "colorize.dataset/1", "photos": photos}))
+    out = tmp_path / "shards"
+    run_prep(src, out, size=32, bins=4, augment=1, split="1,0,0", workers=1)
+    manifest = read_manifest(out)
+    reasons = " | ".join(f"{s['file']}: {s['reason']}" for s in manifest["skipped"])
+    assert "sha256 differs" in reasons and "status 'failed'" in reasons and "escapes" in reasons
+    assert "invalid photo id" in reasons
+    assert manifest["samples"]["train"] == 2 and manifest["source_kind"] == "manifest"
+
+
+def test_cli_prep_and_its_errors(dataset, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "cli"
+    result = runner.invoke(cli, ["prep", "--src", str(dataset), "--out", str(out), "--size", "32", "--bins", "6",
+                                 "--augment", "2", "--workers", "1", "--shard-size", "64"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("prep: ") and "6 color bins" in result.output
+    bad_split = runner.invoke(cli, ["prep", "--src", str(dataset), "--out", str(out), "--split", "0.5,0.5"])
+    assert bad_split.exit_code == 2 and "error: --split" in bad_split.output
+    missing = runner.invoke(cli, ["prep", "--src", str(tmp_path / "nope"), "--out", str(out)])
+    assert missing.exit_code == 1 and "does not exist" in missing.output
+    with pytest.raises(UsageError):
+        run_prep(dataset, out, scheduler="tcp://127.0.0.1:1", **OPTS)
+    with pytest.raises(ColorizeError, match="no usable photos"):
+        (tmp_path / "empty" / "cat").mkdir(parents=True)
+        run_prep(tmp_path / "empty", out, **OPTS)

@@ -25,7 +25,7 @@ from colorize.cli import cli
 from colorize.errors import ColorizeError, UsageError
 from colorize.turing import StudyServer, run_turing, tally_study, wilson_interval
 from colorize.turing.pairs import Source, build_study, image_source, select
-from colorize.turing.server import AnswerStore, cut_torn_tail
+from colorize.turing.store import AnswerStore, cut_torn_tail
 from colorize.turing.study import Condition, load_study
 from colorize.turing.tally import newcombe_difference, tally_answers
 
@@ -337,7 +337,7 @@ def test_answers_are_appended_resumed_and_idempotent(tmp_path):
     assert nxt["phase"] == "test" and nxt["number"] == 1 and nxt["of"] == 3
     second = store.record(pid, 1, nxt["id"], "right", 700)
     assert "feedback" not in second  # no feedback in the test
-    from colorize.turing.server import ApiError
+    from colorize.turing.store import ApiError
 
     with pytest.raises(ApiError):
         store.record(pid, 5, nxt["id"], "left", 1)  # not the current pair

@@ -10,7 +10,7 @@ import pytest
 from test_turing import answer_all, make_study, other
 
 from colorize.turing import StudyServer, tally_study
-from colorize.turing.server import AnswerStore
+from colorize.turing.store import AnswerStore
 
 pytestmark = pytest.mark.browser
 

@@ -199,9 +199,11 @@
       }
     }
     if (!state) {
-      const secs = study.view_ms > 0 ? (study.view_ms / 1000) + " s" : "as long as you like";
+      const timing = study.view_ms > 0
+        ? "Each pair is shown for " + (study.view_ms / 1000) + " s, then hidden; answer when you are ready."
+        : "Look at each pair as long as you like.";
       $("welcome-timing").textContent = "There are " + study.pairs + " pairs (after " + study.practice +
-        " practice pairs). Each pair is shown for " + secs + "; you can answer after it is hidden.";
+        " practice pairs). " + timing;
       onEnter = start;
       show("welcome");
       return;

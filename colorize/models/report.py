@@ -40,7 +40,7 @@ def write_image(path: Path, rgb: np.ndarray) -> None:
     atomic_write_bytes(path, encode_image(rgb, path.suffix))
 
 
-def _colormap(values01: np.ndarray) -> np.ndarray:
+def colormap_image(values01: np.ndarray) -> np.ndarray:
     """[0,1] float -> viridis uint8 RGB (perceptually ordered, readable by color-blind viewers)."""
     u8 = np.clip(np.rint(values01 * 255.0), 0, 255).astype(np.uint8)
     return cv2.applyColorMap(u8, cv2.COLORMAP_VIRIDIS)[..., ::-1].copy()
@@ -66,8 +66,8 @@ def _label(panel: np.ndarray, text: str) -> np.ndarray:
 def confidence_image(top: np.ndarray, ratio: np.ndarray) -> np.ndarray:
     """Two labelled viridis panels side by side: top probability (0..1) and first/second ratio (log 1..10)."""
     ratio_01 = np.log(np.clip(ratio, 1.0, RATIO_SCALE_MAX)) / math.log(RATIO_SCALE_MAX)
-    left = _label(_colormap(np.clip(top, 0.0, 1.0)), "top probability")
-    right = _label(_colormap(ratio_01), f"1st/2nd ratio (log 1..{RATIO_SCALE_MAX:g})")
+    left = _label(colormap_image(np.clip(top, 0.0, 1.0)), "top probability")
+    right = _label(colormap_image(ratio_01), f"1st/2nd ratio (log 1..{RATIO_SCALE_MAX:g})")
     gap = np.full((left.shape[0], max(2, left.shape[1] // 100), 3), 255, np.uint8)
     return np.concatenate([left, gap, right], axis=1)
 
@@ -158,7 +158,8 @@ def render_report(result: dict[str, Any]) -> str:
     conv = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>"
                    for k, v in sorted(result.get("conventions", {}).items()))
     facts = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>"
-                    for k, v in (("model", result.get("model")), ("data", result.get("data")),
+                    for k, v in (("model", result.get("model")), ("model sha256", result.get("model_sha256")),
+                                 ("data", ", ".join(f"{a} {b}" for a, b in result.get("data", {}).items())),
                                  ("temperature", result.get("temperature")), ("images", result.get("images")),
                                  ("tool version", result.get("tool_version"))))
     overall = result["overall"]

@@ -1,0 +1,245 @@
+"""`colorize eval`: how good is a model, honestly — always next to the gray baseline, overall and per category.
+
+Every test photo is colorized exactly as `colorize predict` would (same fit, same decoding, same gamut
+handling), so the numbers describe what users get. Each metric (see `metrics.py` for the conventions) is
+computed for the model at temperature T and for the gray baseline (the photo's own L with ab = 0), which
+is hard to beat on PSNR/SSIM: the colorfulness gap ΔCF and the rebalanced AuC show whether the colors
+are there at all. Output: `eval.json` (numbers, byte-stable for the same inputs), `report.html` with a
+gallery (images referenced relative to the page), and the run record `eval-run.json` (timings).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from colorize import __version__
+from colorize.dataset.color import stored_to_rgb
+from colorize.errors import ColorizeError, UsageError
+from colorize.io import atomic_write_json, remove_stale_temps, sha256_file, write_run_record
+from colorize.models.metrics import CONVENTIONS, Totals, score_image
+from colorize.models.predict import IMAGE_EXTS, gray_of, open_model, predict_images
+from colorize.models.report import colormap_image, write_image, write_report
+from colorize.progress import progress
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "colorize.eval/1"
+BATCH = 16
+THUMB_MAX = 320  # gallery pictures are at most this many px on their long side
+ROOT_CATEGORY = "(uncategorized)"
+
+
+@dataclass
+class Sample:
+    """One truth photo (uint8 RGB, real pixels only) with its name and category (both untrusted text)."""
+
+    name: str
+    category: str
+    rgb: np.ndarray
+
+
+def _shard_samples(shards: Path, split: str, skipped: list[dict[str, str]]) -> tuple[Iterator[Sample], int]:
+    """The photos of one split, cropped to their unpadded area (mask bounding box)."""
+    from colorize.dataset.shards import list_shards, load_shard
+
+    entries = list_shards(shards, split)
+    if not entries:
+        raise ColorizeError(f"no {split} shards in {shards}", "run `colorize prep` with a non-zero split fraction")
+    total = sum(int(e.get("count", 0)) for e in entries)
+
+    def gen() -> Iterator[Sample]:
+        for entry in entries:
+            arrays = load_shard(shards / entry["name"], entry.get("sha256"))
+            for i in range(arrays["L"].shape[0]):
+                mask = arrays["mask"][i]
+                rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+                name = f"{arrays['photo_id'][i]}/{arrays['variant'][i]}"
+                if rows.size == 0:
+                    skipped.append({"file": name, "reason": "empty mask"})
+                    continue
+                box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+                rgb = stored_to_rgb(arrays["L"][i][box], arrays["ab"][i][box])
+                yield Sample(name, str(arrays["category"][i]), np.ascontiguousarray(rgb))
+
+    return gen(), total
+
+
+def _image_samples(images: Path, skipped: list[dict[str, str]]) -> tuple[Iterator[Sample], int]:
+    """Color photos under `images`; the first folder level is the category."""
+    from colorize.dataset.images import load_rgb
+
+    if not images.is_dir():
+        raise ColorizeError(f"image folder {images} does not exist", "pass a folder of color photos to --images")
+    files = [f for f in sorted(images.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_EXTS
+             and not any(p.startswith(".") for p in f.relative_to(images).parts)]
+    if not files:
+        raise ColorizeError(f"no images in {images}", f"put color photos ({' '.join(sorted(IMAGE_EXTS))}) there")
+
+    def gen() -> Iterator[Sample]:
+        for f in files:
+            rel = f.relative_to(images)
+            try:
+                rgb = load_rgb(f)
+            except ColorizeError as exc:
+                skipped.append({"file": rel.as_posix(), "reason": exc.line()})
+                log.warning("skipping %s", exc.line())
+                continue
+            yield Sample(rel.as_posix(), rel.parts[0] if len(rel.parts) > 1 else ROOT_CATEGORY, rgb)
+
+    return gen(), len(files)
+
+
+def _thumb(rgb: np.ndarray) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    scale = min(1.0, THUMB_MAX / max(h, w))
+    if scale == 1.0:
+        return rgb
+    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+@dataclass
+class _Gallery:
+    """Keeps the first few samples of every category (as thumbnails), then picks round-robin."""
+
+    wanted: int
+    per_category: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def offer(self, sample: Sample, pred: Any, gray: np.ndarray, row: dict[str, float]) -> None:
+        keep = self.per_category.setdefault(sample.category, [])
+        if len(keep) < self.wanted:
+            f = pred.prepared.framing
+            keep.append({"name": sample.name, "category": sample.category, "metrics": row,
+                         "pictures": {"gray": _thumb(gray), "pred": _thumb(pred.colors[0]),
+                                      "truth": _thumb(sample.rgb),
+                                      "confidence": _thumb(colormap_image(f.upsample(pred.top, cv2.INTER_LINEAR)))}})
+
+    def write(self, out: Path) -> list[dict[str, Any]]:
+        picked: list[dict[str, Any]] = []
+        queues = [list(self.per_category[c]) for c in sorted(self.per_category)]
+        while len(picked) < self.wanted and any(queues):
+            for q in queues:
+                if q and len(picked) < self.wanted:
+                    picked.append(q.pop(0))
+        entries = []
+        for n, item in enumerate(picked):
+            files = {}
+            for kind, rgb in item.pop("pictures").items():
+                rel = f"gallery/{n:03d}-{kind}.png"  # by position: untrusted names never become paths
+                write_image(out / rel, rgb)
+                files[kind] = rel
+            entries.append({**item, **files})
+        return entries
+
+
+@dataclass
+class EvalReport:
+    out: Path
+    result: dict[str, Any]
+
+    def summary_line(self) -> str:
+        m, g = self.result["overall"]["model"], self.result["overall"]["gray"]
+
+        def pair(key: str, fmt: str) -> str:
+            a, b = m.get(key), g.get(key)
+            return f"{'–' if a is None else format(a, fmt)} vs gray {'–' if b is None else format(b, fmt)}"
+
+        return (f"eval on {self.result['images']} image(s) at T={self.result['temperature']:g}: "
+                f"PSNR {pair('psnr', '.2f')} dB, ΔCF {pair('delta_cf', '.1f')}, "
+                f"AuC rebalanced {pair('auc_rebalanced', '.1f')} % -> {self.out / 'report.html'}")
+
+
+def _clean(summary: dict[str, Any]) -> dict[str, Any]:
+    """Round for stable, readable JSON (NaN never reaches the file)."""
+    return {k: (None if v is None or (isinstance(v, float) and math.isnan(v)) else
+                round(v, 6) if isinstance(v, float) else v) for k, v in summary.items()}
+
+
+def run_eval(model: str | Path, shards: str | Path | None = None, split: str = "test",
+             images: str | Path | None = None, temperature: float = 0.38, out: str | Path = "eval",
+             device: str = "auto", gallery: int = 12) -> Any:
+    """`colorize eval`: score the model and the gray baseline; write eval.json, report.html, eval-run.json."""
+    model = Path(model)
+    if (shards is None) == (images is None):
+        raise UsageError("give exactly one of --shards DIR or --images DIR", "e.g. --shards data/shards --split test")
+    if model.is_dir():
+        from colorize.models import routing
+
+        if routing.is_bundle(model):
+            return routing.run_eval_bundle(model=model, shards=shards, split=split, images=images,
+                                           temperature=temperature, out=out, device=device, gallery=gallery)
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise UsageError(f"temperature must be > 0, got {temperature}", "e.g. --temperature 0.38")
+    t0 = time.perf_counter()
+    colorizer = open_model(model, device)
+    out = Path(out)
+    skipped: list[dict[str, str]] = []
+    if shards is not None:
+        samples, total = _shard_samples(Path(shards), split, skipped)
+        data = {"shards": str(shards), "split": split}
+    else:
+        samples, total = _image_samples(Path(images), skipped)
+        data = {"images": str(images)}
+    lut = colorizer.ab_lut.cpu().numpy()
+    prior = colorizer.prior.cpu().numpy()
+    totals: dict[str, dict[str, Totals]] = {"overall": {"model": Totals(), "gray": Totals()}}
+    rows: list[dict[str, Any]] = []
+    shelf = _Gallery(gallery)
+    bar = progress(total=total, desc="eval", unit="img")
+
+    def flush(batch: list[Sample]) -> None:
+        for sample, pred in zip(batch, predict_images(colorizer, [s.rgb for s in batch], [temperature])):
+            gray = gray_of(pred.prepared.L_full)
+            scores = {"model": score_image(pred.colors[0], sample.rgb, None, lut, prior),
+                      "gray": score_image(gray, sample.rgb, None, lut, prior)}
+            group = totals.setdefault(sample.category, {"model": Totals(), "gray": Totals()})
+            for method, s in scores.items():
+                totals["overall"][method].add(s)
+                group[method].add(s)
+            row = _clean(scores["model"].row())
+            rows.append({"name": sample.name, "category": sample.category, "model": row,
+                         "gray": _clean(scores["gray"].row())})
+            shelf.offer(sample, pred, gray, row)
+            bar.update(1)
+
+    batch: list[Sample] = []
+    try:
+        for sample in samples:
+            batch.append(sample)
+            if len(batch) >= BATCH:
+                flush(batch)
+                batch = []
+        if batch:
+            flush(batch)
+    finally:
+        bar.close()
+    n = totals["overall"]["model"].n
+    if n == 0:
+        raise ColorizeError("no photo could be evaluated (all were skipped)", "see the log for why each was skipped")
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out)
+    remove_stale_temps(out / "gallery")
+    result = {
+        "schema": SCHEMA, "tool_version": __version__, "model": str(model), "model_name": model.stem,
+        "model_sha256": sha256_file(model), "data": data, "temperature": temperature, "images": n,
+        "conventions": CONVENTIONS, "skipped": skipped,
+        "overall": {m: _clean(t.summary()) for m, t in totals.pop("overall").items()},
+        "categories": {c: {m: _clean(t.summary()) for m, t in g.items()} for c, g in sorted(totals.items())},
+        "samples": rows,
+        "gallery": shelf.write(out),
+    }
+    atomic_write_json(out / "eval.json", result)
+    write_report(out / "report.html", result)
+    write_run_record(out / "eval-run.json", "eval",
+                     {"model": str(model), **data, "temperature": temperature, "device": device, "gallery": gallery},
+                     {"images": n, "skipped": len(skipped), "categories": len(result["categories"])},
+                     {"total": time.perf_counter() - t0})
+    return EvalReport(out, result)

@@ -1,0 +1,122 @@
+"""`colorize eval`: model vs gray baseline, overall and per category, eval.json + a shareable report.html."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from colorize.cli import cli
+from colorize.dataset.color import stored_to_rgb
+from colorize.dataset.images import load_rgb
+from colorize.dataset.prep import run_prep
+from colorize.dataset.shards import list_shards, load_shard, load_stats
+from colorize.models import routing
+from colorize.models.checkpoint import load_colorizer, write_untrained_checkpoint
+from colorize.models.evaluate import run_eval
+from colorize.models.metrics import colorfulness, psnr
+from colorize.models.predict import colorize_rgb
+
+TINTS = {"beach": (200, 180, 120), "forest": (40, 120, 50)}
+
+
+def _photos(root, n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    for cat, tint in TINTS.items():
+        (root / cat).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            yy, xx = np.mgrid[0:40, 0:52]
+            img = np.array(tint) + 40 * np.sin(xx / 5 + i)[..., None] + rng.normal(0, 10, (40, 52, 3))
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / cat / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    base = tmp_path_factory.mktemp("eval")
+    src = _photos(base / "src", n=6)
+    run_prep(src, base / "shards", size=32, bins=8, augment=0, split="0.5,0,0.5", workers=1, shard_size=64)
+    st = load_stats(base / "shards")
+    model = write_untrained_checkpoint(base / "m.pt", st.centers, size=32, width=4, seed=2, prior=st.prior,
+                                       ab_lut=st.ab_lut)
+    return base, model
+
+
+def test_shards_eval_table_gray_identities_report_and_determinism(data, tmp_path):
+    base, model = data
+    report = run_eval(model, shards=base / "shards", split="test", out=tmp_path / "a", device="cpu", gallery=3)
+    result = json.loads((tmp_path / "a" / "eval.json").read_text())
+    n_test = sum(e["count"] for e in list_shards(base / "shards", "test"))
+    assert result["images"] == n_test == len(result["samples"])
+    assert set(result["categories"]) == set(TINTS)
+    assert sum(c["model"]["images"] for c in result["categories"].values()) == n_test
+    for key in ("psnr", "ssim", "colorfulness", "delta_cf", "auc", "auc_rebalanced"):
+        assert result["overall"]["model"][key] is not None and result["overall"]["gray"][key] is not None
+    # gray baseline identities: no color, so ΔCF is exactly the truth's mean colorfulness (padding excluded)
+    truth_cf = []
+    for entry in list_shards(base / "shards", "test"):
+        arrays = load_shard(base / "shards" / entry["name"])
+        truth_cf += [colorfulness(stored_to_rgb(L, ab), m) for L, ab, m in zip(arrays["L"], arrays["ab"], arrays["mask"])]
+    gray = result["overall"]["gray"]
+    assert gray["colorfulness"] == 0.0
+    assert gray["delta_cf"] == pytest.approx(np.mean(truth_cf), abs=1e-4)
+    # the page: the table, and a gallery whose pictures are next to it, referenced relatively
+    page = (tmp_path / "a" / "report.html").read_text()
+    assert "gray baseline" in page and "forest" in page and "beach" in page
+    srcs = re.findall(r"src='([^']+)'", page)
+    assert len(srcs) == 3 * 4 and len(result["gallery"]) == 3
+    assert {s.split("-")[0] for s in srcs} == {"gallery/000", "gallery/001", "gallery/002"}
+    assert {g["category"] for g in result["gallery"]} == set(TINTS)  # picked across categories
+    for s in srcs:
+        assert not s.startswith(("/", "http")) and (tmp_path / "a" / s).is_file()
+    assert "<script" not in page and "http" not in page
+    assert report.summary_line().startswith(f"eval on {n_test} image(s) at T=0.38: PSNR")
+    # same inputs -> the same eval.json bytes (timings live in eval-run.json)
+    run_eval(model, shards=base / "shards", split="test", out=tmp_path / "b", device="cpu", gallery=3)
+    assert (tmp_path / "a" / "eval.json").read_bytes() == (tmp_path / "b" / "eval.json").read_bytes()
+    assert json.loads((tmp_path / "a" / "eval-run.json").read_text())["counts"]["images"] == n_test
+
+
+def test_image_folder_eval_matches_predict_and_skips_bad_files(data, tmp_path):
+    base, model = data
+    photos = _photos(tmp_path / "photos", n=2, seed=5)
+    (photos / "forest" / "broken.jpg").write_bytes(b"\xff\xd8 nope")
+    result = CliRunner().invoke(cli, ["-q", "eval", "--model", str(model), "--images", str(photos),
+                                      "--out", str(tmp_path / "ev"), "--device", "cpu", "--temperature", "0.5"])
+    assert result.exit_code == 0, result.output
+    out = json.loads((tmp_path / "ev" / "eval.json").read_text())
+    assert out["images"] == 4 and [s["file"] for s in out["skipped"]] == ["forest/broken.jpg"]
+    # the model's numbers are those of the photos `predict` would write
+    col = load_colorizer(model, "cpu")
+    values = [psnr(colorize_rgb(col, load_rgb(f), 0.5), load_rgb(f)) for f in sorted(photos.rglob("*.png"))]
+    assert out["overall"]["model"]["psnr"] == pytest.approx(np.mean(values), abs=1e-5)
+    assert out["categories"]["beach"]["model"]["images"] == 2
+
+
+def test_usage_and_model_errors(data, tmp_path):
+    base, model = data
+    run = CliRunner().invoke
+    both = run(cli, ["eval", "--model", str(model), "--shards", str(base / "shards"), "--images", str(base / "src")])
+    assert both.exit_code == 2 and "exactly one" in both.stderr
+    neither = run(cli, ["eval", "--model", str(model)])
+    assert neither.exit_code == 2
+    missing = run(cli, ["eval", "--model", str(tmp_path / "no.pt"), "--shards", str(base / "shards")])
+    assert missing.exit_code == 1 and missing.stderr.count("\n") == 1 and "not found" in missing.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = run(cli, ["eval", "--model", str(model), "--images", str(empty)])
+    assert nothing.exit_code == 1 and "no images" in nothing.stderr
+
+
+def test_a_bundle_is_delegated_to_routing(tmp_path, monkeypatch):
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / routing.INDEX).write_text("{}")
+    seen = {}
+    monkeypatch.setattr(routing, "run_eval_bundle", lambda **kw: seen.update(kw) or "routed eval")
+    assert run_eval(bundle, shards=tmp_path, out=tmp_path / "o", gallery=2) == "routed eval"
+    assert seen["model"] == bundle and seen["gallery"] == 2 and seen["split"] == "test"

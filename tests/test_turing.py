@@ -178,6 +178,11 @@ def test_prepare_with_a_real_checkpoint_and_shards(tmp_path):
         assert left.size == (t.width, t.height) and max(left.size) == 32  # padding cropped, model size kept
     record = json.loads((tmp_path / "study" / "turing-run.json").read_text())
     assert record["command"] == "turing" and record["counts"]["colorized"] == 3
+    # Same inputs and seed, another folder: byte-identical plan and images.
+    run_turing(models=[str(model)], shards=str(tmp_path / "shards"), split="test", pairs=2, practice=1,
+               out=str(tmp_path / "again"), no_serve=True)
+    for rel in ["study.json", *(f"pairs/{t.image_name(s)}" for t in study.trials for s in ("left", "right"))]:
+        assert (tmp_path / "study" / rel).read_bytes() == (tmp_path / "again" / rel).read_bytes(), rel
     # The empty split is one clear error.
     with pytest.raises(ColorizeError, match="'val' split .* is empty"):
         run_turing(models=[str(model)], shards=str(tmp_path / "shards"), split="val", out=str(tmp_path / "s2"),
@@ -314,10 +319,11 @@ def test_tally_skips_lines_that_do_not_match_the_plan(tmp_path):
     lines = path.read_text().splitlines()
     forged = json.loads(lines[0])
     forged["real_side"] = other(forged["real_side"])  # claims the other side was real
-    path.write_text("\n".join([*lines, json.dumps(forged), lines[1], "{not json"]) + "\n")
+    stale = json.loads(lines[0]) | {"study_id": "000000000000", "position": 7}  # from another study
+    path.write_text("\n".join([*lines, json.dumps(forged), lines[1], json.dumps(stale), "{not json"]) + "\n")
     tally = tally_answers(study, [json.loads(x) for x in path.read_text().splitlines()[:-1]], unreadable=1)
     assert tally["overall"] == {"n": 2, "fooled": 0, "rate": 0.0, "ci95": [0.0, pytest.approx(0.65762, abs=1e-5)]}
-    assert tally["answers"]["skipped_invalid"] == 2  # the forged line and the duplicate
+    assert tally["answers"]["skipped_invalid"] == 3  # the forged line, the duplicate, the other study's
     assert tally_study(tmp_path / "study")["answers"]["unreadable_lines"] == 1
 
 

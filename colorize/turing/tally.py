@@ -140,7 +140,8 @@ def validate_answers(study: Study, records: Iterable[dict[str, Any]]) -> tuple[l
             position = int(rec["position"])
             choice = str(rec["choice"])
             rt = float(rec["rt_ms"])
-            ok = (rec.get("schema") == ANSWER_SCHEMA and PARTICIPANT_RE.fullmatch(pid) is not None
+            ok = (rec.get("schema") == ANSWER_SCHEMA and rec.get("study_id") == study.study_id
+                  and PARTICIPANT_RE.fullmatch(pid) is not None
                   and choice in ("left", "right") and rec.get("real_side") == trial.real_side
                   and rec.get("phase") == trial.phase and math.isfinite(rt) and rt >= 0)
         except (KeyError, TypeError, ValueError):

@@ -427,3 +427,24 @@ def test_source_fingerprint_changes_with_the_photos(tmp_path):
     second = image_source(tmp_path / "images")
     assert isinstance(first, Source) and first.fingerprint != second.fingerprint
     assert len(second.candidates) == len(first.candidates) + 1
+
+
+def test_conditions_from_models_and_temperatures(tmp_path):
+    from colorize.turing.run import make_conditions, parse_temperatures
+
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    a.write_bytes(b"model a")
+    b.write_bytes(b"model b")
+
+    def names(models, temps):
+        return [(c.name, c.model, c.temperature) for c, _ in make_conditions(models, parse_temperatures(temps))]
+
+    assert names([a], "0.38") == [("A", "a.pt", 0.38)]
+    assert names([a], "0.38,1") == [("A", "a.pt", 0.38), ("B", "a.pt", 1.0)]
+    assert names([a, b], "0.5") == [("A", "a.pt", 0.5), ("B", "b.pt", 0.5)]
+    assert names([a, b], "0.2,0.9") == [("A", "a.pt", 0.2), ("B", "b.pt", 0.9)]
+    for models, temps, msg in (([a, a], "0.38", "same model at the same temperature"),
+                               ([a, b, a], "0.38", "at most two"), ([a], "0.1,0.2,0.3", "one or two"),
+                               ([a], "0", "one or two")):
+        with pytest.raises(UsageError, match=msg):
+            make_conditions(models, parse_temperatures(temps))

@@ -123,9 +123,13 @@ def test_collect_histograms_averages_variants_per_photo():
     ab, mask, truth = _images(2, seed=3)
     shard = {"ab": ab, "mask": mask, "photo_id": np.array(["a", "a", "b", "b", "c", "c"]),
              "category": np.array(["x", "x", "y", "y", "z", "z"]), "variant": np.array(["orig", "flip"] * 3)}
-    ids, cats, hist = collect_histograms([shard], LUT, len(CENTERS))
-    assert ids == ["a", "b", "c"] and cats == ["x", "y", "z"]
+    ph = collect_histograms([shard], LUT, len(CENTERS))
+    assert ph.ids == ["a", "b", "c"] and ph.categories == ["x", "y", "z"]
     full = bin_histograms(ab, mask, LUT, len(CENTERS))
-    np.testing.assert_allclose(hist[0], (full[0] + full[1]) / 2)
-    ids_o, _, hist_o = collect_histograms([shard], LUT, len(CENTERS), variant="orig")
-    np.testing.assert_allclose(hist_o[1], full[2])
+    np.testing.assert_allclose(ph.hist[0], (full[0] + full[1]) / 2)
+    np.testing.assert_allclose(ph.pixels[0], (mask[0].sum() + mask[1].sum()) / 2)
+    orig = collect_histograms([shard], LUT, len(CENTERS), variant="orig")
+    np.testing.assert_allclose(orig.hist[1], full[2])
+    # Per-bin pixel counts of a group of photos (what a route's rebalancing weights start from).
+    expected = sum(full[k] * mask[k].sum() for k in (0, 2))
+    np.testing.assert_allclose(orig.bin_counts(np.array([0, 1])), expected)

@@ -223,14 +223,30 @@ def palette_image(profiles: ColorProfiles, bin_centers: np.ndarray, width: int =
     return img
 
 
+@dataclass
+class PhotoHistograms:
+    """One bin histogram per photo id (sorted ids), with its category and its unmasked pixel count."""
+
+    ids: list[str]
+    categories: list[str]
+    hist: np.ndarray  # float64 [N, n_bins], rows sum to 1 (0 for a photo without pixels)
+    pixels: np.ndarray  # float64 [N]: unmasked pixels per sample, averaged over the photo's variants
+
+    def bin_counts(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Pixel counts per bin summed over `rows` (all photos by default): a route's color frequencies."""
+        h, px = (self.hist, self.pixels) if rows is None else (self.hist[rows], self.pixels[rows])
+        return (h * px[:, None]).sum(0)
+
+
 def collect_histograms(shard_iter: Iterable[dict], ab_lut: np.ndarray, n_bins: int,
-                       variant: str | None = None) -> tuple[list[str], list[str], np.ndarray]:
+                       variant: str | None = None) -> PhotoHistograms:
     """Histogram every photo in `shard_iter` (dicts as `load_shard` returns), one row per photo id.
 
     Augmented variants of one photo share its id; they are averaged so a photo counts once. With
     `variant`, only samples of that variant name are used.
     """
     sums: dict[str, np.ndarray] = {}
+    pixels: dict[str, float] = {}
     counts: dict[str, int] = {}
     category: dict[str, str] = {}
     for shard in shard_iter:
@@ -240,15 +256,19 @@ def collect_histograms(shard_iter: Iterable[dict], ab_lut: np.ndarray, n_bins: i
         if not keep.any():
             continue
         mask = shard.get("mask")
-        hist = bin_histograms(shard["ab"][keep], None if mask is None else mask[keep], ab_lut, n_bins)
-        for pid, cat, h in zip(shard["photo_id"][keep], shard["category"][keep], hist):
+        mask = np.ones(shard["ab"].shape[:3], bool) if mask is None else mask
+        hist = bin_histograms(shard["ab"][keep], mask[keep], ab_lut, n_bins)
+        npix = mask[keep].reshape(int(keep.sum()), -1).sum(1)
+        for pid, cat, h, npx in zip(shard["photo_id"][keep], shard["category"][keep], hist, npix):
             pid = str(pid)
             if pid in sums:
                 sums[pid] += h
+                pixels[pid] += float(npx)
                 counts[pid] += 1
             else:
-                sums[pid], counts[pid], category[pid] = h.copy(), 1, str(cat)
+                sums[pid], pixels[pid], counts[pid], category[pid] = h.copy(), float(npx), 1, str(cat)
     ids = sorted(sums)
     if not ids:
-        return [], [], np.zeros((0, n_bins))
-    return ids, [category[i] for i in ids], np.stack([sums[i] / counts[i] for i in ids])
+        return PhotoHistograms([], [], np.zeros((0, n_bins)), np.zeros(0))
+    return PhotoHistograms(ids, [category[i] for i in ids], np.stack([sums[i] / counts[i] for i in ids]),
+                           np.array([pixels[i] / counts[i] for i in ids]))

@@ -1,0 +1,118 @@
+"""The HTML page of a bundle evaluation: the tables of eval.json a reader needs to judge routing, plus a gallery.
+
+Self-contained HTML (inline CSS) next to eval.json; gallery pictures are PNG files in `gallery/`, named by
+position (never by photo id, which is untrusted text), and every text value is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from colorize.io import atomic_write_bytes, atomic_write_text
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:.5em 0 1.5em}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}
+.good{background:#e5f5e0}.bad{background:#fde0dd}figure{display:inline-block;margin:4px;text-align:center;font-size:12px}
+img{width:160px;image-rendering:auto}.row{margin-bottom:12px}"""
+
+
+def _f(v: Any, digits: int = 2) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return html.escape(str(v))
+
+
+def _table(header: list[str], rows: list[list[Any]], classes: list[str] | None = None) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = []
+    for i, row in enumerate(rows):
+        cls = f' class="{classes[i]}"' if classes and classes[i] else ""
+        body.append(f"<tr{cls}>" + "".join(f"<td>{_f(c)}</td>" for c in row) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
+
+
+def write_report(path: Path, result: dict, gallery: dict[int, dict[str, np.ndarray]], choices: list) -> None:
+    """report.html (+ gallery/NNN-kind.png) for one `evaluate_bundle` result."""
+    out = Path(path).parent
+    parts = [f"<!doctype html><meta charset='utf-8'><title>colorize: routed vs global</title><style>{_CSS}</style>",
+             f"<h1>Routing by {html.escape(result['route'])}: routed vs one global model</h1>",
+             f"<p>Model {html.escape(result['model'])}; temperature {result['temperature']}; router threshold "
+             f"{result['min_confidence']} (below it the global model colors the photo); fallback rate "
+             f"{100 * result['fallback_rate']:.1f}%. Higher PSNR / AuC is better, lower ΔCF is better.</p>"]
+    metrics = ["psnr", "ssim", "delta_cf", "auc", "auc_rebalanced"]
+    ov = result["overall"]
+    parts.append("<h2>Overall</h2>" + _table(["method", "photos", *metrics],
+                 [[m, ov[m]["images"], *[ov[m][k] for k in metrics]] for m in ("gray", "global", "routed", "oracle")]))
+    rows, classes = [], []
+    for route, t in result["per_route"].items():
+        g, r = t["global"]["psnr"], t["routed"]["psnr"]
+        delta = None if g is None or r is None else r - g
+        rows.append([route, t["photos"], t["gray"]["psnr"], g, r, t["oracle"]["psnr"], delta,
+                     t["global"]["delta_cf"], t["routed"]["delta_cf"]])
+        classes.append("" if delta is None else ("good" if delta > 0 else "bad"))
+    parts.append("<h2>Per route (true route of each photo)</h2>" + _table(
+        ["route", "photos", "gray PSNR", "global PSNR", "routed PSNR", "oracle PSNR", "routed − global",
+         "global ΔCF", "routed ΔCF"], rows, classes))
+    parts.append("<h2>Threshold sweep</h2><p>1.0 = always the global model; 0 = always the router's pick.</p>"
+                 + _table(["min confidence", "fallback rate", "PSNR", "ΔCF", "AuC", "AuC rebal."],
+                          [[s["min_confidence"], s["fallback_rate"], s["psnr"], s["delta_cf"], s["auc"],
+                            s["auc_rebalanced"]] for s in result["threshold_sweep"]]))
+    rt = result["router"]
+    parts.append(f"<h2>Router</h2><p>top-1 accuracy {_f(rt['top1_accuracy'], 3)}, top-3 error "
+                 f"{_f(rt['top3_error'], 3)} on {rt['photos']} photos with a known route "
+                 f"({rt['unknown_route_photos']} without).</p>" + _table(
+                     ["route", "photos", "top-1 accuracy", "top-3 error", "mean confidence"],
+                     [[r, v["photos"], v["top1_accuracy"], v["top3_error"], v["mean_confidence"]]
+                      for r, v in rt["per_route"].items()]))
+    routes = result["routes"]
+    parts.append("<h3>Confusion (rows true, columns predicted)</h3>" + _table(
+        ["true \\ predicted", *routes], [[r, *row] for r, row in zip(routes, rt["confusion"])]))
+    wr = result["wrong_route"]
+    parts.append("<h2>What a wrong route costs</h2><p>PSNR of each specialist (rows) on each route's photos "
+                 "(columns); the diagonal is the right specialist.</p>" + _table(
+                     ["specialist \\ photos of", *routes],
+                     [[s, *[wr["matrix"][s][r]["psnr"] for r in routes]] for s in routes]))
+    parts.append(_table(["route", "own specialist PSNR", "other specialists PSNR", "drop", "global PSNR"],
+                        [[r, c["own_psnr"], c["other_specialists_psnr"], c["psnr_drop"], c["global_psnr"]]
+                         for r, c in wr["cost"].items()]))
+    mis = wr["misrouted_photos"]
+    if mis:
+        parts.append(f"<p>{mis['photos']} photos were routed to a wrong specialist: PSNR there "
+                     f"{_f(mis['routed']['psnr'])} dB vs {_f(mis['global']['psnr'])} dB for the global model and "
+                     f"{_f(mis['oracle']['psnr'])} dB for the right specialist.</p>")
+    if result.get("per_category"):
+        parts.append("<h2>Per category</h2>" + _table(
+            ["category", "photos", "global PSNR", "routed PSNR", "global ΔCF", "routed ΔCF"],
+            [[c, v["photos"], v["global"]["psnr"], v["routed"]["psnr"], v["global"]["delta_cf"],
+              v["routed"]["delta_cf"]] for c, v in result["per_category"].items()]))
+    if gallery:
+        parts.append("<h2>Samples</h2>")
+        for i in sorted(gallery):
+            c = choices[i]
+            photo = result["photos"][i]
+            figs = []
+            for kind in ("gray", "global", "routed", "truth"):
+                img = gallery[i]["global" if kind == "routed" and c.route == "global" else
+                                 (c.route if kind == "routed" else kind)]
+                name = f"gallery/{i:03d}-{kind}.png"
+                atomic_write_bytes(out / name, _png(img))
+                label = f"routed → {c.route} ({c.confidence:.2f})" if kind == "routed" else kind
+                figs.append(f"<figure><img src='{name}' alt='{kind}'><figcaption>{html.escape(label)}</figcaption></figure>")
+            parts.append(f"<div class='row'><div>{html.escape(str(photo['category']))} · "
+                         f"true route {html.escape(str(photo['true_route']))}</div>{''.join(figs)}</div>")
+    atomic_write_text(path, "\n".join(parts) + "\n")

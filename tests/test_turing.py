@@ -156,6 +156,30 @@ def test_rerun_reuses_study_and_refuses_to_replace_one_with_answers(tmp_path):
         build_study(tmp_path / "study", src, cond, {"A": tint}, 1, 2, seed=1)
 
 
+def test_interrupted_preparation_resumes_where_it_stopped(tmp_path):
+    make_images(tmp_path / "images", per_category=3)
+    src = image_source(tmp_path / "images")
+    cond = [Condition("A", "fake.pt", "0" * 64, 0.38)]
+    calls: list[int] = []
+
+    def dies_on_the_third(rgb):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return tint(rgb)
+
+    with pytest.raises(KeyboardInterrupt):
+        build_study(tmp_path / "study", src, cond, {"A": dies_on_the_third}, 1, 4, 0)
+    assert not (tmp_path / "study" / "study.json").exists()
+    assert (tmp_path / "study" / "pairs-journal.json").is_file()
+    resumed = build_study(tmp_path / "study", src, cond, {"A": lambda x: calls.append(1) or tint(x)}, 1, 4, 0)
+    assert resumed.colorized == 3 and len(calls) == 5  # 2 before the interruption + the 3 left
+    assert not (tmp_path / "study" / "pairs-journal.json").exists()
+    fresh = build_study(tmp_path / "fresh", src, cond, {"A": tint}, 1, 4, 0)
+    assert (tmp_path / "study" / "study.json").read_bytes() == (tmp_path / "fresh" / "study.json").read_bytes()
+    assert fresh.study.study_id == resumed.study.study_id
+
+
 def test_prepare_with_a_real_checkpoint_and_shards(tmp_path):
     """End to end through run_turing: prep's shards + a (tiny, untrained) checkpoint -> a study."""
     from colorize.dataset.prep import run_prep

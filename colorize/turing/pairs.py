@@ -27,6 +27,7 @@ from colorize.io import (
     atomic_write_bytes,
     atomic_write_json,
     dumps_json,
+    read_json,
     remove_stale_temps,
     sha256_bytes,
     sha256_file,
@@ -41,6 +42,7 @@ JPEG_QUALITY = 90
 MAX_SIDE = 256  # display size of photos taken from --images (Zhang et al. showed 256 px pairs)
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 PREFERRED_VARIANTS = ("orig", "original", "base", "0", "")
+JOURNAL = "pairs-journal.json"
 
 ColorizeFn = Callable[[np.ndarray], np.ndarray]
 
@@ -211,6 +213,25 @@ def study_identity(source: Source, conditions: Sequence[Condition], n_practice: 
             "jpeg_quality": quality, "max_side": max_side}
 
 
+def _pair_intact(pairs_dir: Path, trial: Trial) -> bool:
+    for side, digest in (("left", trial.left_sha256), ("right", trial.right_sha256)):
+        path = pairs_dir / trial.image_name(side)
+        if not path.is_file() or sha256_file(path) != digest:
+            return False
+    return True
+
+
+def _read_journal(path: Path, identity: str) -> dict[str, Any]:
+    """Finished pairs of an interrupted run with the same identity; anything else starts afresh."""
+    try:
+        data = read_json(path)
+        if data.get("identity") == identity:
+            return {"identity": identity, "trials": {k: Trial(**v) for k, v in data["trials"].items()}}
+    except (FileNotFoundError, ValueError, TypeError, KeyError, AttributeError):
+        pass
+    return {"identity": identity, "trials": {}}
+
+
 def _existing_study_matches(out: Path, params: dict[str, Any], conditions: Sequence[Condition]) -> Study | None:
     """The finished study in `out` if it was built from the same identity and its images are intact."""
     if not (out / "study.json").is_file():
@@ -223,12 +244,7 @@ def _existing_study_matches(out: Path, params: dict[str, Any], conditions: Seque
             raise ColorizeError(f"{out} holds a different study with answers from {n_answers} participant(s)",
                                 "use another --out for the new study (or the old settings to continue it)")
         return None
-    for t in study.trials:
-        for side, digest in (("left", t.left_sha256), ("right", t.right_sha256)):
-            path = out / "pairs" / t.image_name(side)
-            if not path.is_file() or sha256_file(path) != digest:
-                return None
-    return study
+    return study if all(_pair_intact(out / "pairs", t) for t in study.trials) else None
 
 
 def build_study(out: str | Path, source: Source, conditions: Sequence[Condition],
@@ -260,8 +276,18 @@ def build_study(out: str | Path, source: Source, conditions: Sequence[Condition]
     pairs_dir = out / "pairs"
     pairs_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(pairs_dir)
+    # A journal of finished pairs lets an interrupted preparation resume instead of colorizing again.
+    journal_path = out / JOURNAL
+    identity = sha256_bytes(dumps_json({"params": params, "conditions": [c.to_dict() for c in conditions]}).encode())
+    journal = _read_journal(journal_path, identity)
     trials: list[Trial] = []
+    colorized = 0
     for (tid, cand, cond), real_side in progress(list(zip(plan, sides)), desc="pairs", unit="pair"):
+        done = journal["trials"].get(tid)
+        if done and (done.photo_id, done.condition, done.real_side) == (cand.photo_id, cond, real_side) \
+                and _pair_intact(pairs_dir, done):
+            trials.append(done)
+            continue
         real = cand.load()
         fake = colorizers[cond](real)
         if fake.shape != real.shape or fake.dtype != np.uint8:
@@ -276,6 +302,10 @@ def build_study(out: str | Path, source: Source, conditions: Sequence[Condition]
         atomic_write_bytes(pairs_dir / trial.image_name("left"), left)
         atomic_write_bytes(pairs_dir / trial.image_name("right"), right)
         trials.append(trial)
+        colorized += 1
+        journal["trials"][tid] = trial
+        atomic_write_json(journal_path, {"identity": identity,
+                                         "trials": {k: asdict(v) for k, v in journal["trials"].items()}})
     keep = {t.image_name(s) for t in trials for s in SIDES}
     for stale in pairs_dir.glob("*.jpg"):  # images of an earlier, different plan
         if stale.name not in keep:
@@ -288,4 +318,5 @@ def build_study(out: str | Path, source: Source, conditions: Sequence[Condition]
                   notes={"fooled": "a test answer whose choice is not real_side",
                          "images": f"both sides JPEG q={quality} 4:2:0, no metadata, same size"})
     atomic_write_json(out / "study.json", study.to_dict())
-    return PrepareResult(study, reused=False, colorized=len(trials))
+    journal_path.unlink(missing_ok=True)  # the plan is written: the journal has done its job
+    return PrepareResult(study, reused=False, colorized=colorized)

@@ -8,6 +8,7 @@ A study folder::
     OUT/participants/<pid>.json     one per participant: created, order of the test trials
     OUT/answers/<pid>.jsonl         one line per answer, appended and fsynced as they come
     OUT/tally.json                  written by `--results` (and when the server stops)
+    OUT/pairs-journal.json          finished pairs while preparing (an interrupted run resumes from it)
 
 The plan holds nothing time-dependent, so the same inputs and seed give the same bytes.
 """

@@ -45,11 +45,11 @@ def ab_histogram(ab: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """Fine histogram [256, 256] int64 of int8 (a, b) pairs, counted where `mask` is True."""
     if ab.dtype != np.int8:
         raise TypeError(f"ab_histogram expects int8 ab, got {ab.dtype}")
-    flat = ab.reshape(-1, 2)
-    if mask is not None:
-        flat = flat[mask.reshape(-1)]
-    idx = (flat[:, 0].astype(np.int32) + 128) * 256 + (flat[:, 1].astype(np.int32) + 128)
-    return np.bincount(idx, minlength=65536).astype(np.int64).reshape(256, 256)
+    # Each (a, b) int8 pair, offset by 128, read as one little-endian uint16 = (a+128) + 256*(b+128):
+    # a single bincount over the raw bytes, ~4x faster than building indices in int32.
+    pairs = (np.ascontiguousarray(ab).view(np.uint8) ^ np.uint8(0x80)).view("<u2")[..., 0]
+    values = pairs[mask] if mask is not None else pairs.ravel()
+    return np.bincount(values, minlength=65536).astype(np.int64).reshape(256, 256).T.copy()
 
 
 def fold_to_grid(fine: np.ndarray, grid: int) -> np.ndarray:

@@ -106,9 +106,8 @@ def test_temperature_strip_confidence_map_and_folders(tmp_path, model_path):
     Image.fromarray(_photo(20, 30)).save(src / "a.png")
     (src / "notes.txt").write_text("not a photo")
     out = src / "colorized"  # --out inside the input folder: a rerun must not eat its own outputs
-    for _ in range(2):
-        report = run_predict(model_path, [src], out, temperature="0.2,0.38,1.0", confidence=True, device="cpu")
-        assert (report.images, report.failed, report.ignored) == (3, 0, 1)
+    report = run_predict(model_path, [src], out, temperature="0.2,0.38,1.0", confidence=True, device="cpu")
+    assert (report.images, report.failed, report.ignored) == (3, 0, 1)
     names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
     assert "sub/a.strip.png" in names and "sub/a.t0.38.color.png" in names and "a_tif.t1.color.png" in names
     assert len([n for n in names if n.endswith(".color.png")]) == 9
@@ -172,3 +171,52 @@ def test_never_overwrites_an_input(tmp_path, model_path):
     assert report.failed == 1 and report.images == 1
     assert (d / "a.color.png").read_bytes() == before
     assert (d / "a.color.color.png").is_file()
+
+
+def test_a_bundle_routes_each_photo_and_records_the_route(tmp_path):
+    from colorize.models.checkpoint import untrained_payload
+    from colorize.models.router import RouterCNN, RouterConfig, router_payload
+    from colorize.models.routing import write_bundle
+
+    router = RouterCNN(RouterConfig(n_classes=2, size=16, width=4))
+    with torch.no_grad():  # a router that always says "forest" with probability 0.73
+        router.head[1].weight.zero_()
+        router.head[1].bias.copy_(torch.tensor([0.0, 1.0]))
+    routes = ["beach", "forest"]
+    bundle = write_bundle(tmp_path / "bundle", "category", routes, router_payload(router.eval(), routes, []),
+                          untrained_payload(CENTERS, size=32, width=4, seed=9),
+                          {r: untrained_payload(CENTERS, size=32, width=4, seed=i) for i, r in enumerate(routes)},
+                          input_info={"size": 32, "fit": "pad"})
+    Image.fromarray(_photo(20, 28)).save(tmp_path / "p.png")
+    for threshold, route in ((0.5, "forest"), (0.9, "global")):
+        out = tmp_path / f"out{threshold}"
+        report = run_predict(bundle, [tmp_path / "p.png"], out, device="cpu", min_confidence=threshold,
+                             confidence=True)
+        assert (report.images, report.failed) == (1, 0)
+        item = json.loads((out / "predict-run.json").read_text())["items"][0]
+        assert item["route"]["route"] == route and item["route"]["fallback"] == (route == "global")
+        assert item["route"]["confidence"] == pytest.approx(1 / (1 + np.exp(-1.0)), abs=1e-5)
+        assert load_rgb(out / "p.color.png").shape == (20, 28, 3) and (out / "p.confidence.png").is_file()
+
+
+def test_rerun_keeps_finished_work_and_redoes_what_changed(tmp_path, model_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(_photo(18, 22, i)).save(src / f"p{i}.png")
+    out = src / "out"  # inside the input folder: a rerun must not pick up its own outputs
+    first = run_predict(model_path, [src], out, device="cpu")
+    assert (first.images, first.kept) == (3, 0)
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
+    again = run_predict(model_path, [src], out, device="cpu")
+    assert (again.images, again.kept, again.failed) == (0, 3, 0) and "kept" in again.summary_line()
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")} == stamps
+    # a changed photo, a deleted output, and then other options: only what is affected is redone
+    Image.fromarray(_photo(18, 22, 7)).save(src / "p0.png")
+    (out / "p1.color.png").unlink()
+    third = run_predict(model_path, [src], out, device="cpu")
+    assert (third.images, third.kept) == (2, 1)
+    fourth = run_predict(model_path, [src], out, temperature="0.5", device="cpu")
+    assert (fourth.images, fourth.kept) == (3, 0)
+    record = json.loads((out / "predict-run.json").read_text())
+    assert record["fingerprint"]["temperatures"] == [0.5] and len(record["items"]) == 3

@@ -100,11 +100,15 @@ def prepare(rgb: np.ndarray, size: int) -> Prepared:
 
 
 def model_probs(colorizer: Any, L_small: np.ndarray) -> torch.Tensor:
-    """uint8 [B,S,S] -> bin probabilities [B,n,S,S] on the colorizer's device (pinned copy on CUDA)."""
+    """uint8 [B,S,S] -> bin probabilities [B,n,S,S] on the colorizer's device (pinned copy + AMP on CUDA)."""
+    from colorize.models.runtime import amp_dtype, autocast
+
     t = torch.from_numpy(np.ascontiguousarray(L_small))
-    if colorizer.device.type == "cuda":
+    device = colorizer.device
+    if device.type == "cuda":
         t = t.pin_memory()
-    return colorizer.probs(t)
+    with autocast(device, amp_dtype(device, True)):  # bf16/fp16 on CUDA only; probs come back float32
+        return colorizer.probs(t)
 
 
 def decode_ab(probs: torch.Tensor, centers: torch.Tensor, temperature: float) -> np.ndarray:
@@ -198,6 +202,7 @@ def colorize_rgb(colorizer: Any, rgb_u8: np.ndarray, temperature: float = 0.38) 
 # ------------------------------------------------------------------------------------------ the run
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 RECORD_NAME = "predict-run.json"
+RECORD_EVERY_S = 10.0
 
 
 @dataclass
@@ -219,6 +224,7 @@ class PredictReport:
     videos: int = 0
     failed: int = 0
     ignored: int = 0
+    kept: int = 0  # unchanged since the last run with the same model and options: not redone
     items: list[dict[str, Any]] | None = None
 
     def summary_line(self) -> str:
@@ -228,6 +234,8 @@ class PredictReport:
         if flicker:
             raw, smooth = (float(np.mean(v)) for v in zip(*flicker))
             line += f"; video flicker |Δab| {raw:.2f} -> {smooth:.2f} with smoothing"
+        if self.kept:
+            line += f" ({self.kept} already done by an earlier run, kept)"
         if self.failed:
             line += f"; {self.failed} input(s) FAILED (details in {self.record})"
         return line
@@ -326,12 +334,35 @@ def _image_outputs(out: Path, job: Job, temps: Sequence[float], pred: ImagePredi
     return [p for p, _ in todo]
 
 
+def _fingerprint(model: Path, **options: Any) -> dict[str, Any]:
+    """What decides the outputs' content: the model's bytes (a bundle's index pins all its files) + options."""
+    from colorize import __version__
+    from colorize.io import sha256_file
+
+    return {"model_sha256": sha256_file(model / "bundle.json" if model.is_dir() else model),
+            "tool_version": __version__, **options}
+
+
+def _previous_items(record: Path, fingerprint: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Finished items of an earlier run into the same --out with the same fingerprint (what resume may keep)."""
+    from colorize.io import read_json
+
+    try:
+        old = read_json(record)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(old, dict) or old.get("fingerprint") != fingerprint:
+        return {}
+    return {i["input"]: i for i in old.get("items", []) if isinstance(i, dict) and i.get("status") == "ok"
+            and isinstance(i.get("input"), str) and isinstance(i.get("outputs"), list) and i.get("input_sha256")}
+
+
 def run_predict(model: str | Path, inputs: Sequence[str | Path], out: str | Path = "colorized",
                 temperature: str | float = "0.38", confidence: bool = False, device: str = "auto",
                 batch: int = 8, alpha: float = 0.2, window: int = 20, min_confidence: float = 0.5) -> PredictReport:
     """`colorize predict`: colorize every image and video in `inputs`; a bad input is recorded, not fatal."""
     from colorize.dataset.images import load_rgb
-    from colorize.io import remove_stale_temps, write_run_record
+    from colorize.io import remove_stale_temps, sha256_file, write_run_record
     from colorize.models import video as vid
     from colorize.progress import progress
 
@@ -347,6 +378,10 @@ def run_predict(model: str | Path, inputs: Sequence[str | Path], out: str | Path
     protected = {j.src.resolve() for j in jobs}
     report = PredictReport(out=out, record=out / RECORD_NAME, ignored=ignored, items=items)
     multi = len(temps) > 1
+    fingerprint = _fingerprint(Path(model), temperatures=temps, confidence=confidence, alpha=alpha, window=window,
+                               min_confidence=min_confidence)
+    previous = _previous_items(report.record, fingerprint)
+    input_sha: dict[Path, str] = {}
 
     def failed(job: Job, exc: ColorizeError) -> None:
         items.append({"input": str(job.src), "kind": job.kind, "status": "failed", "error": exc.line()})
@@ -374,7 +409,8 @@ def run_predict(model: str | Path, inputs: Sequence[str | Path], out: str | Path
                 failed(job, exc)
                 continue
             h, w = pred.colors[0].shape[:2]
-            items.append({"input": str(job.src), "kind": "image", "status": "ok", "width": w, "height": h,
+            items.append({"input": str(job.src), "input_sha256": input_sha[job.src], "kind": "image", "status": "ok",
+                          "width": w, "height": h,
                           "outputs": [str(p) for p in written], "mean_confidence": round(pred.mean_confidence(), 6),
                           **({"route": info} if info else {})})
             report.images += 1
@@ -386,18 +422,45 @@ def run_predict(model: str | Path, inputs: Sequence[str | Path], out: str | Path
             raise ColorizeError(f"output {paths[0]} would overwrite an input", "choose another --out folder")
         col, info = _route(engine, vid.read_first_frame(job.src), min_confidence) if is_bundle else (engine, None)
         stats = vid.colorize_video(col, job.src, paths, temps, batch=batch, alpha=alpha, window=window)
-        items.append({"input": str(job.src), "kind": "video", "status": "ok", "outputs": [str(p) for p in paths],
+        items.append({"input": str(job.src), "input_sha256": input_sha[job.src], "kind": "video", "status": "ok",
+                      "outputs": [str(p) for p in paths],
                       **stats.__dict__, **({"route": info} if info else {})})
         report.videos += 1
+
+    def save_record() -> None:
+        report.failed = sum(1 for i in items if i["status"] == "failed")
+        write_run_record(report.record, "predict",
+                         {"model": str(model), "inputs": [str(p) for p in inputs], "out": str(out),
+                          "temperatures": temps, "confidence": confidence, "device": device, "batch": batch,
+                          "alpha": alpha, "window": window, "min_confidence": min_confidence},
+                         {"images": report.images, "videos": report.videos, "kept": report.kept,
+                          "failed": report.failed, "ignored": ignored}, {"total": time.perf_counter() - t0},
+                         fingerprint=fingerprint, items=items)
+
+    def unchanged(job: Job) -> bool:
+        """Resume: an earlier run with the same fingerprint already wrote this input's outputs."""
+        try:
+            input_sha[job.src] = sha256_file(job.src)
+        except OSError as exc:
+            raise ColorizeError(f"cannot read {job.src}: {exc.strerror or exc}", "check the file") from exc
+        prev = previous.get(str(job.src))
+        if not prev or prev["input_sha256"] != input_sha[job.src] or not all(Path(p).is_file() for p in prev["outputs"]):
+            return False
+        items.append({**prev, "kept": True})
+        report.kept += 1
+        return True
 
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)
     bar = progress(total=len(jobs), desc="predict", unit="file")
     pending: list[tuple[Job, np.ndarray]] = []
+    last_save = time.monotonic()
     try:
         for job in jobs:
             try:
-                if job.kind == "video":
+                if unchanged(job):
+                    pass
+                elif job.kind == "video":
                     do_video(job)
                 else:
                     pending.append((job, load_rgb(job.src)))
@@ -406,15 +469,12 @@ def run_predict(model: str | Path, inputs: Sequence[str | Path], out: str | Path
             if len(pending) >= batch:
                 flush(pending)
                 pending = []
+            if time.monotonic() - last_save > RECORD_EVERY_S:  # a killed run still leaves what it finished
+                save_record()
+                last_save = time.monotonic()
             bar.update(1)
         flush(pending)
     finally:
         bar.close()
-        report.failed = sum(1 for i in items if i["status"] == "failed")
-        write_run_record(report.record, "predict",
-                         {"model": str(model), "inputs": [str(p) for p in inputs], "out": str(out),
-                          "temperatures": temps, "confidence": confidence, "device": device, "batch": batch,
-                          "alpha": alpha, "window": window, "min_confidence": min_confidence},
-                         {"images": report.images, "videos": report.videos, "failed": report.failed,
-                          "ignored": ignored}, {"total": time.perf_counter() - t0}, items=items)
+        save_record()
     return report

@@ -1,0 +1,264 @@
+"""`colorize scrape`: harvest search pages with headless Chromium, download photos, keep the manifest.
+
+Downloads start while the browser is still scrolling (a thread pool fed by the harvester), the manifest
+is rewritten atomically every few seconds, and a rerun skips every file that is already there and
+verified — so a killed run resumes where it stopped and never fetches a finished file twice.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.robotparser import RobotFileParser
+
+import requests
+
+from colorize.errors import ColorizeError, UsageError
+from colorize.io import atomic_write_bytes, remove_stale_temps, sha256_bytes, sha256_file, write_run_record
+from colorize.progress import progress
+from colorize.scraper.browser import browser_version, chromium
+from colorize.scraper.cards import Photo
+from colorize.scraper.download import (
+    ROBOTS_AGENT,
+    Caps,
+    DownloadError,
+    HostLimiter,
+    check_jpeg,
+    fetch_bytes,
+    make_session,
+)
+from colorize.scraper.harvest import harvest, identify_browser
+from colorize.scraper.manifest import MANIFEST_NAME, Manifest, photo_entry, write_attribution
+from colorize.scraper.urls import (
+    browser_hosts,
+    check_category,
+    download_url,
+    is_http,
+    is_photo_url,
+    is_premium,
+    photo_file,
+    query_params,
+    search_url,
+)
+
+log = logging.getLogger(__name__)
+SAVE_INTERVAL_S = 2.0
+
+
+@dataclass
+class CategoryReport:
+    category: str
+    query: str
+    cards_seen: int = 0
+    kept: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    downloaded: int = 0
+    reused: int = 0
+    adopted: int = 0
+    failed: Counter = field(default_factory=Counter)
+    generation: str = ""
+    harvest_s: float = 0.0
+
+
+@dataclass
+class ScrapeReport:
+    out: Path
+    categories: list[CategoryReport]
+    seconds: float
+    browser_version: str = ""
+
+    def total(self, name: str) -> int:
+        return sum(getattr(c, name) for c in self.categories)
+
+    def summary_line(self) -> str:
+        failed = sum((c.failed for c in self.categories), Counter())
+        skipped = sum((c.skipped for c in self.categories), Counter())
+        n = len(self.categories)
+        ok = self.total("downloaded") + self.total("reused") + self.total("adopted")
+        skip_txt = ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())) or "none"
+        fail_txt = f"{sum(failed.values())} failed" + (f" ({', '.join(f'{k} {v}' for k, v in sorted(failed.items()))})"
+                                                       if failed else "")
+        return (f"scrape: {ok} photos in {n} categor{'y' if n == 1 else 'ies'} ({self.total('downloaded')} downloaded, "
+                f"{self.total('reused') + self.total('adopted')} already there, {fail_txt}; skipped {skip_txt}) "
+                f"-> {self.out / MANIFEST_NAME}")
+
+
+def plan_categories(categories: tuple[str, ...] | list[str], categories_file: str | Path | None,
+                    query: str | None) -> list[tuple[str, str]]:
+    """[(category, search query)] from the options; the query defaults to the name."""
+    names = list(categories or ())
+    if categories_file:
+        for line in Path(categories_file).read_text(encoding="utf-8").splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                names.append(line)
+    names = list(dict.fromkeys(names))
+    if not names:
+        raise UsageError("no category given", "pass --category NAME (repeatable) or --categories-file FILE")
+    for name in names:
+        check_category(name)
+    if query is not None:
+        if len(names) != 1:
+            raise UsageError("--query works with a single category", "scrape one category at a time with --query")
+        if not query.strip():
+            raise UsageError("--query is empty", "give the search text, e.g. --query 'sandy beach'")
+        return [(names[0], query.strip())]
+    return [(n, " ".join(n.replace("-", " ").replace("_", " ").split())) for n in names]
+
+
+def check_robots(session: requests.Session, base_url: str, urls: list[str]) -> None:
+    """Refuse to scrape paths the site's robots.txt disallows for us."""
+    robots_url = base_url.rstrip("/") + "/robots.txt"
+    try:
+        response = session.get(robots_url, timeout=(10, 20))
+    except requests.RequestException as exc:
+        raise ColorizeError(f"cannot reach {base_url} ({type(exc).__name__})",
+                            "check --base-url and the network connection") from None
+    parser = RobotFileParser(robots_url)
+    if response.status_code in (401, 403) or response.status_code >= 500:
+        parser.disallow_all = True  # RFC 9309: unreachable rules mean "assume everything is disallowed"
+    elif response.status_code >= 400:
+        parser.allow_all = True
+    else:
+        parser.parse(response.text.splitlines())
+    for url in urls:
+        if not parser.can_fetch(ROBOTS_AGENT, url):
+            raise ColorizeError(f"{robots_url} does not allow {url} for automated clients (HTTP {response.status_code})",
+                                "colorize honours robots.txt; use the official Unsplash API or the Unsplash Dataset")
+
+
+@dataclass
+class _Context:
+    out: Path
+    base_url: str
+    width: int
+    session: requests.Session
+    limiter: HostLimiter
+    caps: Caps
+    manifest: Manifest
+
+
+def _download_one(ctx: _Context, category: str, query: str, photo: Photo) -> tuple[str, str]:
+    """Make `<out>/<category>/<id>.jpg` present and verified; returns (outcome, failure reason)."""
+    if not is_photo_url(photo.image_url, ctx.base_url) or is_premium(photo.image_url):
+        return "failed", "bad_url"
+    path = ctx.out / photo_file(category, photo.id)
+    url = download_url(photo.image_url, ctx.width)
+    previous = ctx.manifest.get(category, photo.id)
+    try:
+        if path.exists():
+            if previous and previous.get("sha256") == sha256_file(path):
+                return "reused", ""
+            if previous is None:  # finished by a killed run before the manifest was saved: adopt it
+                data = path.read_bytes()
+                w, h = check_jpeg(data, ctx.caps)
+                ctx.manifest.put(photo_entry(photo, category, query, url, sha256_bytes(data), len(data), w, h))
+                return "adopted", ""
+        data, w, h = fetch_bytes(ctx.session, url, ctx.caps, ctx.limiter)
+        atomic_write_bytes(path, data)
+        ctx.manifest.put(photo_entry(photo, category, query, url, sha256_bytes(data), len(data), w, h))
+        return "downloaded", ""
+    except DownloadError as exc:
+        log.warning("%s/%s: %s", category, photo.id, exc)
+        if previous is not None:
+            ctx.manifest.remove(category, photo.id)  # its file is not there or not verified any more
+        return "failed", exc.reason
+
+
+def _prune(manifest: Manifest, out: Path) -> int:
+    """Drop entries whose file is gone (a rerun downloads them again if they are still listed)."""
+    gone = [e for e in manifest.entries() if not (out / photo_file(e["category"], e["id"])).is_file()]
+    for e in gone:
+        manifest.remove(e["category"], e["id"])
+    return len(gone)
+
+
+def run_scrape(categories=(), categories_file=None, query=None, limit: int = 200, out: Path | str = "data/raw",
+               base_url: str = "https://unsplash.com", width: int = 1080, workers: int = 8, per_host: int = 4,
+               scroll_pause: float = 0.5, browser: str = "/usr/bin/chromium", driver: str = "/usr/bin/chromedriver",
+               show_browser: bool = False, caps: Caps | None = None, first_wait: float = 3.0,
+               idle_seconds: float = 2.5) -> ScrapeReport:
+    """Scrape `limit` photos per category into `<out>/<category>/<id>.jpg` with `<out>/manifest.json`."""
+    started = time.monotonic()
+    plan = plan_categories(categories, categories_file, query)
+    if not is_http(base_url):
+        raise UsageError(f"--base-url must be an http(s) URL, got {base_url!r}", "e.g. --base-url https://unsplash.com")
+    base_url = base_url.rstrip("/")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for folder in [out] + [out / c for c, _ in plan]:
+        if remove_stale_temps(folder):
+            log.info("removed temp files a killed run left in %s", folder)
+    manifest = Manifest.load(out / MANIFEST_NAME)
+    if manifest.header.get("base_url") not in (None, base_url):
+        log.warning("%s was scraped from %s; adding photos from %s", manifest.path, manifest.header["base_url"], base_url)
+    if (n := _prune(manifest, out)):
+        log.warning("%d manifest entries had no file; they are fetched again if still found", n)
+    session = make_session(per_host)
+    check_robots(session, base_url, [search_url(base_url, q) for _, q in plan])
+    ctx = _Context(out, base_url, width, session, HostLimiter(per_host), caps or Caps(), manifest)
+    reports = [CategoryReport(c, q) for c, q in plan]
+    futures: dict[cf.Future, CategoryReport] = {}
+    pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="download")
+    bar = progress(total=0, desc="photos", unit="img")
+    version = ""
+    try:
+        with chromium(browser, driver, headless=not show_browser, allow_hosts=browser_hosts(base_url),
+                      images=False) as wd:
+            identify_browser(wd)
+            version = browser_version(wd)
+            manifest.header.update(base_url=base_url, browser_version=version, query_params=query_params(width))
+            for report in reports:
+                def on_photo(photo: Photo, report: CategoryReport = report) -> None:
+                    future = pool.submit(_download_one, ctx, report.category, report.query, photo)
+                    future.add_done_callback(lambda _f: bar.update(1))
+                    futures[future] = report
+                    bar.total += 1
+                    bar.refresh()
+
+                stats = harvest(wd, base_url, report.query, limit, on_photo, scroll_pause,
+                                debug_html=out / f"scrape-{report.category}-page.html", first_wait=first_wait,
+                                idle_seconds=idle_seconds, tick=lambda: manifest.maybe_save(SAVE_INTERVAL_S))
+                report.cards_seen, report.kept, report.skipped = stats.cards_seen, stats.kept, stats.skipped
+                report.generation, report.harvest_s = stats.generation, stats.seconds
+                if stats.kept < limit:
+                    log.warning("%s: only %d of %d photos found", report.category, stats.kept, limit)
+        pending = set(futures)
+        while pending:
+            _, pending = cf.wait(pending, timeout=SAVE_INTERVAL_S / 2)
+            manifest.maybe_save(SAVE_INTERVAL_S)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C/errors: finish in-flight files, drop queued
+        bar.close()
+        if manifest.dirty or not manifest.path.exists():
+            manifest.header.setdefault("base_url", base_url)
+            manifest.save()
+    for future, report in futures.items():
+        outcome, reason = future.result()
+        if outcome == "failed":
+            report.failed[reason] += 1
+        else:
+            setattr(report, outcome, getattr(report, outcome) + 1)
+    for report in reports:
+        write_attribution(out, report.category, manifest.entries(report.category))
+    result = ScrapeReport(out, reports, time.monotonic() - started, version)
+    write_run_record(
+        out / "scrape-run.json", "scrape",
+        params={"categories": [c for c, _ in plan], "queries": [q for _, q in plan], "limit": limit,
+                "base_url": base_url, "width": width, "workers": workers, "per_host": per_host,
+                "scroll_pause": scroll_pause, "headless": not show_browser},
+        counts={r.category: {"cards_seen": r.cards_seen, "kept": r.kept, "skipped": dict(r.skipped),
+                             "downloaded": r.downloaded, "reused": r.reused, "adopted": r.adopted,
+                             "failed": dict(r.failed), "markup": r.generation} for r in reports},
+        timings={**{f"harvest_{r.category}": r.harvest_s for r in reports}, "total": result.seconds},
+        browser_version=version, manifest=str(out / MANIFEST_NAME),
+    )
+    attempted = len(futures)
+    if attempted and not (result.total("downloaded") + result.total("reused") + result.total("adopted")):
+        raise ColorizeError(f"no photo could be downloaded ({result.summary_line()})",
+                            "see the warnings above; rerun later to retry the failed photos")
+    return result

@@ -72,6 +72,14 @@ def test_exif_orientation_is_applied():
     assert decode(exif_rotated_jpeg(photo, 6)).original_size == (40, 60)
 
 
+def test_reduced_decode_of_a_rotated_photo_stays_upright_and_2x():
+    stored = photo_like(600, 400, seed=5)  # landscape as stored, EXIF says "rotate 90°": portrait on screen
+    decoded = decode(exif_rotated_jpeg(stored, 6), reduce_to=64, fit="crop")
+    h, w = decoded.rgb.shape[:2]
+    assert decoded.original_size == (400, 600) and h > w
+    assert min(h, w) >= 128 and w < 400  # reduced (by 2) but the short side kept >= 2x the target
+
+
 def test_pixel_cap_is_checked_before_decoding():
     bomb = png_with_size(9000, 6000)
     with pytest.raises(ColorizeError, match="pixel cap"):

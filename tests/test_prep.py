@@ -222,7 +222,7 @@ def test_hostile_inputs_are_skipped_with_reasons(tmp_path):
             assert f"mixed/{name}" not in skipped
     assert "extension" in skipped["mixed/notes.txt"] and "category folder" in skipped["loose.jpg"]
     used = sum(1 for _, reason in files.values() if reason is None)
-    assert report.photos - len([r for r in files.values() if r[1]]) == used
+    assert report.photos == used == read_manifest(out)["photos"]
     assert read_manifest(out)["samples"]["train"] == used
     assert "skipped" in report.summary_line()
 
@@ -268,3 +268,27 @@ def test_cli_prep_and_its_errors(dataset, tmp_path):
     with pytest.raises(ColorizeError, match="no usable photos"):
         (tmp_path / "empty" / "cat").mkdir(parents=True)
         run_prep(tmp_path / "empty", out, **OPTS)
+
+
+def test_output_inside_source_and_changed_options(tmp_path):
+    src = make_dataset(tmp_path / "raw", n_per_category=2, categories=("a", "b"))
+    out = src / "shards"  # --out inside --src: never read back as input
+    run_prep(src, out, size=32, bins=4, augment=1, shard_size=2, workers=1)
+    first = read_manifest(out)
+    report = run_prep(src, out, size=32, bins=4, augment=1, shard_size=2, workers=1)
+    assert report.rebuilt == 0 and read_manifest(out) == first and first["skipped"] == []
+    # Other options: the old manifest is retired before any shard changes, and stale shards are removed.
+    old_names = {e["name"] for e in first["shards"]}
+    proc_out = run_prep(src, out, size=32, bins=4, augment=1, shard_size=4, workers=1)
+    new_names = {e["name"] for e in read_manifest(out)["shards"]}
+    assert new_names < old_names and {p.name for p in out.glob("*.npz")} == new_names | {"stats.npz"}
+    assert proc_out.rebuilt == proc_out.shards
+
+    from colorize.dataset.prep import PrepParams, _retire_other_manifest
+
+    source = read_manifest(out)["source_manifest_sha256"]
+    same = PrepParams(size=32, bins=4, augment=1, shard_size=4)
+    _retire_other_manifest(out, source, same)
+    assert (out / "manifest.json").exists()  # same inputs and options: kept
+    _retire_other_manifest(out, source, PrepParams(size=32, bins=4, augment=1, shard_size=4, seed=1))
+    assert not (out / "manifest.json").exists()  # a run with another seed starts by retiring it

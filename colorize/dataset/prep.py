@@ -9,9 +9,9 @@ resume: a shard whose file still has the recorded hash is not rebuilt.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import re
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -23,7 +23,8 @@ import numpy as np
 from colorize import __version__
 from colorize.dataset import augment as aug
 from colorize.dataset import engines, shards, splits, stats
-from colorize.dataset.images import DEFAULT_MAX_PIXELS, MAX_FILE_BYTES, decode
+from colorize.dataset.images import DEFAULT_MAX_PIXELS, decode
+from colorize.dataset.sources import Photo, discover
 from colorize.errors import ColorizeError, UsageError
 from colorize.io import (
     atomic_write_json,
@@ -41,16 +42,6 @@ log = logging.getLogger(__name__)
 JOURNAL = ".prep-journal.json"
 DERIVED_MANIFEST = "source-manifest.json"
 MIN_SIDE = 32
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
-_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-@dataclass(frozen=True)
-class Photo:
-    id: str
-    category: str
-    file: str  # POSIX path relative to the source folder (what the manifest and skip list show)
-    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,90 +114,6 @@ class PrepReport:
         reused = f", {self.shards - self.rebuilt} reused" if self.rebuilt < self.shards else ""
         return (f"prep: {total} samples ({per_split}) from {self.photos} photos in {self.shards} shards{reused}, "
                 f"{self.skipped} skipped, {self.n_bins} color bins -> {self.out} ({self.seconds:.1f} s)")
-
-
-# ------------------------------------------------------------------------------------------- sources
-def _safe_relpath(src: Path, rel: str) -> Path | None:
-    """`src/rel` if `rel` is a plain relative path that stays inside `src` (ids and paths are untrusted)."""
-    if not rel or rel.startswith(("/", "\\")) or "\\" in rel or any(p in ("", ".", "..") for p in rel.split("/")):
-        return None
-    path = src / rel
-    try:
-        path.resolve().relative_to(src.resolve())
-    except ValueError:
-        return None
-    return path
-
-
-def discover(src: Path) -> tuple[list[Photo], list[dict[str, str]], str, str]:
-    """Photos to use, files skipped up front, the sha256 of the source manifest and its kind."""
-    if not src.is_dir():
-        raise ColorizeError(f"source folder {src} does not exist", "scrape or fetch a dataset first, or pass --src")
-    manifest_path = src / "manifest.json"
-    if manifest_path.is_file():
-        return (*_from_manifest(src, manifest_path), "manifest")
-    photos, skipped, derived = _from_folder(src)
-    return photos, skipped, sha256_bytes(dumps_json(derived).encode()), "folder"
-
-
-def _from_manifest(src: Path, path: Path) -> tuple[list[Photo], list[dict[str, str]], str]:
-    try:
-        manifest = read_json(path)
-        entries = manifest["photos"]
-        assert isinstance(entries, list)
-    except (OSError, ValueError, KeyError, TypeError, AssertionError) as exc:
-        raise ColorizeError(f"{path} is not a dataset manifest ({exc})", "re-run scrape, or remove it") from exc
-    photos, skipped, seen = [], [], set()
-    for entry in entries:
-        rel = str(entry.get("file", "")) if isinstance(entry, dict) else ""
-        pid = str(entry.get("id", "")) if isinstance(entry, dict) else ""
-        reason = None
-        if not _ID_RE.match(pid):
-            reason = f"invalid photo id {pid[:40]!r}"
-        elif _safe_relpath(src, rel) is None:
-            reason = "file path escapes the dataset folder"
-        elif entry.get("status", "ok") != "ok":
-            reason = f"status {entry.get('status')!r} in the manifest"
-        elif pid in seen:
-            reason = f"duplicate photo id {pid}"
-        elif not (src / rel).is_file():
-            reason = "file is missing"
-        if reason:
-            skipped.append({"file": rel or f"<{pid}>", "reason": reason})
-            continue
-        seen.add(pid)
-        photos.append(Photo(pid, str(entry.get("category") or "uncategorized"), rel, entry.get("sha256")))
-    return sorted(photos, key=lambda p: p.id), skipped, sha256_file(path)
-
-
-def _from_folder(src: Path) -> tuple[list[Photo], list[dict[str, str]], dict[str, Any]]:
-    """Subfolders are categories; id = first 16 hex of the file's sha256 (duplicates kept once)."""
-    photos, skipped, by_id = [], [], {}
-    for path in sorted(src.rglob("*")):
-        rel = path.relative_to(src).as_posix()
-        if any(part.startswith(".") for part in rel.split("/")) or path.is_dir():
-            continue
-        parts = rel.split("/")
-        if path.is_symlink() and _safe_relpath(src, rel) is None:
-            skipped.append({"file": rel, "reason": "symlink points outside the dataset folder"})
-        elif path.suffix.lower() not in IMAGE_EXTENSIONS:
-            skipped.append({"file": rel, "reason": f"not an image file extension ({path.suffix or 'none'})"})
-        elif len(parts) != 2:
-            skipped.append({"file": rel, "reason": "not directly inside a category folder"})
-        elif path.stat().st_size > MAX_FILE_BYTES:
-            skipped.append({"file": rel, "reason": f"file over the {MAX_FILE_BYTES} byte cap"})
-        else:
-            digest = sha256_file(path)
-            pid = digest[:16]
-            if pid in by_id:
-                skipped.append({"file": rel, "reason": f"duplicate of {by_id[pid].file}"})
-                continue
-            by_id[pid] = Photo(pid, parts[0], rel, digest)
-            photos.append(by_id[pid])
-    derived = {"schema": "colorize.dataset/1", "derived_from_folder": True,
-               "photos": [{"id": p.id, "category": p.category, "file": p.file, "sha256": p.sha256, "status": "ok"}
-                          for p in sorted(photos, key=lambda p: p.id)]}
-    return sorted(photos, key=lambda p: p.id), skipped, derived
 
 
 # ---------------------------------------------------------------------------------------------- plan
@@ -313,11 +220,12 @@ def run_prep(src: str | os.PathLike, out: str | os.PathLike, size: int = 256, fi
         raise UsageError("--out must differ from --src", "write the shards to their own folder")
     params = PrepParams(size, fit, grid, bins, float(lam), float(sigma), augment, splits.parse_split(split), seed,
                         shard_size, max_pixels)
-    photos, skipped_upfront, source_sha, source_kind = discover(src)
+    photos, skipped_upfront, source_sha, source_kind = discover(src, exclude=out)
     if not photos:
         raise ColorizeError(f"no usable photos in {src}", "give prep a scraped dataset or category folders of images")
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)
+    _retire_other_manifest(out, source_sha, params)
     t_plan = time.perf_counter()
     tasks = plan_tasks(photos, params, src, out)
     plan_key = sha256_bytes(dumps_json({"tool_version": __version__, "source": source_sha,
@@ -349,7 +257,9 @@ def run_prep(src: str | os.PathLike, out: str | os.PathLike, size: int = 256, fi
         bar.close()
     t_stats = time.perf_counter()
     ordered = [results[t.name] for t in tasks]
-    manifest, bin_stats = _finish(out, ordered, params, source_sha, source_kind, skipped_upfront, len(photos))
+    failed = {s["file"] for r in ordered for s in r.skipped}
+    used = len(photos) - len(failed)
+    manifest, bin_stats = _finish(out, ordered, params, source_sha, source_kind, skipped_upfront, used)
     _remove_stale_shards(out, {t.name for t in tasks})
     t_end = time.perf_counter()
 
@@ -361,7 +271,7 @@ def run_prep(src: str | os.PathLike, out: str | os.PathLike, size: int = 256, fi
         out / shards.RUN_RECORD, "prep",
         params={**params.manifest_params(), "src": str(src), "out": str(out), "workers": workers or engines.default_workers(),
                 "engine": engine, "scheduler": scheduler},
-        counts={"photos": len(photos), "samples": samples, "skipped": len(skipped_all), "shards": len(tasks),
+        counts={"photos": used, "samples": samples, "skipped": len(skipped_all), "shards": len(tasks),
                 "shards_rebuilt": rebuilt, "source": source_kind},
         timings={"discover": t_plan - t_start, "plan": t_work - t_plan, "shards": work_s,
                  "stats_and_manifest": t_end - t_stats, "total": t_end - t_start},
@@ -369,8 +279,23 @@ def run_prep(src: str | os.PathLike, out: str | os.PathLike, size: int = 256, fi
                                            / work_s, 2) if work_s > 0 and rebuilt else None},
         manifest_sha256=sha256_file(out / shards.MANIFEST),
     )
-    return PrepReport(out, samples, len(photos), len(skipped_all), len(tasks), rebuilt, bin_stats.n_bins,
+    return PrepReport(out, samples, used, len(skipped_all), len(tasks), rebuilt, bin_stats.n_bins,
                       t_end - t_start, skipped_all)
+
+
+def _retire_other_manifest(out: Path, source_sha: str, params: PrepParams) -> None:
+    """An existing manifest for other inputs or options would describe shards this run is replacing:
+    remove it now, so a reader (or --verify) never trusts a half-replaced folder; this run writes a new one."""
+    path = out / shards.MANIFEST
+    try:
+        old = read_json(path)
+    except (OSError, ValueError):
+        return
+    if not isinstance(old, dict) or old.get("source_manifest_sha256") != source_sha \
+            or old.get("params") != json.loads(dumps_json(params.manifest_params())) \
+            or old.get("tool_version") != __version__:
+        log.info("replacing the shards in %s (other source or options)", out)
+        path.unlink()
 
 
 def _read_journal(path: Path, plan_key: str) -> dict[str, Any]:

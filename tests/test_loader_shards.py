@@ -17,13 +17,13 @@ from colorize.io import atomic_write_json
 CATEGORIES = ("beach", "forest", "city")
 
 
-def _sample(rng: np.random.Generator, size: int, gray: bool, padded: bool):
+def _sample(rng: np.random.Generator, size: int, gray: bool, padded: bool, jitter: int):
     yy, xx = np.mgrid[0:size, 0:size] / size
     fx, fy, phase = rng.uniform(0.5, 3, 2).tolist() + [rng.uniform(0, 6.3)]
     L = 50 + 45 * np.sin(fx * 6.3 * xx + phase) * np.cos(fy * 6.3 * yy)
     ab = np.zeros((size, size, 2), np.float32)
     if not gray:
-        shift = rng.integers(-6, 7, 2)  # a little per-image variation so more than 3 bins are used
+        shift = rng.integers(-jitter, jitter + 1, 2)  # a little per-image variation so more than 3 bins are used
         ab[L < 35] = (10, -40) + shift
         ab[(L >= 35) & (L < 65)] = (-40, 30) - shift
         ab[L >= 65] = (40, 45) + shift
@@ -35,7 +35,7 @@ def _sample(rng: np.random.Generator, size: int, gray: bool, padded: bool):
 
 
 def make_shards(root: Path, n_train: int = 24, n_val: int = 8, size: int = 64, per_shard: int = 5,
-                bins: int = 8, seed: int = 0) -> Path:
+                bins: int = 8, seed: int = 0, jitter: int = 6) -> Path:
     """Write train/val shards, stats.npz and a colorize.shards/1 manifest under `root`; return it."""
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -44,7 +44,8 @@ def make_shards(root: Path, n_train: int = 24, n_val: int = 8, size: int = 64, p
         counts[split] = {}
         for index, start in enumerate(range(0, total, per_shard)):
             n = min(per_shard, total - start)
-            samples = [_sample(rng, size, gray=(start + k) % 7 == 3, padded=(start + k) % 4 == 1) for k in range(n)]
+            samples = [_sample(rng, size, gray=(start + k) % 7 == 3, padded=(start + k) % 4 == 1, jitter=jitter)
+                       for k in range(n)]
             cats = [CATEGORIES[(start + k) % len(CATEGORIES)] for k in range(n)]
             arrays = {
                 "L": np.stack([s[0] for s in samples]), "ab": np.stack([s[1] for s in samples]),

@@ -200,8 +200,8 @@ class ShardDataset(IterableDataset):
             raise ValueError(f"start_batch {start_batch} outside 0..{len(self)}")
         self.epoch, self.start_batch = int(epoch), int(start_batch)
 
-    def state(self, batches_done: int) -> LoaderState:
-        return LoaderState(self.epoch, int(batches_done), self.world_size, self.workers, self.batch_size, self.seed)
+    def state(self, epoch: int, batches_done: int) -> LoaderState:
+        return LoaderState(int(epoch), int(batches_done), self.world_size, self.workers, self.batch_size, self.seed)
 
     def check_resume(self, state: dict[str, Any]) -> None:
         """A mid-epoch position only maps onto the same plan: same ranks, workers, batch size, seed."""
@@ -288,3 +288,18 @@ def make_loader(dataset: ShardDataset, pin_memory: bool = False, prefetch: int =
         prefetch_factor=prefetch if dataset.workers else None,
         persistent_workers=False,  # a new epoch/start position must reach the workers
     )
+
+
+def iterate(loader: DataLoader) -> Iterator[dict[str, Any]]:
+    """Iterate a loader; a ColorizeError raised inside a worker comes back as its own single line.
+
+    (The DataLoader re-raises worker errors with the whole worker traceback as the message.)
+    """
+    try:
+        yield from loader
+    except ColorizeError as exc:
+        text = str(exc)
+        if "DataLoader worker" not in text:
+            raise
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        raise ColorizeError(last.split("ColorizeError: ", 1)[-1]) from None

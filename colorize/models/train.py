@@ -1,0 +1,415 @@
+"""`colorize train`: the training loop — GPU-ready, resumable to the batch, multi-GPU through torchrun.
+
+`train(TrainConfig(...))` is the programmatic entry (routing trains specialists with it: `categories` /
+`photo_ids` restrict the data, `weights` / `prior` replace the shard statistics); `run_train(...)` is the
+thin CLI wrapper. Run folder: last.pt, best.pt, metrics.jsonl, loss.png, samples/epoch-NNN.png,
+train-run.json. Ctrl-C (or SIGTERM) and --max-minutes save last.pt at the current batch first;
+`--resume` continues from it exactly (same weights as an uninterrupted run on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from colorize import progress
+from colorize.dataset.loader import ShardDataset, iterate, make_loader
+from colorize.dataset.shards import MANIFEST, list_shards
+from colorize.errors import ColorizeError
+from colorize.io import atomic_write_text, remove_stale_temps, sha256_file, write_run_record
+from colorize.models import ddp
+from colorize.models.checkpoint import CHECKPOINT_SCHEMA, load_checkpoint, model_state, save_checkpoint
+from colorize.models.loss import RebalancedLoss
+from colorize.models.plots import loss_curve
+from colorize.models.runtime import amp_dtype, autocast
+from colorize.models.unet import ColorUNet, count_parameters, l_to_input
+from colorize.models.validation import validate, write_sample_grid
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on. The first block mirrors the CLI; the rest is for programmatic use."""
+
+    shards: Path
+    out: Path
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 1e-3
+    width: int = 32
+    temperature: float = 0.38
+    soft_targets: int = 0
+    device: str = "auto"
+    amp: bool = True
+    compile_model: bool = False
+    workers: int = 2
+    seed: int = 0
+    resume: bool = False
+    max_minutes: float | None = None
+    # Data selection and statistics overrides (routing specialists).
+    categories: list[str] | None = None
+    photo_ids: list[str] | None = None
+    weights: Sequence[float] | None = None
+    prior: Sequence[float] | None = None
+    # Optimisation details.
+    weight_decay: float = 1e-4
+    warmup_frac: float = 0.05
+    grad_clip: float = 5.0
+    buffer: int = 4096
+    val_samples: int = 256
+    grid_rows: int = 8
+    compile_backend: str = "inductor"
+    max_steps: int | None = None  # stop (saving last.pt) after this many optimizer steps in total
+    # Called after each optimizer step with (step, loss tensor): tests, custom logging, early stopping.
+    on_step: Callable[[int, torch.Tensor], None] | None = field(default=None, repr=False)
+
+    def record(self) -> dict[str, Any]:
+        """JSON/checkpoint-safe view (paths as strings, arrays as lists, no callables)."""
+        out = {k: v for k, v in asdict(self).items() if k != "on_step"}
+        for k in ("shards", "out"):
+            out[k] = str(out[k])
+        for k in ("weights", "prior", "categories", "photo_ids"):
+            out[k] = None if out[k] is None else [x if isinstance(x, str) else float(x) for x in out[k]]
+        return out
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    epochs_done: int
+    steps: int
+    best_val: float
+    parameters: int
+    stopped: str  # "done", "time budget", "max steps"
+    seconds: float
+    images_per_s: float
+
+    def summary_line(self) -> str:
+        how = "" if self.stopped == "done" else f" (stopped: {self.stopped}; --resume continues)"
+        best = f"best val loss {self.best_val:.4f}" if math.isfinite(self.best_val) else "no val loss"
+        return (f"trained {self.epochs_done} epochs / {self.steps} steps of a {self.parameters / 1e6:.2f} M-param "
+                f"ColorUNet in {self.seconds:.0f} s ({self.images_per_s:.1f} img/s), {best} -> {self.out}{how}")
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM set a flag so the loop can save a consistent checkpoint; a second Ctrl-C aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("stopping after this batch and saving last.pt (press Ctrl-C again to abort)")
+
+    def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _schedule(total_steps: int, warmup_frac: float) -> Callable[[int], float]:
+    """Linear warm-up, then cosine decay to 1% of the base learning rate."""
+    warm = max(1, int(total_steps * warmup_frac))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        t = min(1.0, (step - warm) / max(1, total_steps - warm))
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t))
+
+    return factor
+
+
+def _read_history(path: Path, upto_epoch: int) -> list[dict[str, Any]]:
+    """metrics.jsonl rows of epochs <= upto_epoch (a crash after a row but before its checkpoint is undone)."""
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r for r in rows if r.get("epoch", 0) <= upto_epoch]
+
+
+def _stat_tensor(values: Sequence[float] | np.ndarray, n: int, name: str) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(values, dtype=np.float32))
+    if t.shape != (n,) or not torch.isfinite(t).all() or (t < 0).any():
+        raise ColorizeError(f"{name} must be {n} finite non-negative numbers (one per bin)",
+                            "pass one value per color bin of the shards' stats.npz")
+    return t
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Train a ColorUNet as configured (joins a DDP group when launched by torchrun)."""
+    info = ddp.setup(cfg.device)
+    try:
+        return _Trainer(cfg, info).run()
+    finally:
+        ddp.teardown(info)
+
+
+class _Trainer:
+    def __init__(self, cfg: TrainConfig, info: ddp.DistInfo) -> None:
+        self.cfg, self.info, self.device = cfg, info, info.device
+        self.t0 = time.monotonic()
+        self.out = Path(cfg.out)
+        shards = Path(cfg.shards)
+        if info.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            remove_stale_temps(self.out)
+        if not (shards / MANIFEST).is_file():
+            raise ColorizeError(f"no shards at {shards}", f"run `colorize prep --out {shards}` first")
+        self.shards_sha256 = sha256_file(shards / MANIFEST)
+        common = dict(seed=cfg.seed, batch_size=cfg.batch_size, categories=cfg.categories,
+                      photo_ids=cfg.photo_ids, cache_shards=3)
+        self.train_ds = ShardDataset(shards, "train", shuffle=True, buffer=cfg.buffer, workers=cfg.workers,
+                                     rank=info.rank, world_size=info.world_size, **common)
+        self.val_ds = None
+        if list_shards(shards, "val"):
+            try:
+                self.val_ds = ShardDataset(shards, "val", shuffle=False, workers=min(cfg.workers, 1), rank=0,
+                                           world_size=1, limit=cfg.val_samples, with_ab=True, **common)
+            except ColorizeError:  # the filter left no val samples: select best.pt by train loss
+                log.warning("no val samples for this selection; best.pt follows the train loss")
+        stats = self.train_ds.stats
+        n = stats.n_bins
+        self.centers = torch.as_tensor(stats.centers, dtype=torch.float32)
+        self.weights = _stat_tensor(cfg.weights if cfg.weights is not None else stats.weights, n, "weights")
+        self.prior = _stat_tensor(cfg.prior if cfg.prior is not None else stats.prior, n, "prior")
+        self.ab_lut = torch.as_tensor(stats.ab_lut.astype(np.int16))
+        self.size = int(self.train_ds.size or 0)
+
+        torch.manual_seed(cfg.seed)
+        self.model = ColorUNet(n, cfg.width).to(self.device)
+        self.parameters = count_parameters(self.model)
+        log.info("ColorUNet: %d bins, width %d, %d parameters (%.2f M)", n, cfg.width, self.parameters,
+                 self.parameters / 1e6)
+        self.amp = amp_dtype(self.device, cfg.amp)
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+            torch.backends.cudnn.benchmark = True
+        self.criterion = RebalancedLoss(self.weights, self.centers, cfg.soft_targets).to(self.device)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.total_steps = cfg.epochs * len(self.train_ds)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _schedule(self.total_steps, cfg.warmup_frac))
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
+        self.epoch, self.batches_done, self.step = 0, 0, 0
+        self.loss_sum, self.loss_batches = 0.0, 0
+        self.best_val = float("inf")
+        self.history: list[dict[str, Any]] = []
+        self._restore_or_refuse()
+
+        self.net: torch.nn.Module = self.model
+        if info.enabled:
+            self.net = DistributedDataParallel(self.model, device_ids=[self.device.index]
+                                               if self.device.type == "cuda" else None)
+        if cfg.compile_model:
+            self.net = torch.compile(self.net, backend=cfg.compile_backend)
+
+    # -------------------------------------------------------------------------------- checkpoints
+    def _payload(self) -> dict[str, Any]:
+        rng = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        config = self.cfg.record() | {"size": self.size, "n_bins": int(self.centers.shape[0]),
+                                      "world_size": self.info.world_size}
+        return {
+            "schema": CHECKPOINT_SCHEMA, "model": model_state(self.model), "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(), "rng": rng,
+            "loader_state": self.train_ds.state(self.epoch, self.batches_done).to_dict()
+            | {"loss_sum": self.loss_sum, "loss_batches": self.loss_batches},
+            "config": config, "centers": self.centers, "ab_lut": self.ab_lut, "weights": self.weights,
+            "prior": self.prior, "shards_sha256": self.shards_sha256, "epoch": self.epoch, "step": self.step,
+            "best_val": self.best_val,
+        }
+
+    def _save(self, name: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        payload = payload or self._payload()
+        if self.info.is_main:
+            save_checkpoint(self.out / name, payload)
+        return payload
+
+    def _restore_or_refuse(self) -> None:
+        last = self.out / "last.pt"
+        if not self.cfg.resume:
+            if last.exists():
+                raise ColorizeError(f"{self.out} already holds a run (last.pt)",
+                                    "pass --resume to continue it, or choose another --out")
+            return
+        if not last.exists():
+            raise ColorizeError(f"nothing to resume: {last} does not exist", "run once without --resume")
+        ck = load_checkpoint(last, map_location=self.device)
+        if ck.get("shards_sha256") != self.shards_sha256:
+            raise ColorizeError("the shards changed since last.pt was written (manifest sha256 differs)",
+                                "resume with the same --shards, or start a new run with another --out")
+        old = ck["config"]
+        if old.get("width") != self.cfg.width or old.get("n_bins") != int(self.centers.shape[0]):
+            raise ColorizeError(f"last.pt is a width-{old.get('width')} model; this run asks for "
+                                f"width {self.cfg.width}", "resume with the same --width")
+        self.train_ds.check_resume(ck["loader_state"])
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["scheduler"])
+        self.sched.lr_lambdas = [_schedule(self.total_steps, self.cfg.warmup_frac)]  # --epochs may grow
+        self.scaler.load_state_dict(ck["scaler"])
+        torch.set_rng_state(ck["rng"]["torch"].cpu())
+        if "cuda" in ck["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(ck["rng"]["cuda"].cpu(), self.device)
+        state = ck["loader_state"]
+        self.epoch, self.batches_done = int(state["epoch"]), int(state["batches_done"])
+        self.loss_sum, self.loss_batches = float(state["loss_sum"]), int(state["loss_batches"])
+        self.step, self.best_val = int(ck["step"]), float(ck["best_val"])
+        self.history = _read_history(self.out / "metrics.jsonl", self.epoch)
+        log.info("resuming at epoch %d, batch %d (step %d)", self.epoch + 1, self.batches_done, self.step)
+
+    # ------------------------------------------------------------------------------------ the loop
+    def run(self) -> TrainResult:
+        cfg, images, train_s = self.cfg, 0, 0.0
+        stopped = "done"
+        with _StopRequest() as stop:
+            while self.epoch < cfg.epochs and stopped == "done":
+                t_epoch = time.monotonic()
+                n_img, stopped = self._train_epoch(stop)
+                images += n_img
+                train_s += time.monotonic() - t_epoch
+                if stopped == "interrupt":
+                    raise KeyboardInterrupt
+                if stopped == "done":
+                    self._end_epoch()
+        ddp.sync_buffers(self.info, self.model)
+        digests = ddp.gather_strings(self.info, ddp.weights_digest(model_state(self.model)))
+        seconds = time.monotonic() - self.t0
+        result = TrainResult(self.out, self.epoch, self.step, self.best_val, self.parameters, stopped, seconds,
+                             images * self.info.world_size / train_s if train_s else 0.0)
+        if self.info.is_main:
+            write_run_record(self.out / "train-run.json", "train", cfg.record(),
+                             counts={"epochs_done": self.epoch, "steps": self.step, "parameters": self.parameters,
+                                     "train_samples": self.train_ds.n_samples,
+                                     "val_samples": self.val_ds.n_samples if self.val_ds else 0},
+                             timings={"total": seconds, "train": train_s},
+                             device=str(self.device), world_size=self.info.world_size, stopped=stopped,
+                             images_per_s=round(result.images_per_s, 2), best_val=self.best_val,
+                             amp=str(self.amp) if self.amp else None, rank_weights_sha256=digests)
+        return result
+
+    def _stop_reason(self, stop: _StopRequest) -> str | None:
+        over_time = self.cfg.max_minutes is not None and time.monotonic() - self.t0 > self.cfg.max_minutes * 60
+        over_steps = self.cfg.max_steps is not None and self.step >= self.cfg.max_steps
+        flags = [ddp.any_rank(self.info, f) for f in (stop.requested, over_time, over_steps)]
+        return next((r for r, f in zip(("interrupt", "time budget", "max steps"), flags) if f), None)
+
+    def _train_epoch(self, stop: _StopRequest) -> tuple[int, str]:
+        cfg, dev = self.cfg, self.device
+        self.train_ds.set_epoch(self.epoch, self.batches_done)
+        self.model.train()
+        bar = progress.progress(total=len(self.train_ds), initial=self.batches_done, unit="batch",
+                                desc=f"epoch {self.epoch + 1}/{cfg.epochs}")
+        images, t_start = 0, time.monotonic()
+        loss_acc = torch.zeros((), device=dev)
+        try:
+            for batch in iterate(make_loader(self.train_ds, pin_memory=dev.type == "cuda")):
+                L = batch["L"].to(dev, non_blocking=True)
+                bins = batch["bins"].to(dev, non_blocking=True)
+                mask = batch["mask"].to(dev, non_blocking=True)
+                colorful = batch["colorful"].to(dev, non_blocking=True)
+                x = l_to_input(L)
+                if dev.type == "cuda":
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with autocast(dev, self.amp):
+                    loss = self.criterion(self.net(x), bins, mask, colorful)
+                self.opt.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(self.opt)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                self.scaler.step(self.opt)
+                self.scaler.update()
+                self.sched.step()
+                loss_acc += loss.detach()
+                self.batches_done += 1
+                self.step += 1
+                images += int(L.shape[0])
+                bar.update(1)
+                if self.step % 20 == 0 and bar.disable is False:
+                    bar.set_postfix(loss=f"{float(loss):.3f}",
+                                    img_s=f"{images / max(1e-9, time.monotonic() - t_start):.0f}")
+                if cfg.on_step is not None:
+                    cfg.on_step(self.step, loss.detach())
+                reason = self._stop_reason(stop)
+                if reason and self.batches_done < len(self.train_ds):
+                    self._fold_loss(loss_acc)
+                    self._save("last.pt")
+                    log.warning("stopped (%s) at epoch %d, batch %d; saved %s", reason, self.epoch + 1,
+                                self.batches_done, self.out / "last.pt")
+                    return images, reason
+                if reason:  # the epoch's last batch: finish the epoch first, then stop
+                    self._fold_loss(loss_acc)
+                    self._end_epoch()
+                    return images, reason if reason != "interrupt" else "interrupt"
+        finally:
+            bar.close()
+        self._fold_loss(loss_acc)
+        return images, "done"
+
+    def _fold_loss(self, loss_acc: torch.Tensor) -> None:
+        """Move the on-device loss sum to the host (one sync) so a checkpoint can carry it."""
+        self.loss_sum += float(loss_acc)
+        self.loss_batches = self.batches_done
+        loss_acc.zero_()
+
+    def _end_epoch(self) -> None:
+        """Val, metrics.jsonl, pictures and checkpoints for the epoch that just finished (rank 0 writes)."""
+        ddp.sync_buffers(self.info, self.model)
+        train_loss = ddp.mean_over_ranks(self.info, self.loss_sum, self.loss_batches)
+        self.epoch += 1
+        self.batches_done, self.loss_sum, self.loss_batches = 0, 0.0, 0
+        row: dict[str, Any] = {"epoch": self.epoch, "step": self.step, "train_loss": round(train_loss, 6),
+                               "lr": round(self.sched.get_last_lr()[0], 8)}
+        if self.info.is_main:
+            score = train_loss
+            if self.val_ds is not None:
+                val = validate(self.model, self.val_ds, self.criterion, self.centers.to(self.device),
+                               self.cfg.temperature, self.device, self.amp, self.cfg.grid_rows,
+                               pin_memory=self.device.type == "cuda")
+                row |= val.row()
+                score = val.loss
+                write_sample_grid(self.out / "samples" / f"epoch-{self.epoch:03d}.png", val)
+            self.history.append(row)
+            atomic_write_text(self.out / "metrics.jsonl",
+                              "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.history))
+            loss_curve(self.out / "loss.png", [r["train_loss"] for r in self.history],
+                       [r.get("val_loss") for r in self.history])
+            improved = math.isfinite(score) and score < self.best_val
+            if improved:
+                self.best_val = score
+            payload = self._save("last.pt")
+            if improved:
+                self._save("best.pt", payload)
+            log.info("epoch %d: %s", self.epoch, json.dumps(row, sort_keys=True))
+        ddp.barrier(self.info)
+
+
+def run_train(shards: Path, out: Path, epochs: int = 20, batch_size: int = 64, lr: float = 1e-3, width: int = 32,
+              temperature: float = 0.38, soft_targets: int = 0, device: str = "auto", amp: bool = True,
+              compile_model: bool = False, workers: int = 2, seed: int = 0, resume: bool = False,
+              max_minutes: float | None = None) -> TrainResult:
+    """The CLI entry point: one TrainConfig, one `train`."""
+    return train(TrainConfig(Path(shards), Path(out), epochs, batch_size, lr, width, temperature, soft_targets,
+                             device, amp, compile_model, workers, seed, resume, max_minutes))

@@ -1,0 +1,162 @@
+"""The training loop: learning, exact resume (epoch and mid-epoch), Ctrl-C, time budget, outputs, CLI."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from test_loader_shards import make_shards
+
+from colorize.cli import cli
+from colorize.errors import ColorizeError
+from colorize.models.checkpoint import load_checkpoint, load_colorizer
+from colorize.models.train import TrainConfig, train
+
+# 16 train samples, batch 4: 4 steps per epoch; 2 workers so resume is checked through real worker processes.
+SMALL = dict(epochs=2, batch_size=4, width=8, workers=2, device="cpu", lr=3e-3, seed=1)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    return make_shards(tmp_path_factory.mktemp("train") / "shards", n_train=16, n_val=4, size=64)
+
+
+@pytest.fixture(scope="module")
+def straight(shards, tmp_path_factory):
+    """Two epochs without interruption: the reference every resumed run must match bit for bit."""
+    out = tmp_path_factory.mktemp("straight") / "run"
+    result = train(TrainConfig(shards, out, **SMALL))
+    return out, result
+
+
+def _weights(path):
+    return load_checkpoint(path)["model"]
+
+
+def _assert_same_weights(a, b):
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
+def test_overfits_a_tiny_shard_set(tmp_path):
+    root = make_shards(tmp_path / "s", n_train=8, n_val=0, per_shard=8, jitter=0)
+    losses: list[float] = []
+    train(TrainConfig(root, tmp_path / "run", epochs=25, batch_size=8, width=8, workers=0, device="cpu",
+                      lr=3e-2, warmup_frac=0.0, on_step=lambda step, loss: losses.append(float(loss))))
+    assert len(losses) == 25
+    assert np.mean(losses[-3:]) < 0.5 * losses[0]
+
+
+def test_run_folder_outputs(straight):
+    out, result = straight
+    assert result.epochs_done == 2 and result.steps == 8 and result.stopped == "done"
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for key in ("train_loss", "val_loss", "val_psnr", "val_colorfulness", "val_auc", "lr"):
+        assert all(np.isfinite(r[key]) for r in rows), key
+    for name in ("samples/epoch-001.png", "samples/epoch-002.png", "loss.png", "best.pt", "last.pt"):
+        assert (out / name).stat().st_size > 0, name
+    from PIL import Image
+
+    grid = Image.open(out / "samples/epoch-002.png")
+    assert grid.size[0] == 3 * 64 + 4 * 2  # gray | predicted | truth
+    record = json.loads((out / "train-run.json").read_text())
+    assert record["command"] == "train" and record["counts"]["steps"] == 8
+    ck = load_checkpoint(out / "last.pt")
+    assert ck["epoch"] == 2 and ck["loader_state"]["batches_done"] == 0 and len(ck["shards_sha256"]) == 64
+    for key in ("optimizer", "scheduler", "scaler", "rng", "centers", "ab_lut", "weights", "prior", "best_val"):
+        assert key in ck
+    col = load_colorizer(out / "best.pt", "cpu")  # prediction needs nothing but the checkpoint
+    assert col.size == 64 and col.probs(torch.zeros(1, 64, 64, dtype=torch.uint8)).shape == (1, col.n_bins, 64, 64)
+    assert "summary" not in result.summary_line() and "2 epochs" in result.summary_line()
+
+
+def test_one_epoch_then_resume_matches_two_straight_epochs(straight, shards, tmp_path):
+    out = tmp_path / "run"
+    first = train(TrainConfig(shards, out, max_steps=4, **SMALL))  # stops at the end of epoch 1
+    assert first.epochs_done == 1 and first.stopped == "max steps"
+    second = train(TrainConfig(shards, out, resume=True, **SMALL))
+    assert second.epochs_done == 2 and second.steps == 8
+    _assert_same_weights(straight[0] / "last.pt", out / "last.pt")
+    assert (out / "metrics.jsonl").read_bytes() == (straight[0] / "metrics.jsonl").read_bytes()
+
+
+def test_mid_epoch_checkpoint_resumes_exactly(straight, shards, tmp_path):
+    out = tmp_path / "run"
+    stopped = train(TrainConfig(shards, out, max_steps=6, **SMALL))  # batch 2 of epoch 2
+    ck = load_checkpoint(out / "last.pt")
+    assert stopped.stopped == "max steps" and (ck["epoch"], ck["loader_state"]["batches_done"]) == (1, 2)
+    train(TrainConfig(shards, out, resume=True, **SMALL))
+    _assert_same_weights(straight[0] / "last.pt", out / "last.pt")
+    assert (out / "metrics.jsonl").read_bytes() == (straight[0] / "metrics.jsonl").read_bytes()
+
+
+def test_ctrl_c_saves_last_pt_first_and_resume_finishes_identically(straight, shards, tmp_path):
+    out = tmp_path / "run"
+
+    def press_ctrl_c(step, loss):
+        if step == 3:
+            signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(shards, out, on_step=press_ctrl_c, **SMALL))
+    ck = load_checkpoint(out / "last.pt")
+    assert ck["step"] == 3 and ck["loader_state"]["batches_done"] == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    train(TrainConfig(shards, out, resume=True, **SMALL))
+    _assert_same_weights(straight[0] / "last.pt", out / "last.pt")
+
+
+def test_time_budget_stops_cleanly_and_can_resume(shards, tmp_path):
+    out = tmp_path / "run"
+    result = train(TrainConfig(shards, out, max_minutes=1e-9, **SMALL))
+    assert result.stopped == "time budget" and result.steps == 1
+    assert "--resume continues" in result.summary_line()
+    assert load_checkpoint(out / "last.pt")["step"] == 1
+
+
+def test_reruns_never_overwrite_and_resume_checks_its_inputs(straight, shards, tmp_path):
+    with pytest.raises(ColorizeError, match="already holds a run"):
+        train(TrainConfig(shards, straight[0], **SMALL))
+    with pytest.raises(ColorizeError, match="nothing to resume"):
+        train(TrainConfig(shards, tmp_path / "new", resume=True, **SMALL))
+    with pytest.raises(ColorizeError, match="width"):
+        train(TrainConfig(shards, straight[0], resume=True, **{**SMALL, "width": 4}))
+    other = make_shards(tmp_path / "other", n_train=16, n_val=4, size=64, seed=5)
+    with pytest.raises(ColorizeError, match="shards changed"):
+        train(TrainConfig(other, straight[0], resume=True, **SMALL))
+
+
+def test_specialist_on_a_category_with_given_weights(shards, tmp_path):
+    n_bins = int(np.load(shards / "stats.npz")["centers"].shape[0])
+    weights = np.linspace(0.5, 2.0, n_bins)
+    seen: list[int] = []
+    result = train(TrainConfig(shards, tmp_path / "beach", categories=["beach"], weights=weights,
+                               compile_model=True, compile_backend="eager",
+                               on_step=lambda step, loss: seen.append(step), **{**SMALL, "epochs": 1}))
+    assert result.steps == len(seen) == 2  # 6 of 16 samples are beaches: 2 batches on 2 workers
+    ck = load_checkpoint(tmp_path / "beach" / "last.pt")
+    assert torch.allclose(ck["weights"], torch.as_tensor(weights, dtype=torch.float32))
+    assert ck["config"]["categories"] == ["beach"]
+    assert not any(k.startswith("_orig_mod") for k in ck["model"])  # compiled, saved as the plain model
+    with pytest.raises(ColorizeError, match="one per bin"):
+        train(TrainConfig(shards, tmp_path / "bad", weights=[1.0, 2.0], **SMALL))
+
+
+def test_cli_train_and_its_errors(shards, tmp_path):
+    runner = CliRunner()
+    args = ["train", "--shards", str(shards), "--out", str(tmp_path / "cli"), "--epochs", "1", "--batch-size", "8",
+            "--width", "8", "--workers", "0", "--device", "cpu", "--soft-targets", "3"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "trained 1 epochs" in result.output and (tmp_path / "cli" / "best.pt").is_file()
+    again = runner.invoke(cli, args)
+    assert again.exit_code == 1 and "error: " in again.output and "--resume" in again.output
+    missing = runner.invoke(cli, ["train", "--shards", str(tmp_path / "none"), "--out", str(tmp_path / "x")])
+    assert missing.exit_code == 1 and "colorize prep" in missing.output

@@ -227,12 +227,16 @@ def test_hostile_inputs_are_skipped_with_reasons(tmp_path):
     assert "skipped" in report.summary_line()
 
 
-def test_dataset_manifest_input_is_checked(tmp_path):
+def test_dataset_manifest_input_is_checked(tmp_path, monkeypatch):
     src = tmp_path / "raw"
     (src / "dog").mkdir(parents=True)
     photos = []
-    for i in range(4):
-        data = jpeg_bytes(photo_like(80, 60, seed=i))
+    for i in range(5):
+        data = jpeg_bytes(photo_like(240, 180, seed=i) if i == 4 else photo_like(80, 60, seed=i))
+        if i == 4:  # the one file over the (lowered) byte cap
+            import colorize.dataset.prep as prep_module
+
+            monkeypatch.setattr(prep_module, "MAX_FILE_BYTES", len(data) - 1)
         (src / "dog" / f"id{i:09d}.jpg").write_bytes(data)
         import hashlib
 
@@ -248,7 +252,7 @@ def test_dataset_manifest_input_is_checked(tmp_path):
     manifest = read_manifest(out)
     reasons = " | ".join(f"{s['file']}: {s['reason']}" for s in manifest["skipped"])
     assert "sha256 differs" in reasons and "status 'failed'" in reasons and "escapes" in reasons
-    assert "invalid photo id" in reasons
+    assert "invalid photo id" in reasons and "byte cap" in reasons
     assert manifest["samples"]["train"] == 2 and manifest["source_kind"] == "manifest"
 
 

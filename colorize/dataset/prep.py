@@ -23,7 +23,7 @@ import numpy as np
 from colorize import __version__
 from colorize.dataset import augment as aug
 from colorize.dataset import engines, shards, splits, stats
-from colorize.dataset.images import DEFAULT_MAX_PIXELS, decode
+from colorize.dataset.images import DEFAULT_MAX_PIXELS, MAX_FILE_BYTES, decode
 from colorize.dataset.sources import Photo, discover
 from colorize.errors import ColorizeError, UsageError
 from colorize.io import (
@@ -175,6 +175,8 @@ def run_shard_task(task: ShardTask) -> ShardResult:
 def _photo_samples(photo: Photo, variants: list[str], task: ShardTask) -> dict[str, aug.Sample]:
     path = Path(task.src) / photo.file
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ColorizeError(f"{photo.file}: file over the {MAX_FILE_BYTES} byte cap")
         data = path.read_bytes()
     except OSError as exc:
         raise ColorizeError(f"{photo.file}: cannot read ({exc.strerror or exc})") from exc
@@ -246,12 +248,15 @@ def run_prep(src: str | os.PathLike, out: str | os.PathLike, size: int = 256, fi
         log.info("resuming: %d of %d shards already done", len(results), len(tasks))
     bar = progress(total=len(tasks), initial=len(results), desc="prep", unit="shard")
     t_work = time.perf_counter()
+    built = 0
     try:
         for result in engines.run_tasks(run_shard_task, pending, engine=engine, workers=workers, scheduler=scheduler):
             results[result.name] = result
             journal["shards"][result.name] = {**result.entry(), "skipped": result.skipped,
                                               "categories": result.categories}
             atomic_write_json(journal_path, journal)
+            built += result.count
+            bar.set_postfix(samples=built, skipped=sum(len(r.skipped) for r in results.values()), refresh=False)
             bar.update(1)
     finally:
         bar.close()

@@ -98,6 +98,8 @@ class LocalSite:
         self.consent = consent
         self.page_size = page_size
         self.hits: Counter[str] = Counter()
+        self.inflight = 0  # image requests being answered right now
+        self.max_inflight = 0  # the most seen at once (checks per-host bounds)
         self.log: list[Hit] = []
         self._lock = threading.Lock()
         self._cards: dict[str, list[Card]] = {}
@@ -128,13 +130,16 @@ class LocalSite:
                     w, h = im.size
                 photos.append(self._photo(pid, "free", f.stem, w, h, source=f))
             return photos
-        return [self._photo(stable_id(f"{query}:{i}"), "free", f"{query} {i}", *((1600, 1067) if i % 3 else (1067, 1600)))
+        # Photo 1 carries a hostile slug: it must stay text and never become part of a path.
+        return [self._photo(stable_id(f"{query}:{i}"), "free", f"{query} {i}", *((1600, 1067) if i % 3 else (1067, 1600)),
+                            slug="..%2F..%2Fetc-passwd" if i == 1 else None)
                 for i in range(self.n_photos)]
 
-    def _photo(self, pid: str, kind: str, label: str, w: int, h: int, source: Path | None = None) -> SitePhoto:
+    def _photo(self, pid: str, kind: str, label: str, w: int, h: int, source: Path | None = None,
+               slug: str | None = None) -> SitePhoto:
         digest = hashlib.sha256(f"{kind}:{pid}".encode()).hexdigest()
         words = [WORDS[int(digest[i], 16) % len(WORDS)] for i in (0, 1)]
-        slug = "-".join(words + re.sub(r"[^a-z0-9]+", " ", label.lower()).split())[:60].strip("-")
+        slug = slug or "-".join(words + re.sub(r"[^a-z0-9]+", " ", label.lower()).split())[:60].strip("-")
         user, name = PEOPLE[int(digest[2:4], 16) % len(PEOPLE)]
         prefix = {"premium": "premium_photo", "vector": "premium_vector"}.get(kind, "photo")
         path = f"/{prefix}-{1500000000000 + int(digest[4:13], 16) % 10**11}-{digest[13:25]}"
@@ -217,7 +222,8 @@ class LocalSite:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="localsite", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="localsite",
+                                        daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -330,6 +336,17 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, body, headers={"X-Last-Page": "1" if last else "0"})
 
     def _image(self, path: str, params: dict[str, str]) -> None:
+        site = self.site
+        with site._lock:
+            site.inflight += 1
+            site.max_inflight = max(site.max_inflight, site.inflight)
+        try:
+            self._image_body(path, params)
+        finally:
+            with site._lock:
+                site.inflight -= 1
+
+    def _image_body(self, path: str, params: dict[str, str]) -> None:
         site, faults = self.site, self.site.faults
         if faults.latency_s:
             time.sleep(faults.latency_s)

@@ -1,0 +1,129 @@
+"""`colorize fetch MANIFEST`: rebuild a dataset someone shared, verifying every sha256.
+
+A shared manifest carries ids, URLs and hashes, never images. Every photo is downloaded again from its
+exact `image_url` and kept only if its hash matches: `ok`; a 404/410 is `missing` (photographers
+delete photos); a different hash is `changed` (the file is kept aside under `.changed/`, never in the
+dataset); anything else is `failed`. Nothing is written outside `--out`, whatever the manifest says.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from colorize.errors import ColorizeError
+from colorize.io import (
+    atomic_write_bytes,
+    remove_stale_temps,
+    sha256_bytes,
+    sha256_file,
+    utc_now,
+    write_run_record,
+)
+from colorize.progress import progress
+from colorize.scraper.download import Caps, DownloadError, HostLimiter, fetch_bytes, make_session
+from colorize.scraper.manifest import MANIFEST_NAME, Manifest
+from colorize.scraper.urls import is_http, photo_file
+
+log = logging.getLogger(__name__)
+CHANGED_DIR = ".changed"
+
+
+@dataclass
+class FetchReport:
+    out: Path
+    counts: Counter = field(default_factory=Counter)  # ok / missing / changed / failed
+    reasons: Counter = field(default_factory=Counter)  # why "failed"
+    downloaded: int = 0
+    seconds: float = 0.0
+
+    @property
+    def not_ok(self) -> int:
+        return sum(v for k, v in self.counts.items() if k != "ok")
+
+    def summary_line(self) -> str:
+        c = self.counts
+        return (f"fetch: {c['ok']} ok ({self.downloaded} downloaded), {c['missing']} missing, {c['changed']} changed, "
+                f"{c['failed']} failed -> {self.out / MANIFEST_NAME}")
+
+
+def _inside(out: Path, rel: str) -> Path:
+    """`out/rel`, refusing anything that would land outside `out` (rel is built from validated parts)."""
+    path = (out / rel).resolve()
+    if not path.is_relative_to(out.resolve()):
+        raise ColorizeError(f"manifest entry {rel!r} points outside {out}", "the manifest is hostile; do not use it")
+    return path
+
+
+def _fetch_one(entry: dict[str, Any], out: Path, session, limiter: HostLimiter, caps: Caps) -> tuple[str, str, bool]:
+    """(status, failure reason, downloaded?) for one manifest entry; writes only under `out`."""
+    rel = photo_file(entry["category"], entry["id"])
+    dest = _inside(out, rel)
+    url, want = entry.get("image_url"), entry.get("sha256")
+    if not want:
+        return "failed", "no_sha256", False
+    if dest.is_file() and sha256_file(dest) == want:
+        return "ok", "", False
+    if not is_http(url):
+        return "failed", "bad_url", False
+    try:
+        data, _, _ = fetch_bytes(session, url, caps, limiter)
+    except DownloadError as exc:
+        log.warning("%s: %s", rel, exc)
+        return ("missing", exc.reason, False) if exc.reason == "missing" else ("failed", exc.reason, False)
+    if sha256_bytes(data) != want:
+        atomic_write_bytes(_inside(out, f"{CHANGED_DIR}/{rel}"), data)
+        with contextlib.suppress(FileNotFoundError):
+            dest.unlink()  # a stale file with the wrong hash is not part of the dataset either
+        log.warning("%s: the photo changed since the manifest was written (kept in %s/)", rel, CHANGED_DIR)
+        return "changed", "sha256", True
+    atomic_write_bytes(dest, data)
+    return "ok", "", True
+
+
+def run_fetch(manifest_path: Path | str, out: Path | str, workers: int = 8, allow_missing: bool = False,
+              per_host: int = 4, caps: Caps | None = None) -> FetchReport:
+    """Download every photo of `manifest_path` into `out` (same layout) and write a copy of the manifest."""
+    started = time.monotonic()
+    source = Manifest.load(Path(manifest_path), missing_ok=False)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    entries = source.entries()
+    categories = sorted({e["category"] for e in entries})
+    for folder in [out] + [out / c for c in categories] + [out / CHANGED_DIR / c for c in categories]:
+        remove_stale_temps(folder)
+    session, limiter, caps = make_session(per_host), HostLimiter(per_host), caps or Caps()
+    report = FetchReport(out)
+    copy = Manifest(out / MANIFEST_NAME, dict(source.header))
+    copy.header["fetched_at"] = utc_now()
+    with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
+        futures = {pool.submit(_fetch_one, e, out, session, limiter, caps): e for e in entries}
+        for future in progress(cf.as_completed(futures), total=len(futures), desc="fetch", unit="img"):
+            entry = dict(futures[future])
+            status, reason, downloaded = future.result()
+            report.counts[status] += 1
+            report.downloaded += downloaded and status == "ok"
+            if status == "failed":
+                report.reasons[reason] += 1
+            entry.update(status=status, file=photo_file(entry["category"], entry["id"]))
+            copy.put(entry)
+    copy.save()
+    report.seconds = time.monotonic() - started
+    write_run_record(out / "fetch-run.json", "fetch",
+                     params={"manifest": str(manifest_path), "workers": workers, "allow_missing": allow_missing},
+                     counts={**{k: report.counts[k] for k in ("ok", "missing", "changed", "failed")},
+                             "downloaded": report.downloaded, "failed_reasons": dict(report.reasons)},
+                     timings={"total": report.seconds})
+    if report.not_ok and not allow_missing:
+        c = report.counts
+        raise ColorizeError(
+            f"{report.not_ok} of {len(entries)} photos are not ok ({c['missing']} missing, {c['changed']} changed, "
+            f"{c['failed']} failed; details in {out / 'fetch-run.json'})",
+            f"the {c['ok']} verified photos are in {out}; rerun to retry, or add --allow-missing to accept them")
+    return report

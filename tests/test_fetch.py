@@ -1,0 +1,188 @@
+"""Verified downloads under faults, and `colorize fetch` rebuilding a shared dataset (no browser)."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import io
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from colorize.cli import cli
+from colorize.errors import ColorizeError
+from colorize.io import sha256_bytes, sha256_file
+from colorize.scraper.cards import Photo, Photographer
+from colorize.scraper.download import Caps, DownloadError, HostLimiter, check_jpeg, fetch_bytes, make_session
+from colorize.scraper.fetch import run_fetch
+from colorize.scraper.localsite import LocalSite
+from colorize.scraper.manifest import Manifest, photo_entry
+from colorize.scraper.urls import download_url
+
+WIDTH = 64
+
+
+@pytest.fixture
+def site():
+    with LocalSite(n_photos=12) as s:
+        yield s
+
+
+def _urls(site: LocalSite, n: int) -> list[tuple[str, str]]:
+    photos = [c.photo for c in site.cards("beach") if c.kind == "free"][:n]
+    return [(p.id, download_url(site.base_url + p.image_path, WIDTH)) for p in photos]
+
+
+def _seed_dataset(site: LocalSite, out: Path, n: int = 6) -> Manifest:
+    """What a scrape leaves behind (built directly, without a browser)."""
+    manifest = Manifest(out / "manifest.json", {"base_url": site.base_url})
+    session = make_session()
+    for rank, photo in enumerate([c.photo for c in site.cards("beach") if c.kind == "free"][:n], 1):
+        url = download_url(site.base_url + photo.image_path, WIDTH)
+        data, w, h = fetch_bytes(session, url, Caps())
+        (out / "beach").mkdir(parents=True, exist_ok=True)
+        (out / "beach" / f"{photo.id}.jpg").write_bytes(data)
+        record = Photo(photo.id, photo.slug, f"{site.base_url}/photos/{photo.slug}-{photo.id}",
+                       site.base_url + photo.image_path, photo.alt, None, None,
+                       Photographer(photo.username, photo.name, f"{site.base_url}/@{photo.username}"), rank)
+        manifest.put(photo_entry(record, "beach", "beach", url, sha256_bytes(data), len(data), w, h))
+    manifest.save()
+    return manifest
+
+
+# ----------------------------------------------------------------------------------- downloads
+def test_retry_after_is_waited_for(site):
+    (pid, url), = _urls(site, 1)
+    site.faults.rate_limit, site.faults.retry_after_s = 1, 1
+    data, width, _ = fetch_bytes(make_session(), url, Caps())
+    assert width == WIDTH
+    hits = [h for h in site.log if h.path == site.photo_by_id(pid).image_path]
+    assert [h.status for h in hits] == [429, 200]
+    assert hits[1].at - hits[0].at >= 0.95  # the server asked for 1 s
+
+
+def test_a_burst_of_503_is_survived_and_per_host_bound_holds(site):
+    urls = _urls(site, 8)
+    site.faults.burst_503, site.faults.latency_s = 3, 0.05
+    session, limiter = make_session(per_host=2), HostLimiter(2)
+    with cf.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda u: fetch_bytes(session, u[1], Caps(), limiter), urls))
+    assert all(r[1] == WIDTH for r in results)
+    assert sum(h.status == 503 for h in site.log) == 3
+    assert site.max_inflight <= 2
+
+
+def test_a_truncated_body_is_retried_and_never_accepted(site):
+    (pid, url), = _urls(site, 1)
+    site.faults.truncate = {pid: 1}
+    data, _, _ = fetch_bytes(make_session(), url, Caps())
+    assert data == site.jpeg(site.photo_by_id(pid), WIDTH, 85)
+    assert site.image_hits(pid) == 2
+    site.faults.truncate = {pid: 10}
+    with pytest.raises(DownloadError) as err:
+        fetch_bytes(make_session(), url, Caps(attempts=2))
+    assert err.value.reason == "truncated"
+
+
+@pytest.mark.parametrize("fault,reason,hits", [("wrong_type", "not_image", 1), ("missing", "missing", 1),
+                                               ("gone", "missing", 1)])
+def test_permanent_faults_are_reported_not_retried(site, fault, reason, hits):
+    (pid, url), = _urls(site, 1)
+    getattr(site.faults, fault).add(pid)
+    with pytest.raises(DownloadError) as err:
+        fetch_bytes(make_session(), url, Caps())
+    assert err.value.reason == reason
+    assert site.image_hits(pid) == hits
+
+
+def test_byte_and_pixel_caps(site):
+    (_, url), = _urls(site, 1)
+    with pytest.raises(DownloadError, match="too_large"):
+        fetch_bytes(make_session(), url, Caps(max_bytes=300))
+    with pytest.raises(DownloadError, match="too_many_pixels"):
+        fetch_bytes(make_session(), url, Caps(max_pixels=WIDTH * 10))
+    good, _, _ = fetch_bytes(make_session(), url, Caps())
+    with pytest.raises(DownloadError, match="undecodable"):
+        check_jpeg(good[: len(good) // 2], Caps())
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(png, "PNG")
+    with pytest.raises(DownloadError, match="not_jpeg"):
+        check_jpeg(png.getvalue(), Caps())
+
+
+# --------------------------------------------------------------------------------------- fetch
+def test_fetch_into_a_new_folder_reproduces_identical_files(site, tmp_path):
+    src = tmp_path / "src"
+    _seed_dataset(site, src)
+    report = run_fetch(src / "manifest.json", tmp_path / "copy", workers=4)
+    assert report.counts == {"ok": 6} and report.downloaded == 6
+    for f in (src / "beach").glob("*.jpg"):
+        assert (tmp_path / "copy" / "beach" / f.name).read_bytes() == f.read_bytes()
+    copy = json.loads((tmp_path / "copy" / "manifest.json").read_text())
+    original = json.loads((src / "manifest.json").read_text())
+    strip = ("status",)
+    assert [{k: v for k, v in p.items() if k not in strip} for p in copy["photos"]] == \
+           [{k: v for k, v in p.items() if k not in strip} for p in original["photos"]]
+    assert (tmp_path / "copy" / "fetch-run.json").exists()
+    again = run_fetch(src / "manifest.json", tmp_path / "copy", workers=4)
+    assert again.counts == {"ok": 6} and again.downloaded == 0  # verified files are not fetched again
+
+
+def test_fetch_reports_changed_and_missing_and_exits_1(site, tmp_path):
+    src = tmp_path / "src"
+    manifest = _seed_dataset(site, src)
+    entries = manifest.entries()
+    entries[0]["sha256"] = "0" * 64  # tampered
+    site.faults.missing.add(entries[1]["id"])
+    shared = tmp_path / "shared.json"
+    shared.write_text(json.dumps({**manifest.to_json(), "photos": entries}))
+    out = tmp_path / "copy"
+    result = CliRunner().invoke(cli, ["fetch", str(shared), "--out", str(out), "--workers", "2"])
+    assert result.exit_code == 1
+    assert "1 missing, 1 changed" in result.output and "--allow-missing" in result.output
+    assert not (out / "beach" / f"{entries[0]['id']}.jpg").exists()  # a changed photo is not in the dataset
+    assert (out / ".changed" / "beach" / f"{entries[0]['id']}.jpg").exists()
+    assert not (out / "beach" / f"{entries[1]['id']}.jpg").exists()
+    status = {p["id"]: p["status"] for p in json.loads((out / "manifest.json").read_text())["photos"]}
+    assert status[entries[0]["id"]] == "changed" and status[entries[1]["id"]] == "missing"
+    assert sorted(status.values()).count("ok") == 4
+    ok = CliRunner().invoke(cli, ["fetch", str(shared), "--out", str(out), "--allow-missing"])
+    assert ok.exit_code == 0 and "4 ok (0 downloaded), 1 missing, 1 changed" in ok.output
+    for p in (out / "beach").glob("*.jpg"):
+        assert sha256_file(p) in {e["sha256"] for e in entries}
+
+
+@pytest.mark.parametrize("field,value", [("id", "../../../x"), ("category", ".."), ("category", "a/b"),
+                                         ("id", "..%2F..%2Fab")])
+def test_a_hostile_manifest_writes_nothing(site, tmp_path, field, value):
+    src = tmp_path / "src"
+    manifest = _seed_dataset(site, src, n=2)
+    entries = manifest.entries()
+    entries[0][field] = value
+    shared = tmp_path / "shared.json"
+    shared.write_text(json.dumps({**manifest.to_json(), "photos": entries}))
+    with pytest.raises(ColorizeError, match="invalid"):
+        run_fetch(shared, tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.json", "src"]
+
+
+def test_non_http_urls_are_refused(site, tmp_path):
+    src = tmp_path / "src"
+    manifest = _seed_dataset(site, src, n=2)
+    entries = manifest.entries()
+    entries[0]["image_url"] = "file:///etc/passwd"
+    shared = tmp_path / "shared.json"
+    shared.write_text(json.dumps({**manifest.to_json(), "photos": entries}))
+    report = run_fetch(shared, tmp_path / "copy", allow_missing=True)
+    assert report.counts == {"ok": 1, "failed": 1} and report.reasons == {"bad_url": 1}
+
+
+def test_fetch_refuses_what_is_not_a_manifest(tmp_path):
+    (tmp_path / "m.json").write_text('{"schema": "something/else", "photos": []}')
+    result = CliRunner().invoke(cli, ["fetch", str(tmp_path / "m.json"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "is not a colorize.dataset/1 manifest" in result.output
+    result = CliRunner().invoke(cli, ["fetch", str(tmp_path / "none.json"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "manifest not found" in result.output

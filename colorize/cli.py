@@ -208,8 +208,10 @@ def train(ctx: click.Context, **opts) -> None:
 @click.option("--confidence", is_flag=True, help="Also write the confidence map.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--batch", type=click.IntRange(1), default=8, show_default=True)
-@click.option("--alpha", type=click.FloatRange(0), default=0.2, show_default=True, help="Video smoothing decay.")
-@click.option("--window", type=click.IntRange(0), default=20, show_default=True, help="Video smoothing frames.")
+@click.option("--alpha", type=click.FloatRange(0), default=0.2, show_default=True,
+              help="Video smoothing: frame i back weighs e^(-alpha*i).")
+@click.option("--window", type=click.IntRange(0), default=20, show_default=True,
+              help="Video smoothing reach: older frames weigh <= 5% in total (0 = off).")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Bundles: below this router confidence use the global model.")
 def predict(**opts) -> None:

@@ -85,6 +85,20 @@ def test_running_sum_equals_the_decayed_sum_and_window_zero_is_off():
     assert off.update(ps[3]) is ps[3]
 
 
+@pytest.mark.parametrize("alpha,window", [(0.0, 4), (0.2, 20), (0.05, 10)])
+def test_the_window_bounds_how_far_back_the_running_sum_reaches(alpha, window):
+    old, new = torch.tensor([1.0, 0.0]).view(2, 1, 1), torch.tensor([0.0, 1.0]).view(2, 1, 1)
+    sm = RunningSmoother(alpha, window)
+    for _ in range(200):  # a long first shot ...
+        sm.update(old)
+    for _ in range(window + 1):  # ... then the window's worth of frames of something else
+        out = sm.update(new)
+    assert float(out[0]) <= 0.05 + 1e-6  # the first shot now weighs at most 5 %
+    assert sm.decay == pytest.approx(min(math.exp(-alpha), 0.05 ** (1 / (window + 1))))
+    if alpha == 0.2:  # the paper's setting: the decay is exactly e^-alpha
+        assert sm.decay == pytest.approx(math.exp(-0.2))
+
+
 def test_smoothing_lowers_flicker_and_keeps_frames_size_and_rate(tmp_path, vivid):
     clip = _write_clip(tmp_path / "clip.mp4", _noisy_scene())
     out = tmp_path / "clip.color.mp4"

@@ -420,6 +420,8 @@ def run_predict(model: str | Path, inputs: Sequence[str | Path], out: str | Path
         paths = [_named(out, job.stem, f"t{t:g}.color" if multi else "color", suffix) for t in temps]
         if any(p.resolve() in protected for p in paths):
             raise ColorizeError(f"output {paths[0]} would overwrite an input", "choose another --out folder")
+        if confidence:
+            log.info("%s: --confidence maps are written for photos only", job.src)
         col, info = _route(engine, vid.read_first_frame(job.src), min_confidence) if is_bundle else (engine, None)
         stats = vid.colorize_video(col, job.src, paths, temps, batch=batch, alpha=alpha, window=window)
         items.append({"input": str(job.src), "input_sha256": input_sha[job.src], "kind": "video", "status": "ok",

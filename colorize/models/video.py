@@ -5,10 +5,12 @@ to frame. ColorUNet smooths the *probabilities* over time before decoding,
 ``p̂_t ∝ Σ_i e^(−α·i) p_(t−i)``. We compute it as a running sum, ``S_t = e^(−α)·S_(t−1) + p_t``
 normalized by the running weight ``W_t = e^(−α)·W_(t−1) + 1``: one accumulator the size of one frame's
 probabilities, O(1) work per frame, and no buffer of past frames (a buffer of K frames of 313-bin
-probabilities at 256 px would be over 1 GB). The kernel therefore has no hard end: frames older than the
-window K still weigh e^(−α(K+1)) of the current one together (1.5 % at α = 0.2, K = 20); ``window 0``
-turns smoothing off. At a scene cut (the fitted lightness changes a lot) the sum restarts, so colors of
-one shot never bleed into the next.
+probabilities at 256 px would be over 1 GB). Without a buffer the kernel cannot end abruptly at K, so the
+window bounds its reach instead: frames older than K together weigh d^(K+1) of the sum, and the decay d is
+lowered where needed so that this is at most 5 % (at α = 0.2, K = 20 it is already 1.5 %: exactly the
+paper's kernel up to that tail; α = 0 gives a smooth average over about K frames). ``window 0`` turns
+smoothing off. At a scene cut (the fitted lightness changes a lot) the sum restarts, so colors of one shot
+never bleed into the next.
 
 Frames are read with OpenCV, colorized in batches through the model, and written audio-free at the
 input's size and frame rate (mp4v for .mp4/.mov, MJPG for .avi), to a temp file moved into place at the end.
@@ -40,6 +42,8 @@ VIDEO_EXTS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".m4v"})
 DEFAULT_FPS = 25.0
 # Mean |ΔL| (uint8 units, fitted frame) above which two consecutive frames belong to different shots.
 SCENE_CUT_L = 40.0
+# Frames older than --window may together weigh at most this share of the smoothed probabilities.
+TAIL_MAX = 0.05
 
 
 def output_suffix(src: Path) -> str:
@@ -57,7 +61,7 @@ class RunningSmoother:
 
     def __init__(self, alpha: float, window: int) -> None:
         self.enabled = window > 0
-        self.decay = math.exp(-alpha)
+        self.decay = min(math.exp(-alpha), TAIL_MAX ** (1.0 / (window + 1))) if self.enabled else 0.0
         self.total: torch.Tensor | None = None
         self.weight = 0.0
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from test_images_data import exif_rotated_jpeg, hostile_files, jpeg_bytes, photo_like, png_with_size
+from test_images_data import (
+    SRGB_BLUE,
+    SRGB_GREEN,
+    SRGB_RED,
+    exif_rotated_jpeg,
+    hostile_files,
+    jpeg_bytes,
+    photo_like,
+    png_with_size,
+    rgb_icc_profile,
+)
 
 from colorize.dataset.images import BACKGROUND, PAD_VALUE, decode, fit, load_rgb
 from colorize.errors import ColorizeError
@@ -61,6 +71,23 @@ def test_alpha_is_composited_on_the_fixed_background():
     assert tuple(rgb[0, 15]) == (200, 20, 40)
     expected = np.rint((np.array([200, 20, 40]) * 128 + np.array(BACKGROUND) * 127) / 255)
     assert np.abs(rgb[0, 30] - expected).max() <= 1
+
+
+def test_embedded_color_profiles_are_converted_to_srgb():
+    import io
+
+    def tagged(icc: bytes | None, fmt: str) -> np.ndarray:
+        buf = io.BytesIO()
+        Image.new("RGB", (40, 40), (200, 50, 30)).save(buf, fmt, **({"icc_profile": icc} if icc else {}))
+        return load_rgb(buf.getvalue())[0, 0].astype(int)
+
+    swapped = rgb_icc_profile("swapped primaries", SRGB_BLUE, SRGB_GREEN, SRGB_RED)
+    for fmt in ("PNG", "JPEG"):
+        r, g, b = tagged(swapped, fmt)  # "red" in a space whose red primary is sRGB blue
+        assert b > 180 and r < 60, (fmt, r, g, b)
+    srgb = rgb_icc_profile("sRGB IEC61966-2.1", SRGB_RED, SRGB_GREEN, SRGB_BLUE)
+    assert tagged(srgb, "PNG").tolist() == [200, 50, 30]  # sRGB-tagged: left as is
+    assert tagged(b"garbage, not a profile", "PNG").tolist() == [200, 50, 30]  # unusable profile: ignored
 
 
 def test_exif_orientation_is_applied():

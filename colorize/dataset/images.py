@@ -14,6 +14,7 @@ Why this module is careful:
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -126,19 +127,30 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 
 def _icc_to_srgb(img: Image.Image, icc: bytes) -> Image.Image:
-    """Apply an embedded non-sRGB ICC profile (Adobe RGB, CMYK press profiles); sRGB ones are left alone."""
+    """Apply an embedded non-sRGB ICC profile (Adobe RGB, wide-gamut, CMYK press profiles); sRGB ones and
+    unusable ones are left alone (the pixels are then read as sRGB, which is what browsers do)."""
+    base = "RGB" if img.mode == "RGBA" else img.mode
+    transform = _srgb_transform(bytes(icc), base)
+    if transform is None:
+        return img
+    out = ImageCms.applyTransform(img.convert(base) if img.mode != base else img, transform)
+    if img.mode == "RGBA":
+        out.putalpha(img.getchannel("A"))
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _srgb_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
+    """Building a transform costs milliseconds; photos from one camera share one profile, so cache it.
+    NOCACHE makes the transform safe to share between threads (dask workers may run several)."""
     try:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         if "srgb" in ImageCms.getProfileDescription(profile).lower().replace(" ", ""):
-            return img
-        src = img.convert("RGB") if img.mode == "RGBA" else img
-        out = ImageCms.profileToProfile(src, profile, _SRGB, outputMode="RGB")
-        if img.mode == "RGBA":
-            out.putalpha(img.getchannel("A"))
-        return out
-    except (ImageCms.PyCMSError, OSError, ValueError) as exc:
+            return None
+        return ImageCms.buildTransform(profile, _SRGB, mode, "RGB", flags=ImageCms.Flags.NOCACHE)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as exc:
         log.debug("ignoring unusable ICC profile: %s", exc)
-        return img
+        return None
 
 
 def decode(

@@ -85,6 +85,9 @@ def test_image_folder_eval_matches_predict_and_skips_bad_files(data, tmp_path):
     base, model = data
     photos = _photos(tmp_path / "photos", n=2, seed=5)
     (photos / "forest" / "broken.jpg").write_bytes(b"\xff\xd8 nope")
+    hostile = photos / "<img src=x onerror=alert(1)>"  # folder names are untrusted text
+    hostile.mkdir()
+    (photos / "beach" / "0.png").rename(hostile / "0.png")
     result = CliRunner().invoke(cli, ["-q", "eval", "--model", str(model), "--images", str(photos),
                                       "--out", str(tmp_path / "ev"), "--device", "cpu", "--temperature", "0.5"])
     assert result.exit_code == 0, result.output
@@ -94,7 +97,10 @@ def test_image_folder_eval_matches_predict_and_skips_bad_files(data, tmp_path):
     col = load_colorizer(model, "cpu")
     values = [psnr(colorize_rgb(col, load_rgb(f), 0.5), load_rgb(f)) for f in sorted(photos.rglob("*.png"))]
     assert out["overall"]["model"]["psnr"] == pytest.approx(np.mean(values), abs=1e-5)
-    assert out["categories"]["beach"]["model"]["images"] == 2
+    assert out["categories"]["beach"]["model"]["images"] == 1
+    assert out["categories"]["<img src=x onerror=alert(1)>"]["model"]["images"] == 1
+    page = (tmp_path / "ev" / "report.html").read_text()
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
 
 
 def test_usage_and_model_errors(data, tmp_path):

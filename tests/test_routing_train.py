@@ -121,3 +121,55 @@ def test_category_bundle_end_to_end_train_predict_eval(shards, tmp_path):
     assert len(result["photos"]) == n and {"route", "confidence", "fallback"} <= set(result["photos"][0])
     html = (ev / "report.html").read_text()
     assert "What a wrong route costs" in html and "top-3 error" in html
+
+
+def test_profile_bundle_records_profiles_and_evaluates_on_an_image_folder(shards, tmp_path):
+    import json
+
+    from PIL import Image
+
+    from colorize.models.routing import load_bundle, run_eval_bundle, run_train_routed
+
+    out = tmp_path / "prof"
+    report = run_train_routed("profile", 2, shards=shards, out=out, seed=3, **TINY)
+    assert report.routes == ["profile-0", "profile-1"]
+    # Each photo's profile is recorded (all splits), with the profiles and their palette picture.
+    routes = json.loads((out / "routes.json").read_text())
+    assert set(routes["photo_route"]["train"].values()) == {"profile-0", "profile-1"}
+    prof = json.loads((out / "profiles.json").read_text())
+    assert prof["k"] == 2 and prof["seed"] == 3 and sum(prof["sizes"]) == len(routes["photo_route"]["train"])
+    assert Image.open(out / "profiles.png").size[1] > 2 * 40
+    bundle = load_bundle(out, "cpu")
+    # A profile specialist is trained on exactly its profile's train (+ val) photos.
+    ids = set(bundle.specialists["profile-1"].config["photo_ids"])
+    assert ids == {p for s in ("train", "val") for p, r in routes["photo_route"][s].items() if r == "profile-1"}
+
+    # Eval on a folder of color photos (subfolders = categories): per-category table for profile bundles.
+    photos = tmp_path / "photos"
+    from colorize.gallery import build_gallery
+
+    build_gallery(photos, per_category=2, categories=("beach", "forest"), size=(40, 40), seed=5)
+    rep = run_eval_bundle(out, None, "test", photos, 0.38, tmp_path / "ev", "cpu", 0)
+    result = json.loads((tmp_path / "ev" / "eval.json").read_text())
+    assert rep.photos == 4 and set(result["per_category"]) == {"beach", "forest"}
+    assert result["router"]["photos"] == 4  # every photo has a true profile (its nearest palette)
+    assert result["source"]["images"] == str(photos)
+
+
+def test_cli_route_errors_are_one_line(shards, tmp_path):
+    from click.testing import CliRunner
+
+    from colorize.cli import cli
+
+    # Shards with one category cannot be routed by category: one clear line, exit 1.
+    one = tmp_path / "one"
+    from colorize.dataset.prep import run_prep
+    from colorize.gallery import build_gallery
+
+    build_gallery(tmp_path / "p", per_category=4, categories=("snow",), size=(40, 32))
+    run_prep(tmp_path / "p", one, size=32, bins=8, augment=1, split="0.5,0.25,0.25", workers=1)
+    res = CliRunner().invoke(cli, ["train", "--shards", str(one), "--out", str(tmp_path / "b"), "--route", "category"])
+    assert res.exit_code == 1 and "needs 2+ categories" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(cli, ["train", "--shards", str(shards), "--out", str(tmp_path / "b2"),
+                                   "--route", "profile", "--profiles", "500"])
+    assert res.exit_code == 1 and "--profiles" in res.output

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -149,9 +149,32 @@ def _route_tables(bundle: Bundle, truth: np.ndarray, probs: np.ndarray, scores: 
         w = np.array(wrong)
         paid = {"photos": len(wrong), "routed": _summarize(routed_scores, w), "global": _summarize(scores[GLOBAL], w),
                 "oracle": _summarize(oracle, w)}
+    drops = [c["psnr_drop"] for c in cost.values() if c["psnr_drop"] is not None]
     return {"overall": overall, "per_route": per_route, "threshold_sweep": sweep,
-            "wrong_route": {"matrix": matrix, "cost": cost, "misrouted_photos": paid},
+            "verdict": _verdict(routed_scores, scores[GLOBAL], oracle),
+            "wrong_route": {"matrix": matrix, "cost": cost, "misrouted_photos": paid,
+                            "mean_psnr_drop": float(np.mean(drops)) if drops else None},
             "choices": choice}
+
+
+def _paired(a: np.ndarray, b: np.ndarray, seed: int = 0, rounds: int = 2000) -> dict[str, Any]:
+    """Mean of a - b per photo with a seeded 95% bootstrap interval, and how often a beats b."""
+    d = a - b
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), (rounds, len(d)))].mean(1) if len(d) else np.zeros(1)
+    return {"mean": float(d.mean()) if len(d) else None, "ci95": [float(np.percentile(means, 2.5)),
+            float(np.percentile(means, 97.5))], "wins": int((d > 0).sum()), "losses": int((d < 0).sum()),
+            "photos": int(len(d))}
+
+
+def _verdict(routed: list, global_: list, oracle: list) -> dict[str, Any]:
+    """The decision numbers: routed − global per photo (PSNR, ΔCF; paired, with bootstrap CIs)."""
+    def col(rows: list, key: str) -> np.ndarray:
+        return np.array([getattr(r, key) for r in rows], dtype=np.float64)
+    return {"psnr_routed_minus_global": _paired(col(routed, "psnr"), col(global_, "psnr")),
+            "psnr_oracle_minus_global": _paired(col(oracle, "psnr"), col(global_, "psnr")),
+            # ΔCF: lower is better, so global − routed > 0 means routing keeps colorfulness closer to the truth.
+            "delta_cf_global_minus_routed": _paired(col(global_, "delta_cf"), col(routed, "delta_cf"))}
 
 
 def _router_tables(routes: list[str], truth: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
@@ -183,6 +206,7 @@ class BundleEvalReport:
     global_psnr: float | None
     router_top1: float | None
     fallback_rate: float
+    result: dict = field(default_factory=dict, repr=False)  # the eval.json content
 
     def summary_line(self) -> str:
         def f(v, unit=""):
@@ -261,4 +285,4 @@ def evaluate_bundle(model, shards, split: str, images, temperature: float, out, 
                      counts={"photos": n, "routes": len(bundle.routes)}, timings={"total": elapsed})
     overall = tables["overall"]
     return BundleEvalReport(out, n, overall["routed"]["psnr"], overall["global"]["psnr"], router["top1_accuracy"],
-                            result["fallback_rate"])
+                            result["fallback_rate"], result)

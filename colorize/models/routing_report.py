@@ -54,6 +54,15 @@ def write_report(path: Path, result: dict, gallery: dict[int, dict[str, np.ndarr
              f"<p>Model {html.escape(result['model'])}; temperature {result['temperature']}; router threshold "
              f"{result['min_confidence']} (below it the global model colors the photo); fallback rate "
              f"{100 * result['fallback_rate']:.1f}%. Higher PSNR / AuC is better, lower ΔCF is better.</p>"]
+    v = result["verdict"]
+    rows = []
+    for label, key, unit in (("routed − global PSNR", "psnr_routed_minus_global", "dB"),
+                             ("oracle − global PSNR (perfect router)", "psnr_oracle_minus_global", "dB"),
+                             ("global − routed ΔCF (colorfulness error saved)", "delta_cf_global_minus_routed", "")):
+        p = v[key]
+        rows.append([label, p["mean"], f"[{p['ci95'][0]:.2f}, {p['ci95'][1]:.2f}] {unit}", f"{p['wins']} / {p['losses']}"])
+    parts.append("<h2>Does routing beat one model?</h2><p>Paired per photo; positive = routing is better; "
+                 "95% bootstrap interval.</p>" + _table(["difference", "mean", "95% interval", "photos better / worse"], rows))
     metrics = ["psnr", "ssim", "delta_cf", "auc", "auc_rebalanced"]
     ov = result["overall"]
     parts.append("<h2>Overall</h2>" + _table(["method", "photos", *metrics],

@@ -64,6 +64,7 @@ def test_shards_eval_table_gray_identities_report_and_determinism(data, tmp_path
     gray = result["overall"]["gray"]
     assert gray["colorfulness"] == 0.0
     assert gray["delta_cf"] == pytest.approx(np.mean(truth_cf), abs=1e-4)
+    assert gray["colorfulness_truth"] == result["overall"]["model"]["colorfulness_truth"] == gray["delta_cf"]
     # the page: the table, and a gallery whose pictures are next to it, referenced relatively
     page = (tmp_path / "a" / "report.html").read_text()
     assert "gray baseline" in page and "forest" in page and "beach" in page

@@ -136,6 +136,7 @@ def test_totals_average_images_and_pool_auc():
     out = t.summary()
     assert out["images"] == 2
     assert out["psnr"] == 25.0 and out["colorfulness"] == 15.0 and out["delta_cf"] == 5.0
+    assert out["colorfulness_truth"] == 12.0
     assert out["ssim"] == 0.5  # the NaN (image too small for the window) is left out, not averaged in
     assert out["auc"] == pytest.approx(100 * 4 / 16)  # pooled: 4 perfect pixels of 16
     assert out["auc_rebalanced"] is None

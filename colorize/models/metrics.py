@@ -177,6 +177,8 @@ def auc(err: np.ndarray, weights: np.ndarray | None = None, mask: np.ndarray | N
 
 # ------------------------------------------------------------------------------- scoring and totals
 METRICS = ("psnr", "ssim", "colorfulness", "delta_cf", "auc", "auc_rebalanced")
+# averaged over images (AuC is pooled over pixels instead); the truth's colorfulness is kept for scale
+MEANS = ("psnr", "ssim", "colorfulness", "colorfulness_truth", "delta_cf")
 
 
 @dataclass
@@ -194,7 +196,7 @@ class ImageScores:
     def row(self) -> dict[str, float]:
         """The per-image numbers (AuC of this image alone) for tables and JSON."""
         return {"psnr": self.psnr, "ssim": self.ssim, "colorfulness": self.colorfulness,
-                "delta_cf": self.delta_cf, "auc": auc_from_histogram(self.auc_hist),
+                "colorfulness_truth": self.colorfulness_truth, "delta_cf": self.delta_cf, "auc": auc_from_histogram(self.auc_hist),
                 "auc_rebalanced": auc_from_histogram(self.auc_hist_rebalanced)}
 
 
@@ -223,10 +225,8 @@ class Totals:
     """Running totals of one method (model or gray) over a group of images."""
 
     n: int = 0
-    sums: dict[str, float] = field(default_factory=lambda: {k: 0.0 for k in
-                                                             ("psnr", "ssim", "colorfulness", "delta_cf")})
-    counted: dict[str, int] = field(default_factory=lambda: {k: 0 for k in
-                                                              ("psnr", "ssim", "colorfulness", "delta_cf")})
+    sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(MEANS, 0.0))
+    counted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MEANS, 0))
     hist: np.ndarray = field(default_factory=lambda: np.zeros(AUC_MAX_T + 2))
     hist_rebalanced: np.ndarray = field(default_factory=lambda: np.zeros(AUC_MAX_T + 2))
 

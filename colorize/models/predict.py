@@ -312,20 +312,11 @@ def _route(bundle: Any, rgb: np.ndarray, min_confidence: float) -> tuple[Any, di
 def _image_outputs(out: Path, job: Job, temps: Sequence[float], pred: ImagePrediction, with_confidence: bool,
                    protected: set[Path]) -> list[Path]:
     """Write one photo's colorized file(s), strip and confidence map; returns the paths written."""
-    from colorize.models.report import confidence_image, strip_image, write_image
+    from colorize.models.report import prediction_pictures, write_image
 
     suffix = ".jpg" if job.src.suffix.lower() in (".jpg", ".jpeg") else ".png"
-    multi = len(temps) > 1
-    todo = [(_named(out, job.stem, f"t{t:g}.color" if multi else "color", suffix), rgb)
-            for t, rgb in zip(temps, pred.colors)]
-    if multi:
-        panels = [("gray input", gray_of(pred.prepared.L_full))]
-        panels += [(f"T = {t:g}", rgb) for t, rgb in zip(temps, pred.colors)]
-        todo.append((_named(out, job.stem, "strip", suffix), strip_image(panels)))
-    if with_confidence:
-        f = pred.prepared.framing
-        conf = confidence_image(f.upsample(pred.top, cv2.INTER_LINEAR), f.upsample(pred.ratio, cv2.INTER_LINEAR))
-        todo.append((_named(out, job.stem, "confidence", ".png"), conf))
+    todo = [(_named(out, job.stem, tag, ".png" if tag == "confidence" else suffix), rgb)
+            for tag, rgb in prediction_pictures(pred, temps, with_confidence)]
     for path, _ in todo:
         if path.resolve() in protected:
             raise ColorizeError(f"output {path} would overwrite an input", "choose another --out folder")
@@ -453,7 +444,8 @@ def run_predict(model: str | Path, inputs: Sequence[str | Path], out: str | Path
         return True
 
     out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out)
+    for folder in {out} | {(out / j.stem).parent for j in jobs}:  # temps a killed run left behind
+        remove_stale_temps(folder)
     bar = progress(total=len(jobs), desc="predict", unit="file")
     pending: list[tuple[Job, np.ndarray]] = []
     last_save = time.monotonic()

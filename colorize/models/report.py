@@ -86,6 +86,27 @@ def strip_image(panels: Sequence[tuple[str, np.ndarray]], max_height: int = STRI
     return np.concatenate(out, axis=1)
 
 
+def prediction_pictures(pred: Any, temperatures: Sequence[float], with_confidence: bool) -> list[tuple[str, np.ndarray]]:
+    """(tag, picture) for one `predict.ImagePrediction`: tags `color` (or `t<T>.color` for each of several
+    temperatures), `strip` (gray input + each temperature) and `confidence`."""
+    from colorize.models.predict import gray_of
+
+    if len(temperatures) == 1:
+        return [("color", pred.colors[0])] + _confidence_picture(pred, with_confidence)
+    out = [(f"t{t:g}.color", rgb) for t, rgb in zip(temperatures, pred.colors)]
+    panels = [("gray input", gray_of(pred.prepared.L_full))]
+    panels += [(f"T = {t:g}", rgb) for t, rgb in zip(temperatures, pred.colors)]
+    return out + [("strip", strip_image(panels))] + _confidence_picture(pred, with_confidence)
+
+
+def _confidence_picture(pred: Any, wanted: bool) -> list[tuple[str, np.ndarray]]:
+    if not wanted:
+        return []
+    f = pred.prepared.framing  # model-size maps, padding cropped, at the photo's size
+    return [("confidence", confidence_image(f.upsample(pred.top, cv2.INTER_LINEAR),
+                                            f.upsample(pred.ratio, cv2.INTER_LINEAR)))]
+
+
 # ------------------------------------------------------------------------------------ the HTML page
 _CSS = """
 body{font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f5f2;color:#222}
@@ -112,7 +133,8 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;font-size:13p
 
 # (key, label, higher is better?, format)
 _COLUMNS = (("psnr", "PSNR dB", True, "{:.2f}"), ("ssim", "SSIM", True, "{:.4f}"),
-            ("colorfulness", "CF", None, "{:.1f}"), ("delta_cf", "ΔCF", False, "{:.1f}"),
+            ("colorfulness", "CF", None, "{:.1f}"), ("colorfulness_truth", "CF truth", None, "{:.1f}"),
+            ("delta_cf", "ΔCF", False, "{:.1f}"),
             ("auc", "AuC %", True, "{:.1f}"), ("auc_rebalanced", "AuC rebal. %", True, "{:.1f}"))
 
 
@@ -146,7 +168,8 @@ def _gallery(samples: Sequence[dict[str, Any]]) -> str:
             for key, label in (("gray", "input (gray)"), ("pred", "colorized"), ("truth", "truth"),
                                ("confidence", "confidence")) if s.get(key))
         m = s.get("metrics", {})
-        facts = " · ".join(f"{label} {_fmt(m.get(key), pattern)}" for key, label, _, pattern in _COLUMNS[:4])
+        facts = " · ".join(f"{label} {_fmt(m.get(key), pattern)}" for key, label, _, pattern in _COLUMNS
+                          if key in ("psnr", "ssim", "colorfulness", "delta_cf"))
         figures.append(f"<figure><div class='row'>{imgs}</div><figcaption><b>{html.escape(s['name'])}</b> "
                        f"<span class='note'>[{html.escape(s['category'])}]</span><br>{facts}</figcaption></figure>")
     return f"<div class='gallery'>{''.join(figures)}</div>"
@@ -165,7 +188,7 @@ def render_report(result: dict[str, Any]) -> str:
     overall = result["overall"]
     headline = " · ".join(
         f"{label}: {_fmt(overall.get('model', {}).get(key), pattern)} vs gray {_fmt(overall.get('gray', {}).get(key), pattern)}"
-        for key, label, _, pattern in (_COLUMNS[0], _COLUMNS[3], _COLUMNS[5]))
+        for key, label, _, pattern in _COLUMNS if key in ("psnr", "delta_cf", "auc_rebalanced"))
     samples = result.get("gallery", [])
     gallery = _gallery(samples) if samples else "<p class='note'>No gallery samples (--gallery 0).</p>"
     return f"""<!doctype html>

@@ -132,7 +132,7 @@ def check_robots(session: requests.Session, base_url: str, urls: list[str]) -> N
 
 
 @dataclass
-class _Context:
+class DownloadContext:
     out: Path
     base_url: str
     width: int
@@ -142,7 +142,7 @@ class _Context:
     manifest: Manifest
 
 
-def _download_one(ctx: _Context, category: str, query: str, photo: Photo) -> tuple[str, str]:
+def download_photo(ctx: DownloadContext, category: str, query: str, photo: Photo) -> tuple[str, str]:
     """Make `<out>/<category>/<id>.jpg` present and verified; returns (outcome, failure reason)."""
     if not is_photo_url(photo.image_url, ctx.base_url) or is_premium(photo.image_url):
         return "failed", "bad_url"
@@ -200,7 +200,7 @@ def run_scrape(categories=(), categories_file=None, query=None, limit: int = 200
         log.warning("%d manifest entries had no file; they are fetched again if still found", n)
     session = make_session(per_host)
     check_robots(session, base_url, [search_url(base_url, q) for _, q in plan])
-    ctx = _Context(out, base_url, width, session, HostLimiter(per_host), caps or Caps(), manifest)
+    ctx = DownloadContext(out, base_url, width, session, HostLimiter(per_host), caps or Caps(), manifest)
     reports = [CategoryReport(c, q) for c, q in plan]
     futures: dict[cf.Future, CategoryReport] = {}
     pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="download")
@@ -214,7 +214,7 @@ def run_scrape(categories=(), categories_file=None, query=None, limit: int = 200
             manifest.header.update(base_url=base_url, browser_version=version, query_params=query_params(width))
             for report in reports:
                 def on_photo(photo: Photo, report: CategoryReport = report) -> None:
-                    future = pool.submit(_download_one, ctx, report.category, report.query, photo)
+                    future = pool.submit(download_photo, ctx, report.category, report.query, photo)
                     future.add_done_callback(lambda _f: bar.update(1))
                     futures[future] = report
                     bar.total += 1

@@ -1,0 +1,174 @@
+"""`colorize scrape` with the real headless Chromium against the local Unsplash-like site."""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from colorize.cli import cli
+from colorize.io import sha256_file
+from colorize.scraper.localsite import Faults, LocalSite
+from colorize.scraper.scrape import run_scrape
+
+pytestmark = pytest.mark.browser
+LIMIT = 25
+WIDTH = 64
+
+
+@pytest.fixture(autouse=True)
+def private_tmp(tmp_path, monkeypatch):
+    """Browser profiles go to a private temp folder, so the test can see that teardown removed them."""
+    folder = tmp_path / "sys-tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    yield folder
+    assert list(folder.iterdir()) == []  # every Chromium profile was removed: the browser quit
+
+
+def _scrape(site: LocalSite, out: Path, categories=("beach",), limit: int = LIMIT, **kw):
+    opts = dict(categories=categories, limit=limit, out=out, base_url=site.base_url, width=WIDTH, workers=4,
+                per_host=2, scroll_pause=0.05, idle_seconds=1.0)
+    opts.update(kw)
+    return run_scrape(**opts)
+
+
+def _files(out: Path) -> set[str]:
+    return {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+
+
+def test_scrape_gets_exactly_the_expected_photos_with_manifest_and_attribution(tmp_path):
+    out = tmp_path / "raw"
+    with LocalSite(n_photos=40) as site:
+        report = _scrape(site, out, categories=("beach", "city"))
+        expected = {c: site.expected_ids(c, LIMIT) for c in ("beach", "city")}
+        bad = {c.photo.id for q in ("beach", "city") for c in site.cards(q)
+               if c.kind in ("premium", "sponsored", "vector", "bad_id", "avatar")}
+        user_agents = {h.user_agent for h in site.log}
+    for cat, ids in expected.items():
+        assert {p.stem for p in (out / cat).glob("*.jpg")} == set(ids)
+        assert not bad & set(ids)
+    # Nothing else was written, and no path came from a slug or a hostile id.
+    assert _files(out) == ({"manifest.json", "scrape-run.json"} | {f"{c}/ATTRIBUTION.md" for c in expected}
+                           | {f"{c}/{i}.jpg" for c, ids in expected.items() for i in ids})
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["schema"] == "colorize.dataset/1" and manifest["base_url"] == site.base_url
+    assert manifest["browser_version"] and manifest["query_params"]["w"] == WIDTH
+    photos = manifest["photos"]
+    assert len(photos) == 2 * LIMIT
+    for p in photos:
+        path = out / p["file"]
+        assert p["file"] == f"{p['category']}/{p['id']}.jpg" and p["status"] == "ok"
+        assert sha256_file(path) == p["sha256"] and path.stat().st_size == p["bytes"]
+        with Image.open(io.BytesIO(path.read_bytes())) as im:
+            im.load()
+            assert im.format == "JPEG" and im.size == (p["width"], p["height"]) and im.width == WIDTH
+        assert p["image_url"].endswith(f"?fm=jpg&q=85&w={WIDTH}&fit=max&cs=srgb") and "ixid" not in p["image_url"]
+        assert p["photographer"]["username"] and p["license"]["name"] == "Unsplash License"
+    hostile = next(p for p in photos if p["slug"].startswith(".."))  # kept as text only
+    assert (out / "beach" / f"{hostile['id']}.jpg").exists()
+    ranks = [p["rank"] for p in photos if p["category"] == "beach"]
+    assert ranks == sorted(ranks) and len(set(ranks)) == LIMIT
+    for cat, ids in expected.items():
+        attribution = (out / cat / "ATTRIBUTION.md").read_text()
+        assert all(f"`{i}.jpg`: Photo by [" in attribution for i in ids)
+        assert attribution.count("on [Unsplash](") == LIMIT
+    record = json.loads((out / "scrape-run.json").read_text())
+    beach = record["counts"]["beach"]
+    assert beach["kept"] == LIMIT and beach["downloaded"] == LIMIT and beach["failed"] == {}
+    assert beach["skipped"]["duplicate"] == 1 and beach["skipped"]["premium"] == 2
+    assert beach["skipped"]["sponsored"] == 2 and beach["skipped"]["bad_id"] == 1
+    assert beach["markup"] == "2025"
+    assert "50 photos in 2 categories (50 downloaded" in report.summary_line()
+    assert any("HeadlessChrome" in ua and "colorize/" in ua for ua in user_agents)  # honest browser UA
+    assert any(ua.startswith("colorize/") for ua in user_agents)  # honest download UA
+
+
+def test_older_markup_behind_a_consent_dialog(tmp_path):
+    with LocalSite(markup="2021", consent=True, n_photos=40) as site:
+        report = _scrape(site, tmp_path / "raw")
+        expected = site.expected_ids("beach", LIMIT)
+        grid_pages = site.hits["/_grid"]
+    assert {p.stem for p in (tmp_path / "raw" / "beach").glob("*.jpg")} == set(expected)
+    assert grid_pages >= 1  # "Load more" worked, which the dialog blocks until it is accepted
+    assert report.categories[0].generation == "2021"
+
+
+def test_faults_are_survived_or_reported_and_a_rerun_fetches_only_what_is_missing(tmp_path):
+    out = tmp_path / "raw"
+    with LocalSite(n_photos=40) as site:
+        ids = site.expected_ids("beach", LIMIT)
+        site.faults = Faults(rate_limit=2, retry_after_s=1, burst_503=3, truncate={ids[3]: 1},
+                             wrong_type={ids[5]}, missing={ids[7]}, latency_s=0.02)
+        report = _scrape(site, out)
+        cat = report.categories[0]
+        assert cat.downloaded == LIMIT - 2 and dict(cat.failed) == {"not_image": 1, "missing": 1}
+        assert "2 failed (missing 1, not_image 1)" in report.summary_line()
+        assert not (out / "beach" / f"{ids[5]}.jpg").exists() and not (out / "beach" / f"{ids[7]}.jpg").exists()
+        listed = {p["id"] for p in json.loads((out / "manifest.json").read_text())["photos"]}
+        assert listed == set(ids) - {ids[5], ids[7]}
+        # Retry-After was waited for: the retry of a 429 came at least the asked second later.
+        limited = [h for h in site.log if h.status == 429]
+        assert len(limited) == 2
+        for h in limited:
+            assert min(x.at for x in site.log if x.path == h.path and x.at > h.at) - h.at >= 0.95
+        assert site.image_hits(ids[3]) == 2  # truncated once, fetched again, saved whole
+        before = {i: site.image_hits(i) for i in ids}
+        site.faults = Faults()
+        again = _scrape(site, out)
+        assert again.categories[0].downloaded == 2 and again.categories[0].reused == LIMIT - 2
+        assert {i for i in ids if site.image_hits(i) != before[i]} == {ids[5], ids[7]}
+    assert {p.stem for p in (out / "beach").glob("*.jpg")} == set(ids)
+
+
+@pytest.mark.parametrize("faults,markup,message", [
+    (Faults(bot_wall=True), "2025", "answered with a bot-check page (Anubis)"),
+    (Faults(page_status=403), "2025", "answered HTTP 403"),
+    (Faults(page_status=401), "2025", "answered HTTP 401"),
+    (Faults(), "unknown", "no photo cards found on"),
+])
+def test_refusals_and_unknown_layouts_exit_1_with_their_message(tmp_path, faults, markup, message):
+    out = tmp_path / "raw"
+    with LocalSite(markup=markup, faults=faults) as site:
+        result = CliRunner().invoke(cli, ["scrape", "--category", "beach", "--out", str(out), "--base-url",
+                                          site.base_url, "--scroll-pause", "0.05", "--limit", "5"])
+        images = sum(v for k, v in site.hits.items() if k.startswith("/photo-"))
+    assert result.exit_code == 1, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert images == 0
+    if markup == "unknown":
+        assert "the page layout may have changed" in result.output
+        saved = out / "scrape-beach-page.html"
+        assert saved.exists() and 'class="tile-7"' in saved.read_text()
+
+
+def test_robots_txt_is_honoured(tmp_path):
+    with LocalSite(faults=Faults(robots_disallow=True)) as site:
+        result = CliRunner().invoke(cli, ["scrape", "--category", "beach", "--out", str(tmp_path / "raw"),
+                                          "--base-url", site.base_url])
+        pages = site.hits["/s/photos/beach"]
+    assert result.exit_code == 1 and "robots.txt does not allow" in result.output
+    assert pages == 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--category", "../etc"], "invalid category name"),
+    (["--category", "a", "--category", "b", "--query", "x"], "--query works with a single category"),
+    ([], "no category given"),
+])
+def test_usage_mistakes_exit_2(tmp_path, args, message):
+    result = CliRunner().invoke(cli, ["scrape", *args, "--out", str(tmp_path / "raw")])
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "raw").exists()
+
+
+def test_missing_browser_names_the_install_command(tmp_path):
+    with LocalSite() as site:
+        result = CliRunner().invoke(cli, ["scrape", "--category", "beach", "--out", str(tmp_path / "raw"),
+                                          "--base-url", site.base_url, "--browser", str(tmp_path / "nope")])
+    assert result.exit_code == 1 and "apt-get install chromium chromium-driver" in result.output

@@ -1,0 +1,69 @@
+"""A scrape killed with SIGKILL midway resumes: same final set, no temp files, no finished file fetched twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from colorize.io import sha256_file
+from colorize.scraper.localsite import Faults, LocalSite
+
+pytestmark = pytest.mark.browser
+LIMIT = 36
+
+
+def _command(site: LocalSite, out: Path) -> list[str]:
+    return [sys.executable, "-m", "colorize", "-q", "scrape", "--category", "beach", "--limit", str(LIMIT),
+            "--out", str(out), "--base-url", site.base_url, "--width", "64", "--workers", "2", "--per-host", "2",
+            "--scroll-pause", "0.05"]
+
+
+def test_sigkill_then_rerun_resumes_without_refetching(tmp_path):
+    out = tmp_path / "raw"
+    with LocalSite(n_photos=50, faults=Faults(latency_s=0.15)) as site:
+        expected = site.expected_ids("beach", LIMIT)
+        # Its own process group, so the kill takes chromedriver and Chromium down with it, as a real kill -9 would.
+        proc = subprocess.Popen(_command(site, out), start_new_session=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120
+            while len(list((out / "beach").glob("*.jpg"))) < LIMIT // 2:
+                assert proc.poll() is None, proc.stdout.read().decode()
+                assert time.monotonic() < deadline, "the scrape made no progress"
+                time.sleep(0.02)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            proc.stdout.close()
+        assert proc.returncode == -signal.SIGKILL
+        finished = {p.stem: p.read_bytes() for p in (out / "beach").glob("*.jpg")}
+        assert LIMIT // 2 <= len(finished) < LIMIT  # killed midway
+        # The manifest on disk at the kill is whole and only lists verified files.
+        at_kill = json.loads((out / "manifest.json").read_text())
+        for p in at_kill["photos"]:
+            assert sha256_file(out / p["file"]) == p["sha256"]
+        (out / "beach" / ".tmp-abc.jpg.x1y2").write_bytes(b"half a file")  # as a kill mid-write leaves
+
+        rerun = subprocess.run(_command(site, out), capture_output=True, text=True, timeout=300)
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        assert f"scrape: {LIMIT} photos in 1 category" in rerun.stdout
+        for pid in finished:
+            assert site.image_hits(pid) == 1, f"{pid} was downloaded again"
+        assert all(site.image_hits(pid) >= 1 for pid in expected)
+    assert {p.stem for p in (out / "beach").glob("*.jpg")} == set(expected)
+    assert not [p for p in out.rglob(".tmp-*")]
+    for pid, data in finished.items():
+        assert (out / "beach" / f"{pid}.jpg").read_bytes() == data
+    photos = json.loads((out / "manifest.json").read_text())["photos"]
+    assert sorted(p["id"] for p in photos) == sorted(expected)
+    assert all(sha256_file(out / p["file"]) == p["sha256"] for p in photos)
+    counts = json.loads((out / "scrape-run.json").read_text())["counts"]["beach"]
+    assert counts["reused"] + counts["adopted"] == len(finished)
+    assert counts["downloaded"] == LIMIT - len(finished)

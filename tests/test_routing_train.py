@@ -102,6 +102,15 @@ def test_category_bundle_end_to_end_train_predict_eval(shards, tmp_path):
     run_train_routed("category", 4, shards=shards, out=out, seed=0, resume=True, **TINY)
     assert (out / "bundle.json").read_bytes() == before
 
+    # Interrupted (each model stops after one step): no index, so not a bundle; --resume finishes it, and
+    # the result is byte-identical to the uninterrupted bundle written elsewhere (same data, same seed).
+    out2 = tmp_path / "interrupted"
+    partial = run_train_routed("category", 4, shards=shards, out=out2, seed=0, max_steps=1, **TINY)
+    assert partial.incomplete == ["global", "beach", "forest", "sunset"] and "--resume" in partial.summary_line()
+    assert not is_bundle(out2)
+    run_train_routed("category", 4, shards=shards, out=out2, seed=0, resume=True, **TINY)
+    assert (out2 / "bundle.json").read_bytes() == before
+
     ev = tmp_path / "eval"
     rep = run_eval_bundle(out, shards, "test", None, 0.38, ev, "cpu", 2)
     result = json.loads((ev / "eval.json").read_text())

@@ -138,8 +138,13 @@ def _router_data(shards: Path, split: str, photo_route: dict[str, int], size: in
     return np.concatenate(Ls), np.concatenate(ys)
 
 
-def _slim(payload: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in payload.items() if k not in TRAINING_ONLY_KEYS}
+def _slim(payload: dict[str, Any], run: str) -> dict[str, Any]:
+    """What a bundle keeps of a checkpoint: no optimizer state, and no run-control fields in its config
+    (where the run was written, whether it was resumed), so the same data and seed give the same bytes."""
+    out = {k: v for k, v in payload.items() if k not in TRAINING_ONLY_KEYS}
+    config = {k: v for k, v in payload["config"].items() if k not in ("out", "resume", "max_minutes")}
+    out["config"] = config | {"run": run}
+    return out
 
 
 @dataclass
@@ -219,7 +224,7 @@ def train_routed(route: str, n_profiles: int, shards, out, seed: int = 0, resume
         if stopped != "done":
             incomplete.append(name)
         else:
-            payloads[name] = _slim(load_checkpoint(best, map_location="cpu"))
+            payloads[name] = _slim(load_checkpoint(best, map_location="cpu"), run_dirs[name].relative_to(out).as_posix())
 
     router_file = out / "runs" / "router.pt"
     cfg = RouterConfig(n_classes=len(routes), size=router_size, width=router_width)

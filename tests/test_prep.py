@@ -137,36 +137,48 @@ def test_determinism_across_workers_and_dask(dataset, reference, tmp_path):
     assert _files(out4) == _files(reference)
 
 
-_SLOW_PREP = """
-import sys, time
+_SLOW_TASK = """
+import time
 import colorize.dataset.prep as prep
 real = prep.run_shard_task
-def slow(task):
+def slow_task(task):
     time.sleep(0.15)
     return real(task)
-prep.run_shard_task = slow
+"""
+_RUN_SLOW_PREP = """
+import sys
+import colorize.dataset.prep as prep
+import slowprep
+prep.run_shard_task = slowprep.slow_task  # workers unpickle it by name from slowprep (on PYTHONPATH)
 from colorize.cli import main
 main(sys.argv[1:])
 """
 
 
 def test_resume_after_sigkill_gives_the_same_bytes(dataset, reference, tmp_path):
+    import psutil
+
+    (tmp_path / "slowprep.py").write_text(_SLOW_TASK)
     out = tmp_path / "killed"
     args = ["prep", "--src", str(dataset), "--out", str(out), "--size", "48", "--bins", "12", "--split", "0.6,0.2,0.2",
-            "--seed", "3", "--shard-size", "10", "--workers", "1"]
-    proc = subprocess.Popen([sys.executable, "-c", _SLOW_PREP, *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONHASHSEED": "0"})
+            "--seed", "3", "--shard-size", "10", "--workers", "2"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", _RUN_SLOW_PREP, *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
     journal = out / JOURNAL
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if journal.is_file() and len(json.loads(journal.read_text() or "{}").get("shards", {})) >= 2:
             break
         time.sleep(0.02)
+    children = psutil.Process(proc.pid).children(recursive=True)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (out / "manifest.json").exists(), "the run finished before the kill; the test proves nothing"
-    done_before = len(list(out.glob("*.npz")))
-    assert done_before >= 2
+    assert len(children) >= 2  # the pool's worker processes ...
+    gone, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive  # ... die with the killed run instead of writing on as orphans
+    assert len(list(out.glob("*.npz"))) >= 2
     (out / ".tmp-train-00001.npz.half").write_bytes(b"half-written shard of the killed run")
 
     report = run_prep(dataset, out, workers=1, **OPTS)

@@ -14,6 +14,8 @@ import logging
 import multiprocessing
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
@@ -27,9 +29,9 @@ _SETUP_DONE = False
 
 
 def worker_setup() -> None:
-    """Once per worker process: one thread per library (we parallelise over processes), keep glibc from
-    returning decode buffers to the OS after every image (halves Pillow's decode time, see performance
-    notes), and die with the parent so a killed run leaves no orphans writing files."""
+    """Once per worker process: one thread per library (we parallelise over processes), and keep glibc
+    from returning decode buffers to the OS after every image (halves Pillow's decode time, see the
+    performance notes)."""
     global _SETUP_DONE
     if _SETUP_DONE:
         return
@@ -45,11 +47,23 @@ def worker_setup() -> None:
             libc.mallopt(-1, 512 * 1024 * 1024)  # M_TRIM_THRESHOLD
 
 
-def _pool_worker_init() -> None:
+def _pool_worker_init(parent_pid: int) -> None:
     worker_setup()
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6").prctl(1, 9)  # PR_SET_PDEATHSIG = SIGKILL
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True, name="parent-watch").start()
+
+
+def _exit_with_parent(parent_pid: int, interval: float = 0.5) -> None:
+    """A pool worker's parent is the forkserver, not the run, so it would outlive a `kill -9` of the run
+    (blocked forever, or finishing a shard nobody records). Poll the run's pid and leave when it is gone;
+    a temp file cut short here is removed by the next run."""
+    while True:
+        time.sleep(interval)
+        try:
+            os.kill(parent_pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # exists, owned by someone else (pid reuse): keep going
+            pass
 
 
 def default_workers() -> int:
@@ -82,7 +96,8 @@ def _run_local(fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int) -> 
         return
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     ctx = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_pool_worker_init) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_pool_worker_init,
+                             initargs=(os.getpid(),)) as pool:
         # Keep at most 2 tasks per worker in flight, so results (and the resume journal) keep up with the work.
         pending = iter(tasks)
         running = set()

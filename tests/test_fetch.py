@@ -186,3 +186,27 @@ def test_fetch_refuses_what_is_not_a_manifest(tmp_path):
     assert result.exit_code == 1 and "is not a colorize.dataset/1 manifest" in result.output
     result = CliRunner().invoke(cli, ["fetch", str(tmp_path / "none.json"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1 and "manifest not found" in result.output
+
+
+def test_retry_after_is_capped_so_a_thread_is_never_parked_for_an_hour():
+    from colorize.scraper.download import CappedRetry
+
+    class Response:
+        headers = {"Retry-After": "3600"}
+
+    retry = make_session().get_adapter("https://images.unsplash.com").max_retries
+    assert isinstance(retry, CappedRetry) and retry.respect_retry_after_header
+    assert 429 in retry.status_forcelist and 503 in retry.status_forcelist
+    assert retry.get_retry_after(Response()) == CappedRetry.MAX_RETRY_AFTER
+    assert retry.new().get_retry_after(Response()) == CappedRetry.MAX_RETRY_AFTER
+
+
+def test_attribution_escapes_untrusted_names_and_links(tmp_path):
+    from colorize.scraper.manifest import write_attribution
+
+    entry = {"id": "AAAAAAAAAAA", "page_url": "https://unsplash.com/photos/x)(evil", "photographer":
+             {"name": "Eve](javascript:alert(1))[", "url": "javascript:alert(1)", "username": "eve"}}
+    text = write_attribution(tmp_path, "beach", [entry]).read_text()
+    line = text.splitlines()[-1]
+    assert line.startswith("- `AAAAAAAAAAA.jpg`: Photo by Eve\\]\\(javascript:alert\\(1\\)\\)\\[ on [Unsplash](")
+    assert "](javascript:" not in line and "x%29%28evil" in line

@@ -19,10 +19,10 @@ pytestmark = pytest.mark.browser
 LIMIT = 36
 
 
-def _command(site: LocalSite, out: Path) -> list[str]:
+def _command(site: LocalSite, out: Path, scroll_pause: float = 0.05) -> list[str]:
     return [sys.executable, "-m", "colorize", "-q", "scrape", "--category", "beach", "--limit", str(LIMIT),
             "--out", str(out), "--base-url", site.base_url, "--width", "64", "--workers", "2", "--per-host", "2",
-            "--scroll-pause", "0.05"]
+            "--scroll-pause", str(scroll_pause)]
 
 
 def test_sigkill_then_rerun_resumes_without_refetching(tmp_path):
@@ -67,3 +67,57 @@ def test_sigkill_then_rerun_resumes_without_refetching(tmp_path):
     counts = json.loads((out / "scrape-run.json").read_text())["counts"]["beach"]
     assert counts["reused"] + counts["adopted"] == len(finished)
     assert counts["downloaded"] == LIMIT - len(finished)
+
+
+def _group_commands(pgid: int) -> list[str]:
+    """Names of the processes in process group `pgid` (Linux /proc)."""
+    names = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, rest = text[text.index("(") + 1: text.rindex(")")], text[text.rindex(")") + 2:].split()
+        if int(rest[2]) == pgid:
+            names.append(name)
+    return names
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_ctrl_c_quits_the_browser_and_keeps_finished_work(tmp_path):
+    out = tmp_path / "raw"
+    with LocalSite(n_photos=50, faults=Faults(latency_s=0.15)) as site:
+        # A slow scroll keeps the browser busy while the first files arrive: Ctrl-C lands mid-harvest.
+        proc = subprocess.Popen(_command(site, out, scroll_pause=0.6), start_new_session=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            while len(list((out / "beach").glob("*.jpg"))) < 4:
+                assert proc.poll() is None, proc.stdout.read()
+                assert time.monotonic() < deadline, "the scrape made no progress"
+                time.sleep(0.02)
+            running = _group_commands(proc.pid)
+            os.kill(proc.pid, signal.SIGINT)  # Ctrl-C reaches the Python process
+            output, _ = proc.communicate(timeout=60)
+            deadline = time.monotonic() + 10
+            while _group_alive(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            alive = _group_alive(proc.pid)
+        finally:
+            if _group_alive(proc.pid):
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert "chromedriver" in running and any("chrom" in n and n != "chromedriver" for n in running), running
+    assert proc.returncode == 130, output
+    assert "interrupted — finished work is kept" in output and "Traceback" not in output
+    assert not alive, "chromedriver or Chromium outlived the interrupted scrape"
+    photos = json.loads((out / "manifest.json").read_text())["photos"]
+    files = sorted(p.stem for p in (out / "beach").glob("*.jpg"))
+    assert sorted(p["id"] for p in photos) == files  # saved on the way out: every finished file is listed
+    assert not [p for p in out.rglob(".tmp-*")]

@@ -54,10 +54,23 @@ class DownloadError(Exception):
         self.transient = transient
 
 
+class CappedRetry(Retry):
+    """urllib3 Retry that honours Retry-After but never sleeps longer than `MAX_RETRY_AFTER` seconds.
+
+    A server asking for an hour would otherwise park a download thread for an hour.
+    """
+
+    MAX_RETRY_AFTER = 60.0
+
+    def get_retry_after(self, response):  # type: ignore[override]
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, self.MAX_RETRY_AFTER)
+
+
 def make_session(per_host: int = 4, retries: int = 5, backoff: float = 0.5,
                  user_agent: str = USER_AGENT) -> requests.Session:
     """A requests Session with status retries, exponential backoff + jitter, and a pool per host."""
-    retry = Retry(
+    retry = CappedRetry(
         total=retries, connect=retries, read=2, status=retries, other=1,
         backoff_factor=backoff, backoff_jitter=backoff, backoff_max=30.0,
         status_forcelist=RETRY_STATUSES, allowed_methods=frozenset({"GET", "HEAD"}),

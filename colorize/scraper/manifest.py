@@ -142,6 +142,16 @@ def _md(text: str) -> str:
     return out
 
 
+def _link(url: object) -> str:
+    """An http(s) URL made safe inside a Markdown link target, or "" for anything else."""
+    url = str(url or "")
+    if not url.startswith(("http://", "https://")):
+        return ""
+    for ch, code in ((" ", "%20"), ("(", "%28"), (")", "%29"), ("<", "%3C"), (">", "%3E"), ("\n", ""), ("\r", "")):
+        url = url.replace(ch, code)
+    return url
+
+
 def write_attribution(out: Path, category: str, entries: list[dict[str, Any]]) -> Path:
     """`<out>/<category>/ATTRIBUTION.md`: "Photo by <name> on Unsplash", with links, one line per photo."""
     lines = [f"# Attribution: {_md(category)}", "",
@@ -150,8 +160,8 @@ def write_attribution(out: Path, category: str, entries: list[dict[str, Any]]) -
     for e in entries:
         who = e.get("photographer") or {}
         name = _md(who.get("name") or who.get("username") or "an Unsplash photographer")
-        person = f"[{name}]({who['url']})" if str(who.get("url", "")).startswith(("http://", "https://")) else name
-        page = e.get("page_url") if str(e.get("page_url", "")).startswith(("http://", "https://")) else "https://unsplash.com"
+        person = f"[{name}]({_link(who.get('url'))})" if _link(who.get("url")) else name
+        page = _link(e.get("page_url")) or "https://unsplash.com"
         lines.append(f"- `{e['id']}.jpg`: Photo by {person} on [Unsplash]({page})")
     path = Path(out) / check_category(category) / "ATTRIBUTION.md"
     atomic_write_text(path, "\n".join(lines) + "\n")

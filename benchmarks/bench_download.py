@@ -49,7 +49,7 @@ def main() -> None:
         # Baseline: what a first script does, one requests.get after another.
         t0 = time.perf_counter()
         for p in photos[: args.sample]:
-            requests.get(download_url(p.image_url, WIDTH), timeout=30).content
+            assert requests.get(download_url(p.image_url, WIDTH), timeout=30).content
         seq_rate = args.sample / (time.perf_counter() - t0)
 
         out = Path(tmp)

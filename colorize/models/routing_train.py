@@ -16,6 +16,7 @@ Steps (each resumable; the bundle index is written only when all of them are don
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,6 +177,9 @@ def train_routed(route: str, n_profiles: int, shards, out, seed: int = 0, resume
 
     t0 = time.perf_counter()
     shards, out = Path(shards), Path(out)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ColorizeError("routed training runs in one process (it trains several models in turn)",
+                            "run `colorize train --route ...` without torchrun; it uses the GPU when present")
     if route not in ("category", "profile"):
         raise ColorizeError(f"unknown route kind {route!r}", "use --route category or --route profile")
     manifest = read_manifest(shards)

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -217,38 +218,29 @@ def train_routed(route: str, n_profiles: int, shards, out, seed: int = 0, resume
 
     payloads: dict[str, dict[str, Any]] = {}
     incomplete: list[str] = []
+    timings: dict[str, float] = {}
     run_dirs = {GLOBAL: out / "runs" / "global", **{r: out / "runs" / f"route-{i:02d}" for i, r in enumerate(routes)}}
     for n_done, (name, subset) in enumerate(jobs):
         budget = None
         if deadline is not None:  # split what is left evenly over the jobs still to run (+ the router)
             budget = max(0.05, (deadline - time.perf_counter()) / 60.0 / (len(jobs) - n_done + 0.5))
         log.info("training the %s model", name)
+        t_job = time.perf_counter()
         best, stopped = train_colorizer(shards, run_dirs[name], seed=seed, resume=resume, max_minutes=budget,
                                         device=device, subset=subset, **train_opts)
+        timings[name] = time.perf_counter() - t_job
         if stopped != "done":
             incomplete.append(name)
         else:
             payloads[name] = _slim(load_checkpoint(best, map_location="cpu"), run_dirs[name].relative_to(out).as_posix())
 
-    router_file = out / "runs" / "router.pt"
-    cfg = RouterConfig(n_classes=len(routes), size=router_size, width=router_width)
-    router_routes = None
-    if resume and router_file.is_file():
-        payload = torch.load(router_file, map_location="cpu", weights_only=True)
-        router, router_routes = router_from_payload(payload, torch.device("cpu"))
-    if router_routes != routes:
-        photo_route_train = data.photo_route["train"]
-        X, y = _router_data(shards, "train", photo_route_train, router_size, None)
-        Xv, yv = _router_data(shards, "val", data.photo_route["val"], router_size, "orig")
-        epochs = router_epochs or int(train_opts.get("epochs", 20))
-        left = None if deadline is None else max(5.0, deadline - time.perf_counter())
-        res = train_router(X, y, cfg, epochs=epochs, batch_size=int(train_opts.get("batch_size", 64)),
-                           seed=seed, device=dev, val=(Xv, yv) if len(yv) else None, max_seconds=left)
-        payload = router_payload(res.model, routes, res.history)
-        payload["val_acc"] = res.best_val_acc if res.best_val_acc is not None else float("nan")
-        from colorize.models.checkpoint import save_checkpoint
-
-        save_checkpoint(router_file, payload)
+    t_router = time.perf_counter()
+    left = None if deadline is None else max(5.0, deadline - time.perf_counter())
+    payload = _train_or_reuse_router(shards, out / "runs" / "router.pt", data, resume, left, dev, seed,
+                                     RouterConfig(n_classes=len(routes), size=router_size, width=router_width),
+                                     router_epochs or int(train_opts.get("epochs", 20)),
+                                     int(train_opts.get("batch_size", 64)))
+    timings["router"] = time.perf_counter() - t_router
     val_acc = payload.get("val_acc")
     val_acc = None if val_acc is None or np.isnan(float(val_acc)) else float(val_acc)
     photos = {r: len(train_ids[r]) for r in routes}
@@ -256,7 +248,7 @@ def train_routed(route: str, n_profiles: int, shards, out, seed: int = 0, resume
         seconds = time.perf_counter() - t0
         write_run_record(out / RUN_RECORD, "train --route", {"route": route, "profiles": n_profiles,
                          "shards": shards, "seed": seed, "resume": resume, "max_minutes": max_minutes, **train_opts},
-                         counts={"routes": len(routes)}, timings={"total": seconds}, incomplete=incomplete)
+                         counts={"routes": len(routes)}, timings={"total": seconds, **timings}, incomplete=incomplete)
         return RoutedTrainReport(out, route, routes, photos, val_acc, seconds, incomplete)
 
     info = {r: {"train_photos": photos[r], "val_photos": len(data.ids("val", i))} for i, r in enumerate(routes)}
@@ -274,10 +266,37 @@ def train_routed(route: str, n_profiles: int, shards, out, seed: int = 0, resume
                      "seed": seed, "resume": resume, "max_minutes": max_minutes, "device": device,
                      "router_size": router_size, **train_opts},
                      counts={"routes": len(routes), **{f"train_photos[{r}]": n for r, n in photos.items()}},
-                     timings={"total": seconds},
+                     timings={"total": seconds, **timings},
                      router_history=payload.get("history"), specialist_files={r: specialist_file(i) for i, r in
                                                                              enumerate(routes)})
     return RoutedTrainReport(out, route, routes, photos, val_acc, seconds)
+
+
+def _train_or_reuse_router(shards: Path, path: Path, data: RouteData, resume: bool, max_seconds: float | None,
+                           device: torch.device, seed: int, cfg: RouterConfig, epochs: int,
+                           batch_size: int) -> dict[str, Any]:
+    """The router payload: reused with --resume when a finished one for the same routes and config exists."""
+    from colorize.models.checkpoint import save_checkpoint
+
+    if resume and path.is_file():
+        try:
+            old = torch.load(path, map_location="cpu", weights_only=True)
+            _, old_routes = router_from_payload(old, torch.device("cpu"))
+            if (old_routes == data.routes and old.get("config") == asdict(cfg)
+                    and int(old.get("epochs_done", -1)) >= epochs):
+                log.info("router already trained; kept as is")
+                return old
+        except (pickle.UnpicklingError, RuntimeError, KeyError, TypeError, ValueError, EOFError):
+            log.warning("%s is unreadable; training the router again", path)
+    X, y = _router_data(shards, "train", data.photo_route["train"], cfg.size, None)
+    Xv, yv = _router_data(shards, "val", data.photo_route["val"], cfg.size, "orig")
+    res = train_router(X, y, cfg, epochs=epochs, batch_size=batch_size, seed=seed, device=device,
+                       val=(Xv, yv) if len(yv) else None, max_seconds=max_seconds)
+    payload = router_payload(res.model, data.routes, res.history)
+    payload["val_acc"] = res.best_val_acc if res.best_val_acc is not None else float("nan")
+    payload["epochs_done"] = len(res.history)
+    save_checkpoint(path, payload)
+    return payload
 
 
 def train_colorizer(shards: Path, out: Path, *, subset: dict[str, Any], resume: bool,

@@ -22,6 +22,12 @@ from colorize import __version__
 
 TMP_PREFIX = ".tmp-"
 
+# mkstemp creates files 0600; finished files get the mode a plain open() would give them. The umask is
+# read once at import (reading it means setting it, which is not thread-safe later).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs: Any) -> Iterator[IO]:
@@ -30,6 +36,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs: Any) -> Ite
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
             fh.flush()

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from colorize.io import (
+    FILE_MODE,
     atomic_open,
     atomic_write_bytes,
     atomic_write_json,
@@ -43,6 +44,14 @@ def test_writer_raising_on_new_file_leaves_nothing(tmp_path):
             raise KeyboardInterrupt
     assert not target.exists()
     assert list(target.parent.iterdir()) == []
+
+
+def test_finished_file_is_readable_by_others(tmp_path):
+    """mkstemp makes 0600 files; a shared report or dataset must keep the usual umask-based mode."""
+    target = tmp_path / "shared.txt"
+    atomic_write_bytes(target, b"x")
+    assert target.stat().st_mode & 0o777 == FILE_MODE
+    assert FILE_MODE & 0o044, "group/others can read under the usual umask"
 
 
 def test_json_is_stable_bytes(tmp_path):

@@ -54,6 +54,8 @@ RUN_RECORD = "train-routed-run.json"
 # Checkpoint entries that only resuming needs; the bundle keeps what prediction needs.
 TRAINING_ONLY_KEYS = ("optimizer", "scheduler", "scaler", "rng", "loader_state")
 DEFAULT_MIN_CONFIDENCE = 0.5
+# Below this many train photos a specialist is warned about (paper 003 dropped per-profile models for this).
+MIN_ROUTE_PHOTOS = 50
 
 
 def route_weights(stats: BinStats, bin_counts: np.ndarray) -> np.ndarray:
@@ -203,6 +205,10 @@ def train_routed(route: str, n_profiles: int, shards, out, seed: int = 0, resume
     empty = [r for r, ids in train_ids.items() if not ids]
     if empty:
         raise ColorizeError(f"route(s) {empty} have no train photos", "use fewer --profiles")
+    small = [f"{r} ({len(ids)})" for r, ids in train_ids.items() if len(ids) < MIN_ROUTE_PHOTOS]
+    if small:
+        log.warning("few train photos for route(s) %s: their specialists will overfit; consider "
+                    "more photos or fewer routes", ", ".join(small))
     jobs: list[tuple[str, dict[str, Any]]] = [(GLOBAL, {})]
     row_of = {pid: i for i, pid in enumerate(data.hists["train"].ids)}
     for i, r in enumerate(routes):
@@ -253,7 +259,9 @@ def train_routed(route: str, n_profiles: int, shards, out, seed: int = 0, resume
 
     info = {r: {"train_photos": photos[r], "val_photos": len(data.ids("val", i))} for i, r in enumerate(routes)}
     info[GLOBAL] = {"train_photos": len(data.hists["train"].ids)}
-    info["router"] = {"val_accuracy": val_acc, "size": router_size, "width": router_width}
+    info["router"] = {"val_accuracy": val_acc, "size": router_size, "width": router_width,
+                      "parameters": sum(int(t.numel()) for k, t in payload["model"].items()
+                                        if not k.endswith("num_batches_tracked"))}
     write_bundle(out, route, routes, payload, payloads[GLOBAL], {r: payloads[r] for r in routes},
                  profiles=data.profiles,
                  input_info={"size": int(manifest["params"]["size"]), "fit": str(manifest["params"].get("fit", "pad"))},

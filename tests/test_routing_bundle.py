@@ -117,6 +117,13 @@ def test_tampered_unsafe_or_pickled_bundle_files_are_refused(tmp_path):
     (root / INDEX).write_text(json.dumps(index))
     with pytest.raises(ColorizeError, match="unsafe file"):
         load_bundle(root, "cpu")
+    # A bad input description is a clear error too, not a crash inside the resize.
+    root3 = _bundle(tmp_path / "three")
+    index3 = json.loads((root3 / INDEX).read_text())
+    index3["input"] = {"size": 32, "fit": "stretch"}
+    (root3 / INDEX).write_text(json.dumps(index3))
+    with pytest.raises(ColorizeError, match="invalid input"):
+        load_bundle(root3, "cpu")
     # A router file with a pickled object is refused by weights_only loading.
     root2 = _bundle(tmp_path / "two")
     import argparse

@@ -209,8 +209,11 @@ def load_bundle(path: str | Path, device: torch.device | str = "cpu") -> Bundle:
             profiles = ColorProfiles.from_json(read_json(_checked_file(root, index.get("profiles"), "the profiles")))
         except (OSError, ValueError) as exc:
             raise ColorizeError(f"the profiles of {root} are unreadable ({exc})", "retrain the bundle") from exc
-    size = int(index.get("input", {}).get("size", global_model.size))
-    fit_mode = str(index.get("input", {}).get("fit", "pad"))
+    inp = index.get("input") if isinstance(index.get("input"), dict) else {}
+    size, fit_mode = inp.get("size", global_model.size), inp.get("fit", "pad")
+    if not isinstance(size, int) or not 8 <= size <= 4096 or fit_mode not in ("pad", "crop"):
+        raise ColorizeError(f"{root / INDEX} has an invalid input size/fit ({size!r}, {fit_mode!r})",
+                            "retrain the bundle")
     log.info("bundle %s: %d %s routes, router %s px", root, len(routes), index["route"], router.cfg.size)
     return Bundle(root, index["route"], routes, router, specialists, global_model, size, fit_mode, index,
                   profiles, device)

@@ -109,6 +109,8 @@ def test_faults_are_survived_or_reported_and_a_rerun_fetches_only_what_is_missin
         cat = report.categories[0]
         assert cat.downloaded == LIMIT - 2 and dict(cat.failed) == {"not_image": 1, "missing": 1}
         assert "2 failed (missing 1, not_image 1)" in report.summary_line()
+        failures = json.loads((out / "scrape-run.json").read_text())["failures"]
+        assert sorted((f["id"], f["reason"]) for f in failures) == sorted([(ids[5], "not_image"), (ids[7], "missing")])
         assert not (out / "beach" / f"{ids[5]}.jpg").exists() and not (out / "beach" / f"{ids[7]}.jpg").exists()
         listed = {p["id"] for p in json.loads((out / "manifest.json").read_text())["photos"]}
         assert listed == set(ids) - {ids[5], ids[7]}
@@ -141,6 +143,8 @@ def test_refusals_and_unknown_layouts_exit_1_with_their_message(tmp_path, faults
     assert result.exit_code == 1, result.output
     assert message in result.output and "Traceback" not in result.output
     assert images == 0
+    assert message in json.loads((out / "scrape-run.json").read_text())["error"]  # the run is recorded
+    assert not (out / "manifest.json").exists()  # no empty manifest left behind
     if markup == "unknown":
         assert "the page layout may have changed" in result.output
         saved = out / "scrape-beach-page.html"

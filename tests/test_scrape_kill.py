@@ -121,3 +121,6 @@ def test_ctrl_c_quits_the_browser_and_keeps_finished_work(tmp_path):
     files = sorted(p.stem for p in (out / "beach").glob("*.jpg"))
     assert sorted(p["id"] for p in photos) == files  # saved on the way out: every finished file is listed
     assert not [p for p in out.rglob(".tmp-*")]
+    record = json.loads((out / "scrape-run.json").read_text())
+    assert record["error"] == "KeyboardInterrupt"
+    assert record["counts"]["beach"]["downloaded"] == len(files)

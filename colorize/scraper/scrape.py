@@ -202,21 +202,25 @@ def run_scrape(categories=(), categories_file=None, query=None, limit: int = 200
     check_robots(session, base_url, [search_url(base_url, q) for _, q in plan])
     ctx = DownloadContext(out, base_url, width, session, HostLimiter(per_host), caps or Caps(), manifest)
     reports = [CategoryReport(c, q) for c, q in plan]
-    futures: dict[cf.Future, CategoryReport] = {}
+    futures: dict[cf.Future, tuple[CategoryReport, str]] = {}
     pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="download")
     bar = progress(total=0, desc="photos", unit="img")
-    version = ""
+    run = {"version": "", "harvest_done": 0.0, "finished": 0.0}
+    params = {"categories": [c for c, _ in plan], "queries": [q for _, q in plan], "limit": limit,
+              "base_url": base_url, "width": width, "workers": workers, "per_host": per_host,
+              "scroll_pause": scroll_pause, "headless": not show_browser}
     try:
         with chromium(browser, driver, headless=not show_browser, allow_hosts=browser_hosts(base_url),
                       images=False) as wd:
             identify_browser(wd)
-            version = browser_version(wd)
-            manifest.header.update(base_url=base_url, browser_version=version, query_params=query_params(width))
+            run["version"] = browser_version(wd)
+            manifest.header.update(base_url=base_url, browser_version=run["version"],
+                                   query_params=query_params(width))
             for report in reports:
                 def on_photo(photo: Photo, report: CategoryReport = report) -> None:
                     future = pool.submit(download_photo, ctx, report.category, report.query, photo)
                     future.add_done_callback(lambda _f: bar.update(1))
-                    futures[future] = report
+                    futures[future] = (report, photo.id)
                     bar.total += 1
                     bar.refresh()
 
@@ -227,38 +231,55 @@ def run_scrape(categories=(), categories_file=None, query=None, limit: int = 200
                 report.generation, report.harvest_s = stats.generation, stats.seconds
                 if stats.kept < limit:
                     log.warning("%s: only %d of %d photos found", report.category, stats.kept, limit)
+        run["harvest_done"] = time.monotonic()
         pending = set(futures)
         while pending:
             _, pending = cf.wait(pending, timeout=SAVE_INTERVAL_S / 2)
             manifest.maybe_save(SAVE_INTERVAL_S)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C/errors: finish in-flight files, drop queued
+        run["finished"] = time.monotonic()
+    except BaseException as exc:  # errors and Ctrl-C: keep what finished, record the run, then re-raise
+        pool.shutdown(wait=True, cancel_futures=True)  # in-flight files finish, queued ones are dropped
         bar.close()
-        if manifest.dirty or not manifest.path.exists():
-            manifest.header.setdefault("base_url", base_url)
+        if manifest.dirty:
             manifest.save()
-    for future, report in futures.items():
+        error = exc.line() if isinstance(exc, ColorizeError) else type(exc).__name__
+        _record(out, params, reports, futures, started, run, error=error)
+        raise
+    pool.shutdown(wait=True)
+    bar.close()
+    manifest.save()
+    for report in reports:
+        write_attribution(out, report.category, manifest.entries(report.category))
+    result = _record(out, params, reports, futures, started, run)
+    if futures and not (result.total("downloaded") + result.total("reused") + result.total("adopted")):
+        raise ColorizeError(f"no photo could be downloaded ({result.summary_line()})",
+                            "see the warnings above; rerun later to retry the failed photos")
+    return result
+
+
+def _record(out: Path, params: dict, reports: list[CategoryReport], futures: dict, started: float,
+            run: dict, error: str | None = None) -> ScrapeReport:
+    """Tally the finished downloads into the reports and write `<out>/scrape-run.json`."""
+    failures = []
+    for future, (report, pid) in futures.items():
+        if future.cancelled() or not future.done() or future.exception() is not None:
+            continue
         outcome, reason = future.result()
         if outcome == "failed":
             report.failed[reason] += 1
+            failures.append({"category": report.category, "id": pid, "reason": reason})
         else:
             setattr(report, outcome, getattr(report, outcome) + 1)
-    for report in reports:
-        write_attribution(out, report.category, manifest.entries(report.category))
-    result = ScrapeReport(out, reports, time.monotonic() - started, version)
+    result = ScrapeReport(out, reports, time.monotonic() - started, run["version"])
+    timings = {f"harvest_{r.category}": r.harvest_s for r in reports}
+    if run["finished"]:
+        timings["downloads_after_harvest"] = run["finished"] - run["harvest_done"]
     write_run_record(
-        out / "scrape-run.json", "scrape",
-        params={"categories": [c for c, _ in plan], "queries": [q for _, q in plan], "limit": limit,
-                "base_url": base_url, "width": width, "workers": workers, "per_host": per_host,
-                "scroll_pause": scroll_pause, "headless": not show_browser},
+        out / "scrape-run.json", "scrape", params=params,
         counts={r.category: {"cards_seen": r.cards_seen, "kept": r.kept, "skipped": dict(r.skipped),
                              "downloaded": r.downloaded, "reused": r.reused, "adopted": r.adopted,
                              "failed": dict(r.failed), "markup": r.generation} for r in reports},
-        timings={**{f"harvest_{r.category}": r.harvest_s for r in reports}, "total": result.seconds},
-        browser_version=version, manifest=str(out / MANIFEST_NAME),
+        timings={**timings, "total": result.seconds}, browser_version=run["version"],
+        manifest=str(out / MANIFEST_NAME), failures=failures, error=error,
     )
-    attempted = len(futures)
-    if attempted and not (result.total("downloaded") + result.total("reused") + result.total("adopted")):
-        raise ColorizeError(f"no photo could be downloaded ({result.summary_line()})",
-                            "see the warnings above; rerun later to retry the failed photos")
     return result

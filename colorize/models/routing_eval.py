@@ -78,7 +78,9 @@ def _from_images(folder: Path, size: int, fit_mode: str) -> Samples:
             continue
         fitted, m = fit(rgb, size, fit_mode)
         l_u8, ab_i8 = rgb_to_stored(fitted)
-        L.append(l_u8), ab.append(ab_i8), mask.append(m)
+        L.append(l_u8)
+        ab.append(ab_i8)
+        mask.append(m)
         rel = path.relative_to(folder)
         ids.append(rel.as_posix())
         cats.append(rel.parts[0] if len(rel.parts) > 1 else "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -176,3 +177,22 @@ def test_missing_browser_names_the_install_command(tmp_path):
         result = CliRunner().invoke(cli, ["scrape", "--category", "beach", "--out", str(tmp_path / "raw"),
                                           "--base-url", site.base_url, "--browser", str(tmp_path / "nope")])
     assert result.exit_code == 1 and "apt-get install chromium chromium-driver" in result.output
+
+
+def test_browser_flags_and_dns_limited_to_allowed_hosts(tmp_path):
+    from selenium.common.exceptions import WebDriverException
+
+    from colorize.scraper.browser import chrome_options, chromium
+
+    opts = chrome_options("/usr/bin/chromium", True, str(tmp_path), ("127.0.0.1", "*.example.org"), images=False)
+    args = opts.arguments
+    assert "--headless=new" in args and "--window-size=1920,1080" in args and f"--user-data-dir={tmp_path}" in args
+    assert "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE *.example.org" in args
+    assert "--blink-settings=imagesEnabled=false" in args and opts.binary_location == "/usr/bin/chromium"
+    assert ("--no-sandbox" in args) == (os.geteuid() == 0)  # Chromium refuses to start as root without it
+    with LocalSite() as site, chromium(allow_hosts=("127.0.0.1",)) as driver:
+        port = site.base_url.rsplit(":", 1)[1]
+        driver.get(f"http://127.0.0.1:{port}/robots.txt")
+        assert "User-agent" in driver.page_source
+        with pytest.raises(WebDriverException, match="ERR_NAME_NOT_RESOLVED"):
+            driver.get(f"http://localhost:{port}/robots.txt")  # resolvable on any machine, but not allowed

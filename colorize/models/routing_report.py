@@ -73,7 +73,7 @@ def write_report(path: Path, result: dict, gallery: dict[int, dict[str, np.ndarr
         delta = None if g is None or r is None else r - g
         rows.append([route, t["photos"], t["gray"]["psnr"], g, r, t["oracle"]["psnr"], delta,
                      t["global"]["delta_cf"], t["routed"]["delta_cf"]])
-        classes.append("" if delta is None else ("good" if delta > 0 else "bad"))
+        classes.append("" if not delta else ("good" if delta > 0 else "bad"))
     parts.append("<h2>Per route (true route of each photo)</h2>" + _table(
         ["route", "photos", "gray PSNR", "global PSNR", "routed PSNR", "oracle PSNR", "routed − global",
          "global ΔCF", "routed ΔCF"], rows, classes))

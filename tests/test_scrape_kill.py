@@ -27,7 +27,7 @@ def _command(site: LocalSite, out: Path, scroll_pause: float = 0.05) -> list[str
 
 def test_sigkill_then_rerun_resumes_without_refetching(tmp_path):
     out = tmp_path / "raw"
-    with LocalSite(n_photos=50, faults=Faults(latency_s=0.15)) as site:
+    with LocalSite(n_photos=50, faults=Faults(latency_s=0.2)) as site:
         expected = site.expected_ids("beach", LIMIT)
         # Its own process group, so the kill takes chromedriver and Chromium down with it, as a real kill -9 would.
         proc = subprocess.Popen(_command(site, out), start_new_session=True, stdout=subprocess.PIPE,

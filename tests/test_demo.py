@@ -1,0 +1,196 @@
+"""`colorize demo --quick`: the real chain end to end (the CI proof), plus its resume and Ctrl-C rules.
+
+The end-to-end test starts the real headless Chromium against the local site, so it is a browser test.
+One full quick run is shared: first a run interrupted during the scrape (nothing half-written stays),
+then the real run resuming it, then a rerun that keeps everything.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from colorize import demo
+from colorize.cli import cli
+from colorize.errors import ColorizeError
+from colorize.io import read_json, sha256_file
+
+STEP_FOLDERS = ["gallery", "raw", "shards", "run", "holdout", "colorized", "eval"]
+
+
+def _invoke(out: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["-q", "demo", "--out", str(out), "--quick"])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory):
+    """Interrupted once during the scrape, then run to the end, then run again."""
+    out = tmp_path_factory.mktemp("demo") / "demo-run"
+    mp = pytest.MonkeyPatch()
+
+    def interrupted_scrape(*, out, **_):
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "half-written.jpg").write_bytes(b"\xff\xd8 half")
+        raise KeyboardInterrupt
+
+    import colorize.scraper.scrape as scrape_module
+
+    mp.setattr(scrape_module, "run_scrape", interrupted_scrape)
+    code, output = _invoke(out)
+    mp.undo()
+    interrupted = {"code": code, "output": output, "files": sorted(p.name for p in out.iterdir()),
+                   "state": read_json(out / demo.STATE_FILE)}
+
+    code, output = _invoke(out)
+    first = {"code": code, "output": output, "record": read_json(out / demo.RECORD_FILE)}
+    ckpt_hash = sha256_file(out / "run" / first["record"]["model"].split("/")[-1])
+    code, output = _invoke(out)
+    again = {"code": code, "output": output, "record": read_json(out / demo.RECORD_FILE), "ckpt_hash": ckpt_hash}
+    return out, interrupted, first, again
+
+
+@pytest.mark.browser
+def test_ctrl_c_leaves_only_finished_steps(quick_demo):
+    out, interrupted, _, _ = quick_demo
+    assert interrupted["code"] == 130 and "interrupted" in interrupted["output"]
+    assert "raw" not in interrupted["files"]  # the interrupted step was removed whole
+    assert list(interrupted["state"]["done"]) == ["gallery"]
+
+
+@pytest.mark.browser
+def test_quick_demo_runs_the_real_chain_and_beats_gray(quick_demo):
+    out, _, first, _ = quick_demo
+    assert first["code"] == 0, first["output"]
+    assert "the model beats the gray baseline" in first["output"]
+    assert str(out / "eval" / "report.html") in first["output"]
+    for name in STEP_FOLDERS:
+        assert (out / name).is_dir(), name
+    record = first["record"]
+    assert record["command"] == "demo" and record["params"]["quick"] is True
+    assert record["kept"] == ["gallery"] and record["ran"] == ["scrape", "prep", "train", "holdout", "predict", "eval"]
+    h = record["headline"]
+    assert h["beats_baseline"] is True
+    assert h["model_colorfulness"] > 20 and h["gray_colorfulness"] < 1
+    assert h["model_auc_rebalanced"] >= h["gray_auc_rebalanced"] + 5
+
+
+@pytest.mark.browser
+def test_scraped_dataset_has_attribution_and_verified_files(quick_demo):
+    out, _, _, _ = quick_demo
+    manifest = read_json(out / "raw" / "manifest.json")
+    plan = demo.QUICK
+    photos = manifest["photos"]
+    assert {p["category"] for p in photos} == set(plan.categories)
+    assert len(photos) == plan.per_category * len(plan.categories)
+    for p in photos[:10]:
+        assert p["status"] == "ok" and sha256_file(out / "raw" / p["file"]) == p["sha256"]
+        assert p["photographer"]["name"]
+    assert not list((out / "raw").rglob("half-written*"))
+
+
+@pytest.mark.browser
+def test_shards_verify_and_checkpoint_loads_weights_only(quick_demo):
+    import torch
+
+    from colorize.dataset.shards import verify_shards
+    from colorize.models.checkpoint import load_colorizer
+
+    out, _, first, _ = quick_demo
+    assert "all sha256 match" in verify_shards(out / "shards").summary_line()
+    ckpt = Path(first["record"]["model"])
+    payload = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert {"model", "config", "centers", "ab_lut"} <= set(payload)
+    colorizer = load_colorizer(ckpt, "cpu")
+    assert colorizer.size == demo.QUICK.size and colorizer.n_bins <= demo.QUICK.bins
+
+
+@pytest.mark.browser
+def test_predict_colorized_every_held_out_photo_at_full_size(quick_demo):
+    from colorize.dataset.color import rgb_to_lab
+
+    out, _, _, _ = quick_demo
+    grays = sorted((out / "holdout" / "gray").glob("*.jpg"))
+    assert len(grays) == demo.QUICK.holdout * len(demo.QUICK.categories)
+    outputs = [p for p in (out / "colorized").rglob("*") if p.is_file() and ".color." in p.name]
+    assert len(outputs) == len(grays)
+    for gray_path in grays[:3]:
+        match = [p for p in outputs if p.name.startswith(gray_path.stem + ".color")]
+        assert match, gray_path.name
+        with Image.open(gray_path) as g, Image.open(match[0]) as c:
+            assert g.size == c.size
+            chroma = np.hypot(*rgb_to_lab(np.asarray(c.convert("RGB")))[..., 1:].reshape(-1, 2).T).mean()
+        assert chroma > 5  # it is in color now
+
+
+@pytest.mark.browser
+def test_report_lists_metrics_for_model_and_gray(quick_demo):
+    out, _, _, _ = quick_demo
+    result = read_json(out / "eval" / "eval.json")
+    for who in ("model", "gray"):
+        for metric in ("psnr", "ssim", "colorfulness", "delta_cf", "auc", "auc_rebalanced"):
+            assert isinstance(result["overall"][who][metric], float), (who, metric)
+    html = (out / "eval" / "report.html").read_text(encoding="utf-8")
+    assert "gray" in html.lower() and "auc" in html.lower()
+
+
+@pytest.mark.browser
+def test_rerun_keeps_every_finished_step(quick_demo):
+    out, _, first, again = quick_demo
+    assert again["code"] == 0
+    assert again["record"]["ran"] == [] and again["record"]["kept"] == list(demo.STEPS)
+    assert sha256_file(Path(first["record"]["model"])) == again["ckpt_hash"]
+    assert again["record"]["headline"] == first["record"]["headline"]
+
+
+# ------------------------------------------------------------------------------ no browser needed
+def test_a_foreign_folder_is_never_touched(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ColorizeError, match="not a demo folder"):
+        demo.run_demo(tmp_path, quick=True)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_changed_parameters_rebuild_the_folder(tmp_path):
+    out = tmp_path / "d"
+    state = demo._load_state(out, {"quick": True, "seed": 0})
+    (out / "gallery").mkdir()
+    state["done"]["gallery"] = {"photos": 1, "seconds": 0.1}
+    (out / demo.STATE_FILE).write_text(json.dumps(state))
+    assert demo._load_state(out, {"quick": True, "seed": 0})["done"] == {"gallery": {"photos": 1, "seconds": 0.1}}
+    assert demo._load_state(out, {"quick": True, "seed": 1})["done"] == {}
+    assert not (out / "gallery").exists()
+
+
+def test_a_failed_step_is_removed_and_not_recorded(tmp_path):
+    out = tmp_path / "d"
+    state = demo._load_state(out, {"quick": True})
+    report = demo.DemoReport(out)
+
+    def broken(folder: Path) -> dict:
+        folder.mkdir()
+        (folder / "partial.npz").write_bytes(b"half")
+        raise ColorizeError("boom", "fix")
+
+    with pytest.raises(ColorizeError):
+        demo._run_step(out, state, report, "prep", broken)
+    assert not (out / "shards").exists() and "prep" not in read_json(out / demo.STATE_FILE)["done"]
+
+
+def test_headline_needs_a_clear_win():
+    def result(model_cf, model_dcf, model_auc, gray_auc=80.0):
+        row = {"psnr": 25.0, "colorfulness_truth": 70.0}
+        return {"overall": {"model": {**row, "colorfulness": model_cf, "delta_cf": model_dcf,
+                                      "auc_rebalanced": model_auc},
+                            "gray": {**row, "colorfulness": 0.0, "delta_cf": 70.0, "auc_rebalanced": gray_auc}}}
+
+    assert demo.headline(result(55.0, 15.0, 92.0))["beats_baseline"] is True
+    assert demo.headline(result(10.0, 60.0, 92.0))["beats_baseline"] is False  # barely colored
+    assert demo.headline(result(55.0, 15.0, 82.0))["beats_baseline"] is False  # AuC no better

@@ -126,6 +126,8 @@ def test_fetch_into_a_new_folder_reproduces_identical_files(site, tmp_path):
     assert [{k: v for k, v in p.items() if k not in strip} for p in copy["photos"]] == \
            [{k: v for k, v in p.items() if k not in strip} for p in original["photos"]]
     assert (tmp_path / "copy" / "fetch-run.json").exists()
+    attribution = (tmp_path / "copy" / "beach" / "ATTRIBUTION.md").read_text()
+    assert all(f"`{p['id']}.jpg`: Photo by [" in attribution for p in original["photos"])
     again = run_fetch(src / "manifest.json", tmp_path / "copy", workers=4)
     assert again.counts == {"ok": 6} and again.downloaded == 0  # verified files are not fetched again
 

@@ -17,7 +17,6 @@ from colorize.io import sha256_file
 from colorize.scraper.localsite import Faults, LocalSite
 from colorize.scraper.scrape import run_scrape
 
-pytestmark = pytest.mark.browser
 LIMIT = 25
 WIDTH = 64
 
@@ -43,6 +42,7 @@ def _files(out: Path) -> set[str]:
     return {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
 
 
+@pytest.mark.browser
 def test_scrape_gets_exactly_the_expected_photos_with_manifest_and_attribution(tmp_path):
     out = tmp_path / "raw"
     with LocalSite(n_photos=40) as site:
@@ -90,6 +90,7 @@ def test_scrape_gets_exactly_the_expected_photos_with_manifest_and_attribution(t
     assert any(ua.startswith("colorize/") for ua in user_agents)  # honest download UA
 
 
+@pytest.mark.browser
 def test_older_markup_behind_a_consent_dialog(tmp_path):
     with LocalSite(markup="2021", consent=True, n_photos=40) as site:
         report = _scrape(site, tmp_path / "raw")
@@ -100,6 +101,7 @@ def test_older_markup_behind_a_consent_dialog(tmp_path):
     assert report.categories[0].generation == "2021"
 
 
+@pytest.mark.browser
 def test_faults_are_survived_or_reported_and_a_rerun_fetches_only_what_is_missing(tmp_path):
     out = tmp_path / "raw"
     with LocalSite(n_photos=40) as site:
@@ -129,6 +131,7 @@ def test_faults_are_survived_or_reported_and_a_rerun_fetches_only_what_is_missin
     assert {p.stem for p in (out / "beach").glob("*.jpg")} == set(ids)
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("faults,markup,message", [
     (Faults(bot_wall=True), "2025", "answered with a bot-check page (Anubis)"),
     (Faults(page_status=403), "2025", "answered HTTP 403"),
@@ -179,6 +182,7 @@ def test_missing_browser_names_the_install_command(tmp_path):
     assert result.exit_code == 1 and "apt-get install chromium chromium-driver" in result.output
 
 
+@pytest.mark.browser
 def test_browser_flags_and_dns_limited_to_allowed_hosts(tmp_path):
     from selenium.common.exceptions import WebDriverException
 
@@ -196,3 +200,13 @@ def test_browser_flags_and_dns_limited_to_allowed_hosts(tmp_path):
         assert "User-agent" in driver.page_source
         with pytest.raises(WebDriverException, match="ERR_NAME_NOT_RESOLVED"):
             driver.get(f"http://localhost:{port}/robots.txt")  # resolvable on any machine, but not allowed
+
+
+def test_categories_file_and_query_defaults(tmp_path):
+    from colorize.scraper.scrape import plan_categories
+
+    listing = tmp_path / "cats.txt"
+    listing.write_text("# my categories\nbeach\n\nnew-york  # the city\nbeach\nsnow_field\n")
+    assert plan_categories(["forest"], listing, None) == [
+        ("forest", "forest"), ("beach", "beach"), ("new-york", "new york"), ("snow_field", "snow field")]
+    assert plan_categories(["beach"], None, " sandy beach ") == [("beach", "sandy beach")]

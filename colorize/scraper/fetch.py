@@ -28,7 +28,7 @@ from colorize.io import (
 )
 from colorize.progress import progress
 from colorize.scraper.download import Caps, DownloadError, HostLimiter, fetch_bytes, make_session
-from colorize.scraper.manifest import MANIFEST_NAME, Manifest
+from colorize.scraper.manifest import MANIFEST_NAME, Manifest, write_attribution
 from colorize.scraper.urls import is_http, photo_file
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,8 @@ def run_fetch(manifest_path: Path | str, out: Path | str, workers: int = 8, allo
             entry.update(status=status, file=photo_file(entry["category"], entry["id"]))
             copy.put(entry)
     copy.save()
+    for category in categories:  # credit goes with the photos that are actually there
+        write_attribution(out, category, [e for e in copy.entries(category) if e["status"] == "ok"])
     report.seconds = time.monotonic() - started
     write_run_record(out / "fetch-run.json", "fetch",
                      params={"manifest": str(manifest_path), "workers": workers, "allow_missing": allow_missing},

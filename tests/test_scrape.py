@@ -13,9 +13,13 @@ from click.testing import CliRunner
 from PIL import Image
 
 from colorize.cli import cli
-from colorize.io import sha256_file
+from colorize.io import sha256_bytes, sha256_file
+from colorize.scraper.cards import Photo
+from colorize.scraper.download import Caps, fetch_bytes, make_session
 from colorize.scraper.localsite import Faults, LocalSite
+from colorize.scraper.manifest import Manifest, photo_entry
 from colorize.scraper.scrape import run_scrape
+from colorize.scraper.urls import download_url
 
 LIMIT = 25
 WIDTH = 64
@@ -91,14 +95,28 @@ def test_scrape_gets_exactly_the_expected_photos_with_manifest_and_attribution(t
 
 
 @pytest.mark.browser
-def test_older_markup_behind_a_consent_dialog(tmp_path):
+def test_older_markup_behind_a_consent_dialog_merges_into_an_existing_dataset(tmp_path):
+    out = tmp_path / "raw"
     with LocalSite(markup="2021", consent=True, n_photos=40) as site:
-        report = _scrape(site, tmp_path / "raw")
-        expected = site.expected_ids("beach", LIMIT)
+        # A dataset from an earlier run: 3 "beach" photos with their manifest.
+        earlier = Manifest(out / "manifest.json", {"base_url": site.base_url})
+        for rank, p in enumerate([c.photo for c in site.cards("beach") if c.kind == "free"][:3], 1):
+            url = download_url(site.base_url + p.image_path, WIDTH)
+            data, w, h = fetch_bytes(make_session(), url, Caps())
+            (out / "beach").mkdir(parents=True, exist_ok=True)
+            (out / "beach" / f"{p.id}.jpg").write_bytes(data)
+            record = Photo(p.id, p.slug, "", site.base_url + p.image_path, rank=rank)
+            earlier.put(photo_entry(record, "beach", "beach", url, sha256_bytes(data), len(data), w, h))
+        earlier.save()
+        report = _scrape(site, out, categories=("city",))
+        expected = site.expected_ids("city", LIMIT)
         grid_pages = site.hits["/_grid"]
-    assert {p.stem for p in (tmp_path / "raw" / "beach").glob("*.jpg")} == set(expected)
+    assert {p.stem for p in (out / "city").glob("*.jpg")} == set(expected)
     assert grid_pages >= 1  # "Load more" worked, which the dialog blocks until it is accepted
     assert report.categories[0].generation == "2021"
+    photos = json.loads((out / "manifest.json").read_text())["photos"]
+    assert sorted(p["id"] for p in photos if p["category"] == "beach") == sorted(e["id"] for e in earlier.entries())
+    assert sorted(p["id"] for p in photos if p["category"] == "city") == sorted(expected)
 
 
 @pytest.mark.browser

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ from test_loader_shards import make_shards
 from colorize.cli import cli
 from colorize.errors import ColorizeError
 from colorize.models.checkpoint import load_checkpoint, load_colorizer
+from colorize.models.ddp import weights_digest
 from colorize.models.train import TrainConfig, train
 
 # 16 train samples, batch 4: 4 steps per epoch; 2 workers so resume is checked through real worker processes.
@@ -160,3 +164,20 @@ def test_cli_train_and_its_errors(shards, tmp_path):
     assert again.exit_code == 1 and "error: " in again.output and "--resume" in again.output
     missing = runner.invoke(cli, ["train", "--shards", str(tmp_path / "none"), "--out", str(tmp_path / "x")])
     assert missing.exit_code == 1 and "colorize prep" in missing.output
+
+
+def test_two_process_gloo_ddp_through_torchrun_ends_with_identical_weights(shards, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "colorize",
+           "train", "--shards", str(shards), "--out", str(out), "--epochs", "1", "--batch-size", "4",
+           "--width", "8", "--workers", "1", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "rank 1: 2 steps done" in proc.stdout  # 16 samples / 2 ranks / batch 4
+    record = json.loads((out / "train-run.json").read_text())
+    assert record["world_size"] == 2
+    digests = record["rank_weights_sha256"]
+    assert len(digests) == 2 and digests[0] == digests[1]
+    assert digests[0] == weights_digest(load_checkpoint(out / "last.pt")["model"])
+    assert load_checkpoint(out / "last.pt")["config"]["world_size"] == 2

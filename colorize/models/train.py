@@ -96,8 +96,11 @@ class TrainResult:
     stopped: str  # "done", "time budget", "max steps"
     seconds: float
     images_per_s: float
+    rank: int = 0
 
     def summary_line(self) -> str:
+        if self.rank:
+            return f"rank {self.rank}: {self.steps} steps done; rank 0 writes {self.out}"
         how = "" if self.stopped == "done" else f" (stopped: {self.stopped}; --resume continues)"
         best = f"best val loss {self.best_val:.4f}" if math.isfinite(self.best_val) else "no val loss"
         return (f"trained {self.epochs_done} epochs / {self.steps} steps of a {self.parameters / 1e6:.2f} M-param "
@@ -298,7 +301,7 @@ class _Trainer:
         digests = ddp.gather_strings(self.info, ddp.weights_digest(model_state(self.model)))
         seconds = time.monotonic() - self.t0
         result = TrainResult(self.out, self.epoch, self.step, self.best_val, self.parameters, stopped, seconds,
-                             images * self.info.world_size / train_s if train_s else 0.0)
+                             images * self.info.world_size / train_s if train_s else 0.0, self.info.rank)
         if self.info.is_main:
             write_run_record(self.out / "train-run.json", "train", cfg.record(),
                              counts={"epochs_done": self.epoch, "steps": self.step, "parameters": self.parameters,

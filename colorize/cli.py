@@ -183,7 +183,13 @@ def stats(ctx: click.Context, shards_dir: str | None, out: str | None) -> None:
 @click.option("--profiles", type=click.IntRange(2), default=4, show_default=True, help="k for --route profile.")
 @click.pass_context
 def train(ctx: click.Context, **opts) -> None:
-    """Train the compact U-Net colorizer from the shards (GPU when present)."""
+    """Train the compact U-Net colorizer from the shards (GPU when present).
+
+    \b
+    Writes OUT/last.pt, best.pt, metrics.jsonl, loss.png, samples/ and train-run.json.
+    Ctrl-C or --max-minutes save last.pt first; --resume continues exactly there.
+    Several GPUs: torchrun --standalone --nproc_per_node=N -m colorize train ...
+    """
     opts["shards"] = _default(opts["shards"], ctx, "shards")
     opts["out"] = _default(opts["out"], ctx, "runs", "default")
     route = opts.pop("route")

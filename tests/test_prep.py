@@ -155,25 +155,31 @@ main(sys.argv[1:])
 """
 
 
-def test_resume_after_sigkill_gives_the_same_bytes(dataset, reference, tmp_path):
-    import psutil
-
+def _start_slow_prep(dataset: Path, out: Path, tmp_path: Path) -> subprocess.Popen:
+    """`colorize prep --workers 2` in a subprocess, each shard slowed down, returned once 2 shards are done."""
     (tmp_path / "slowprep.py").write_text(_SLOW_TASK)
-    out = tmp_path / "killed"
     args = ["prep", "--src", str(dataset), "--out", str(out), "--size", "48", "--bins", "12", "--split", "0.6,0.2,0.2",
             "--seed", "3", "--shard-size", "10", "--workers", "2"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-c", _RUN_SLOW_PREP, *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
+    proc = subprocess.Popen([sys.executable, "-c", _RUN_SLOW_PREP, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     journal = out / JOURNAL
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if journal.is_file() and len(json.loads(journal.read_text() or "{}").get("shards", {})) >= 2:
             break
         time.sleep(0.02)
+    return proc
+
+
+def test_resume_after_sigkill_gives_the_same_bytes(dataset, reference, tmp_path):
+    import psutil
+
+    out = tmp_path / "killed"
+    proc = _start_slow_prep(dataset, out, tmp_path)
     children = psutil.Process(proc.pid).children(recursive=True)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc.communicate(timeout=120)  # returns once every process holding its output pipes is gone
     assert not (out / "manifest.json").exists(), "the run finished before the kill; the test proves nothing"
     assert len(children) >= 2  # the pool's worker processes ...
     gone, alive = psutil.wait_procs(children, timeout=30)
@@ -191,6 +197,21 @@ def test_resume_after_sigkill_gives_the_same_bytes(dataset, reference, tmp_path)
     victim.write_bytes(victim.read_bytes()[:-10])
     report = run_prep(dataset, out, workers=1, **OPTS)
     assert report.rebuilt == 1 and _files(out) == _files(reference)
+
+
+def test_ctrl_c_stops_cleanly_and_the_rerun_completes(dataset, reference, tmp_path):
+    import psutil
+
+    out = tmp_path / "interrupted"
+    proc = _start_slow_prep(dataset, out, tmp_path)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert not psutil.wait_procs(children, timeout=30)[1]
+    assert not (out / "manifest.json").exists()
+    run_prep(dataset, out, workers=1, **OPTS)
+    assert _files(out) == _files(reference) and not list(out.glob(".tmp-*"))
 
 
 def test_split_of_a_photo_never_changes_when_photos_are_added(tmp_path):

@@ -13,6 +13,7 @@ import ctypes
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 ENGINES = ("local", "dask")
 _SETUP_DONE = False
+_HAS_PROC = os.path.isdir("/proc/self")
 
 
 def worker_setup() -> None:
@@ -49,6 +51,8 @@ def worker_setup() -> None:
 
 def _pool_worker_init(parent_pid: int) -> None:
     worker_setup()
+    # Ctrl-C reaches the whole process group: the run handles it (and says so); workers just finish.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True, name="parent-watch").start()
 
 
@@ -56,14 +60,28 @@ def _exit_with_parent(parent_pid: int, interval: float = 0.5) -> None:
     """A pool worker's parent is the forkserver, not the run, so it would outlive a `kill -9` of the run
     (blocked forever, or finishing a shard nobody records). Poll the run's pid and leave when it is gone;
     a temp file cut short here is removed by the next run."""
-    while True:
+    while _alive(parent_pid):
         time.sleep(interval)
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs; a killed process that its parent has not reaped yet (a zombie) counts as gone."""
+    if _HAS_PROC:
         try:
-            os.kill(parent_pid, 0)
-        except ProcessLookupError:
-            os._exit(1)
-        except PermissionError:  # exists, owned by someone else (pid reuse): keep going
-            pass
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                return fh.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+        except FileNotFoundError:
+            return False
+        except (OSError, IndexError):
+            return True
+    try:  # no /proc (macOS): ask the kernel (a zombie still counts as alive there)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def default_workers() -> int:

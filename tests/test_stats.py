@@ -109,6 +109,9 @@ def test_stats_command_prints_table_and_draws_pictures(tmp_path):
     assert len(np.unique(np.asarray(bins_png.convert("RGB")).reshape(-1, 3), axis=0)) > 20  # really drawn
     assert (cats_png != 255).any(axis=-1).sum() > 500
     assert (out / "stats" / "stats-run.json").is_file()
+    csv = (out / "stats" / "bins.csv").read_text().splitlines()
+    assert csv[0] == "bin,a,b,prior,prior_smoothed,weight,beach,forest" and len(csv) == 1 + 8
+    assert sum(float(row.split(",")[6]) for row in csv[1:]) == pytest.approx(1.0, abs=1e-4)  # beach's shares
     from colorize.dataset.shards import load_stats
 
     assert bin_table(load_stats(out)).count("\n") == 8 + 1

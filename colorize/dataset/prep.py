@@ -270,6 +270,10 @@ def run_prep(src: str | os.PathLike, out: str | os.PathLike, size: int = 256, fi
 
     samples = {s: sum(r.count for r in ordered if r.split == s) for s in splits.SPLITS}
     skipped_all = manifest["skipped"]
+    if skipped_all:
+        shown = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped_all[:5])
+        more = f"; and {len(skipped_all) - 5} more" if len(skipped_all) > 5 else ""
+        log.warning("skipped %d files (all listed in %s): %s%s", len(skipped_all), out / shards.MANIFEST, shown, more)
     rebuilt = len(pending)
     work_s = t_stats - t_work
     write_run_record(

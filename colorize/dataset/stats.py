@@ -205,7 +205,8 @@ class StatsReport:
     pictures: list[Path]
 
     def summary_line(self) -> str:
-        return f"{self.table}\nwrote {len(self.pictures)} pictures to {self.out_dir}"
+        names = ", ".join(p.name for p in self.pictures)
+        return f"{self.table}\nwrote {names} to {self.out_dir}"
 
 
 def bin_table(stats: BinStats) -> str:
@@ -245,6 +246,7 @@ def run_stats(shards_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Stat
     out_dir.mkdir(parents=True, exist_ok=True)
     written = draw_pictures(bin_stats, per_category, out_dir)
     table = bin_table(bin_stats)
+    written.append(_write_csv(bin_stats, per_category, out_dir / "bins.csv"))
     write_run_record(out_dir / "stats-run.json", "stats", params={"shards": str(shards_dir), "out": str(out_dir)},
                      counts={"bins": bin_stats.n_bins, "categories": len(per_category)},
                      pictures=[p.name for p in written])
@@ -332,6 +334,20 @@ def draw_pictures(stats: BinStats, per_category: dict[str, np.ndarray], out_dir:
         draw.line([label_w, top + row_h - 3, label_w + bar_w * stats.n_bins, top + row_h - 3], fill=(0, 0, 0))
     written.append(_save_png(img, out_dir / "categories.png"))
     return written
+
+
+def _write_csv(stats: BinStats, per_category: dict[str, np.ndarray], path: Path) -> Path:
+    """The bin table as CSV (one row per bin, one column per category's share) for spreadsheets and papers."""
+    from colorize.io import atomic_write_text
+
+    cats = list(per_category)
+    rows = [",".join(["bin", "a", "b", "prior", "prior_smoothed", "weight", *cats])]
+    for i in range(stats.n_bins):
+        a, b = stats.centers[i]
+        rows.append(",".join([str(i), f"{a:g}", f"{b:g}", f"{stats.prior[i]:.6g}", f"{stats.prior_smoothed[i]:.6g}",
+                              f"{stats.weights[i]:.6g}", *(f"{per_category[c][i]:.6g}" for c in cats)]))
+    atomic_write_text(path, "\n".join(rows) + "\n")
+    return path
 
 
 def _save_png(img, path: Path) -> Path:

@@ -20,6 +20,7 @@ from colorize.dataset import augment, splits
 from colorize.dataset.prep import JOURNAL, run_prep
 from colorize.dataset.shards import list_shards, load_shard, load_stats, read_manifest
 from colorize.errors import ColorizeError, UsageError
+from colorize.io import sha256_file
 
 OPTS = dict(size=48, grid=10, bins=12, lam=0.5, sigma=5.0, augment=7, split="0.6,0.2,0.2", seed=3, shard_size=10)
 
@@ -71,6 +72,9 @@ def test_shard_layout_dtypes_and_manifest(reference):
     assert float((stats.prior.astype(np.float64) * stats.weights).sum()) == pytest.approx(1.0, abs=1e-5)
     train_pixels = sum(int(a["mask"].sum()) for name, a in shards.items() if name.startswith("train"))
     assert int(stats.cell_counts.sum()) == train_pixels  # statistics over unmasked train pixels only
+    derived = reference / "source-manifest.json"  # a plain folder gets a derived manifest, hashed like a real one
+    assert sha256_file(derived) == manifest["source_manifest_sha256"]
+    assert len(json.loads(derived.read_text())["photos"]) == manifest["photos"] == 12
     record = json.loads((reference / "prep-run.json").read_text())
     assert record["command"] == "prep" and record["timings_s"]["total"] > 0
     assert "timings" not in json.dumps(manifest) and "created" not in manifest

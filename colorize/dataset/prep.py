@@ -28,6 +28,7 @@ from colorize.dataset.sources import Photo, discover
 from colorize.errors import ColorizeError, UsageError
 from colorize.io import (
     atomic_write_json,
+    atomic_write_text,
     dumps_json,
     read_json,
     remove_stale_temps,
@@ -222,12 +223,17 @@ def run_prep(src: str | os.PathLike, out: str | os.PathLike, size: int = 256, fi
         raise UsageError("--out must differ from --src", "write the shards to their own folder")
     params = PrepParams(size, fit, grid, bins, float(lam), float(sigma), augment, splits.parse_split(split), seed,
                         shard_size, max_pixels)
-    photos, skipped_upfront, source_sha, source_kind = discover(src, exclude=out)
+    source = discover(src, exclude=out)
+    photos, skipped_upfront, source_sha, source_kind = source.photos, source.skipped, source.manifest_sha256, source.kind
     if not photos:
         raise ColorizeError(f"no usable photos in {src}", "give prep a scraped dataset or category folders of images")
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)
     _retire_other_manifest(out, source_sha, params)
+    if source.derived_manifest is not None:  # the folder's derived manifest, hashed into the shard manifest
+        atomic_write_text(out / DERIVED_MANIFEST, source.derived_manifest)
+    elif (out / DERIVED_MANIFEST).exists():  # left by an earlier run on a plain folder
+        (out / DERIVED_MANIFEST).unlink()
     t_plan = time.perf_counter()
     tasks = plan_tasks(photos, params, src, out)
     plan_key = sha256_bytes(dumps_json({"tool_version": __version__, "source": source_sha,
@@ -283,6 +289,7 @@ def run_prep(src: str | os.PathLike, out: str | os.PathLike, size: int = 256, fi
         counts={"photos": used, "samples": samples, "skipped": len(skipped_all), "shards": len(tasks),
                 "shards_rebuilt": rebuilt, "source": source_kind},
         timings={"discover": t_plan - t_start, "plan": t_work - t_plan, "shards": work_s,
+                 "shard_tasks_summed": sum(r.seconds for r in ordered),
                  "stats_and_manifest": t_end - t_stats, "total": t_end - t_start},
         throughput={"samples_per_s": round(sum(r.count for r in ordered if r.name in {t.name for t in pending})
                                            / work_s, 2) if work_s > 0 and rebuilt else None},

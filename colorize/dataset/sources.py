@@ -41,17 +41,28 @@ def _safe_relpath(src: Path, rel: str) -> Path | None:
     return path
 
 
-def discover(src: Path, exclude: Path | None = None) -> tuple[list[Photo], list[dict[str, str]], str, str]:
-    """Photos to use, files skipped up front, the sha256 of the source manifest and its kind.
+@dataclass
+class Source:
+    """What a prep run reads: the photos, what was skipped before decoding, and the input's identity."""
 
-    `exclude` (the output folder, when it lies inside `src`) is never read as input."""
+    photos: list[Photo]
+    skipped: list[dict[str, str]]
+    manifest_sha256: str  # of manifest.json, or of `derived_manifest` for a plain folder
+    kind: str  # "manifest" or "folder"
+    derived_manifest: str | None = None  # the manifest text derived from a plain folder
+
+
+def discover(src: Path, exclude: Path | None = None) -> Source:
+    """Read the source folder. `exclude` (the output folder, when it lies inside `src`) is never input."""
     if not src.is_dir():
         raise ColorizeError(f"source folder {src} does not exist", "scrape or fetch a dataset first, or pass --src")
     manifest_path = src / "manifest.json"
     if manifest_path.is_file():
-        return (*_from_manifest(src, manifest_path), "manifest")
+        photos, skipped, digest = _from_manifest(src, manifest_path)
+        return Source(photos, skipped, digest, "manifest")
     photos, skipped, derived = _from_folder(src, exclude)
-    return photos, skipped, sha256_bytes(dumps_json(derived).encode()), "folder"
+    text = dumps_json(derived)
+    return Source(photos, skipped, sha256_bytes(text.encode("utf-8")), "folder", text)
 
 
 def _from_manifest(src: Path, path: Path) -> tuple[list[Photo], list[dict[str, str]], str]:

@@ -306,6 +306,8 @@ def test_cli_prep_and_its_errors(dataset, tmp_path):
     assert missing.exit_code == 1 and "does not exist" in missing.output
     with pytest.raises(UsageError):
         run_prep(dataset, out, scheduler="tcp://127.0.0.1:1", **OPTS)
+    with pytest.raises(UsageError, match="--fit.*--sigma"):
+        run_prep(dataset, out, **{**OPTS, "fit": "stretch", "sigma": -1.0})
     with pytest.raises(ColorizeError, match="no usable photos"):
         (tmp_path / "empty" / "cat").mkdir(parents=True)
         run_prep(tmp_path / "empty", out, **OPTS)

@@ -23,7 +23,7 @@ import numpy as np
 from colorize import __version__
 from colorize.dataset import augment as aug
 from colorize.dataset import engines, shards, splits, stats
-from colorize.dataset.images import DEFAULT_MAX_PIXELS, MAX_FILE_BYTES, decode
+from colorize.dataset.images import DEFAULT_MAX_PIXELS, FIT_MODES, MAX_FILE_BYTES, decode
 from colorize.dataset.sources import Photo, discover
 from colorize.errors import ColorizeError, UsageError
 from colorize.io import (
@@ -223,6 +223,7 @@ def run_prep(src: str | os.PathLike, out: str | os.PathLike, size: int = 256, fi
         raise UsageError("--out must differ from --src", "write the shards to their own folder")
     params = PrepParams(size, fit, grid, bins, float(lam), float(sigma), augment, splits.parse_split(split), seed,
                         shard_size, max_pixels)
+    _validate(params)
     source = discover(src, exclude=out)
     photos, skipped_upfront, source_sha, source_kind = source.photos, source.skipped, source.manifest_sha256, source.kind
     if not photos:
@@ -297,6 +298,19 @@ def run_prep(src: str | os.PathLike, out: str | os.PathLike, size: int = 256, fi
     )
     return PrepReport(out, samples, used, len(skipped_all), len(tasks), rebuilt, bin_stats.n_bins,
                       t_end - t_start, skipped_all)
+
+
+def _validate(p: PrepParams) -> None:
+    """The CLI's option types check these already; Python callers (demo, notebooks) get the same rules."""
+    problems = [msg for bad, msg in [
+        (p.fit not in FIT_MODES, f"--fit must be one of {', '.join(FIT_MODES)}"),
+        (not 32 <= p.size <= 1024, "--size must be 32..1024"), (not 1 <= p.grid <= 64, "--grid must be 1..64"),
+        (p.bins < 2, "--bins must be >= 2"), (not 0.0 <= p.lam <= 1.0, "--lambda must be in [0, 1]"),
+        (p.sigma < 0, "--sigma must be >= 0"), (not 0 <= p.augment <= len(aug.VARIANTS), "--augment must be 0..7"),
+        (p.shard_size < 1, "--shard-size must be >= 1"), (p.max_pixels < 1, "max_pixels must be >= 1"),
+    ] if bad]
+    if problems:
+        raise UsageError("; ".join(problems), "see `colorize prep --help`")
 
 
 def _retire_other_manifest(out: Path, source_sha: str, params: PrepParams) -> None:

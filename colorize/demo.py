@@ -76,9 +76,9 @@ class DemoPlan:
 QUICK = DemoPlan(categories=("beach", "forest", "sunset"), per_category=24, holdout=3,
                  image_size=(320, 240), download_width=320, size=64, bins=16, augment=7, width=16,
                  batch_size=16, epochs=6, max_minutes=1.0)
-FULL = DemoPlan(categories=("beach", "forest", "sunset", "snow", "sea", "field"), per_category=48,
-                holdout=6, image_size=None, download_width=480, size=96, bins=32, augment=2, width=32,
-                batch_size=16, epochs=40, max_minutes=2.5)
+FULL = DemoPlan(categories=("beach", "forest", "sunset", "snow", "sea", "field"), per_category=40,
+                holdout=4, image_size=None, download_width=480, size=96, bins=32, augment=7, width=24,
+                batch_size=16, epochs=5, max_minutes=3.0)
 
 
 @dataclass
@@ -147,6 +147,8 @@ def _run_step(out: Path, state: dict[str, Any], report: DemoReport, name: str,
     info["seconds"] = round(time.perf_counter() - start, 3)
     state["done"][name] = info
     atomic_write_json(out / STATE_FILE, state)
+    if info.get("summary"):
+        log.info("demo: %s", info["summary"])
     report.ran.append(name)
     return info
 
@@ -157,7 +159,7 @@ def _gallery(plan: DemoPlan, seed: int) -> Callable[[Path], dict[str, Any]]:
         from colorize.gallery import build_gallery
 
         g = build_gallery(folder, plan.per_category, plan.categories, seed, plan.image_size)
-        return {"photos": sum(g.counts.values())}
+        return {"photos": sum(g.counts.values()), "summary": g.summary_line()}
 
     return body
 
@@ -221,7 +223,7 @@ def _holdout(plan: DemoPlan, seed: int) -> Callable[[Path], dict[str, Any]]:
                 atomic_write_bytes(folder / "color" / category / f"{category}-{i:04d}.jpg", encode_jpeg(rgb))
                 atomic_write_bytes(folder / "gray" / f"{category}-{i:04d}.jpg", encode_jpeg(gray_rgb(rgb)))
                 n += 1
-        return {"photos": n}
+        return {"photos": n, "summary": f"holdout: {n} photos never served nor trained on -> {folder}"}
 
     return body
 

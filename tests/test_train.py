@@ -113,6 +113,7 @@ def test_ctrl_c_saves_last_pt_first_and_resume_finishes_identically(straight, sh
     ck = load_checkpoint(out / "last.pt")
     assert ck["step"] == 3 and ck["loader_state"]["batches_done"] == 3
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert json.loads((out / "train-run.json").read_text())["stopped"] == "interrupt"
     train(TrainConfig(shards, out, resume=True, **SMALL))
     _assert_same_weights(straight[0] / "last.pt", out / "last.pt")
 

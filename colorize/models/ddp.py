@@ -65,13 +65,14 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def any_rank(info: DistInfo, flag: bool) -> bool:
-    """True on every rank if `flag` is True on any (all ranks must stop at the same step)."""
+def any_rank(info: DistInfo, flags: list[bool]) -> list[bool]:
+    """Each flag True on every rank if it is True on any (all ranks must stop at the same step); one
+    all-reduce for all flags."""
     if not info.enabled:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=info.device)
+        return list(flags)
+    t = torch.tensor([1.0 if f else 0.0 for f in flags], device=info.device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
+    return [bool(v > 0) for v in t.tolist()]
 
 
 def mean_over_ranks(info: DistInfo, total: float, count: float) -> float:

@@ -293,8 +293,6 @@ class _Trainer:
                 n_img, stopped = self._train_epoch(stop)
                 images += n_img
                 train_s += time.monotonic() - t_epoch
-                if stopped == "interrupt":
-                    raise KeyboardInterrupt
                 if stopped == "done":
                     self._end_epoch()
         ddp.sync_buffers(self.info, self.model)
@@ -311,12 +309,14 @@ class _Trainer:
                              device=str(self.device), world_size=self.info.world_size, stopped=stopped,
                              images_per_s=round(result.images_per_s, 2), best_val=self.best_val,
                              amp=str(self.amp) if self.amp else None, rank_weights_sha256=digests)
+        if stopped == "interrupt":  # last.pt and the run record are written: now let the CLI say so
+            raise KeyboardInterrupt
         return result
 
     def _stop_reason(self, stop: _StopRequest) -> str | None:
         over_time = self.cfg.max_minutes is not None and time.monotonic() - self.t0 > self.cfg.max_minutes * 60
         over_steps = self.cfg.max_steps is not None and self.step >= self.cfg.max_steps
-        flags = [ddp.any_rank(self.info, f) for f in (stop.requested, over_time, over_steps)]
+        flags = ddp.any_rank(self.info, [stop.requested, over_time, over_steps])
         return next((r for r, f in zip(("interrupt", "time budget", "max steps"), flags) if f), None)
 
     def _train_epoch(self, stop: _StopRequest) -> tuple[int, str]:
@@ -359,8 +359,8 @@ class _Trainer:
                 if reason and self.batches_done < len(self.train_ds):
                     self._fold_loss(loss_acc)
                     self._save("last.pt")
-                    log.warning("stopped (%s) at epoch %d, batch %d; saved %s", reason, self.epoch + 1,
-                                self.batches_done, self.out / "last.pt")
+                    log.warning("stopped (%s) at epoch %d, batch %d; saved %s (continue with --resume)",
+                                reason, self.epoch + 1, self.batches_done, self.out / "last.pt")
                     return images, reason
                 if reason:  # the epoch's last batch: finish the epoch first, then stop
                     self._fold_loss(loss_acc)

@@ -335,3 +335,18 @@ def test_output_inside_source_and_changed_options(tmp_path):
     assert (out / "manifest.json").exists()  # same inputs and options: kept
     _retire_other_manifest(out, source, PrepParams(size=32, bins=4, augment=1, shard_size=4, seed=1))
     assert not (out / "manifest.json").exists()  # a run with another seed starts by retiring it
+
+
+def test_augmentation_randomness_comes_only_from_seed_photo_and_variant():
+    rgb = photo_like(120, 80, seed=11)
+    variants = ["noise2", "crop1"]
+    a = augment.make_samples(rgb, 48, "pad", variants, seed=0, photo_id="p1")
+    again = augment.make_samples(rgb, 48, "pad", variants[::-1], seed=0, photo_id="p1")  # order does not matter
+    other_seed = augment.make_samples(rgb, 48, "pad", variants, seed=1, photo_id="p1")
+    other_photo = augment.make_samples(rgb, 48, "pad", variants, seed=0, photo_id="p2")
+    for v in variants:
+        assert all(np.array_equal(x, y) for x, y in zip(a[v], again[v]))
+        assert not np.array_equal(a[v][0], other_seed[v][0]) and not np.array_equal(a[v][0], other_photo[v][0])
+    assert augment.variants_for("train", 7) == augment.VARIANTS
+    assert augment.variants_for("train", 3) == ("orig", "flip", "noise1")
+    assert augment.variants_for("val", 7) == augment.variants_for("train", 0) == ("orig",)

@@ -16,7 +16,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,77 +33,13 @@ from colorize.models.checkpoint import CHECKPOINT_SCHEMA, load_checkpoint, model
 from colorize.models.loss import RebalancedLoss
 from colorize.models.plots import loss_curve
 from colorize.models.runtime import amp_dtype, autocast
+from colorize.models.train_config import TrainConfig, TrainResult
 from colorize.models.unet import ColorUNet, count_parameters, l_to_input
 from colorize.models.validation import validate, write_sample_grid
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class TrainConfig:
-    """Everything a run depends on. The first block mirrors the CLI; the rest is for programmatic use."""
-
-    shards: Path
-    out: Path
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 1e-3
-    width: int = 32
-    temperature: float = 0.38
-    soft_targets: int = 0
-    device: str = "auto"
-    amp: bool = True
-    compile_model: bool = False
-    workers: int = 2
-    seed: int = 0
-    resume: bool = False
-    max_minutes: float | None = None
-    # Data selection and statistics overrides (routing specialists).
-    categories: list[str] | None = None
-    photo_ids: list[str] | None = None
-    weights: Sequence[float] | None = None
-    prior: Sequence[float] | None = None
-    # Optimisation details.
-    weight_decay: float = 1e-4
-    warmup_frac: float = 0.05
-    grad_clip: float = 5.0
-    buffer: int = 4096
-    val_samples: int = 256
-    grid_rows: int = 8
-    compile_backend: str = "inductor"
-    max_steps: int | None = None  # stop (saving last.pt) after this many optimizer steps in total
-    # Called after each optimizer step with (step, loss tensor): tests, custom logging, early stopping.
-    on_step: Callable[[int, torch.Tensor], None] | None = field(default=None, repr=False)
-
-    def record(self) -> dict[str, Any]:
-        """JSON/checkpoint-safe view (paths as strings, arrays as lists, no callables)."""
-        out = {k: v for k, v in asdict(self).items() if k != "on_step"}
-        for k in ("shards", "out"):
-            out[k] = str(out[k])
-        for k in ("weights", "prior", "categories", "photo_ids"):
-            out[k] = None if out[k] is None else [x if isinstance(x, str) else float(x) for x in out[k]]
-        return out
-
-
-@dataclass
-class TrainResult:
-    out: Path
-    epochs_done: int
-    steps: int
-    best_val: float
-    parameters: int
-    stopped: str  # "done", "time budget", "max steps"
-    seconds: float
-    images_per_s: float
-    rank: int = 0
-
-    def summary_line(self) -> str:
-        if self.rank:
-            return f"rank {self.rank}: {self.steps} steps done; rank 0 writes {self.out}"
-        how = "" if self.stopped == "done" else f" (stopped: {self.stopped}; --resume continues)"
-        best = f"best val loss {self.best_val:.4f}" if math.isfinite(self.best_val) else "no val loss"
-        return (f"trained {self.epochs_done} epochs / {self.steps} steps of a {self.parameters / 1e6:.2f} M-param "
-                f"ColorUNet in {self.seconds:.0f} s ({self.images_per_s:.1f} img/s), {best} -> {self.out}{how}")
+__all__ = ["TrainConfig", "TrainResult", "run_train", "train"]
 
 
 class _StopRequest:

@@ -96,3 +96,16 @@ def test_resume_state_must_match_the_plan(shards):
     ds.check_resume(ds.state(0, 0).to_dict() | {"workers": 0})  # at an epoch boundary anything goes
     with pytest.raises(ColorizeError, match="workers"):
         ds.check_resume(ds.state(0, 2).to_dict() | {"workers": 0})
+
+
+def test_persistent_workers_follow_set_epoch(shards):
+    ds = ShardDataset(shards, "train", seed=7, batch_size=4, workers=2, buffer=6)
+    loader = make_loader(ds)
+    seen = []
+    for epoch, start in ((0, 0), (1, 0), (1, 2)):
+        ds.set_epoch(epoch, start)
+        seen.append([b["index"].tolist() for b in iterate(loader)])
+    for (epoch, start), got in zip(((0, 0), (1, 0), (1, 2)), seen):
+        _, fresh = _epoch(shards, 0, 1, workers=2, epoch=epoch, start=start)
+        assert got == [b["index"].tolist() for b in fresh]
+    assert seen[0] != seen[1] and seen[2] == seen[1][2:]

@@ -109,8 +109,9 @@ class ShardDataset(IterableDataset):
         self.raw_lut, self.colorful_lut = raw_ab_tables(self.stats.ab_lut)
         self.size = int(self.manifest.get("params", {}).get("size", 0)) or None
         self._select(categories, photo_ids, limit)
-        self.epoch = 0
-        self.start_batch = 0
+        # (epoch, start batch) in shared memory: persistent workers see set_epoch without a restart,
+        # so they keep their open shards and verified hashes across epochs.
+        self._position = torch.zeros(2, dtype=torch.int64).share_memory_()
         self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
         self._verified: set[int] = set()
 
@@ -210,7 +211,15 @@ class ShardDataset(IterableDataset):
         """Call before iterating (the DataLoader copies these into its workers)."""
         if not 0 <= start_batch <= len(self):
             raise ValueError(f"start_batch {start_batch} outside 0..{len(self)}")
-        self.epoch, self.start_batch = int(epoch), int(start_batch)
+        self._position[0], self._position[1] = int(epoch), int(start_batch)
+
+    @property
+    def epoch(self) -> int:
+        return int(self._position[0])
+
+    @property
+    def start_batch(self) -> int:
+        return int(self._position[1])
 
     def state(self, epoch: int, batches_done: int) -> LoaderState:
         return LoaderState(int(epoch), int(batches_done), self.world_size, self.workers, self.batch_size, self.seed)
@@ -231,9 +240,10 @@ class ShardDataset(IterableDataset):
         worker, n_workers = (0, 1) if info is None else (info.id, info.num_workers)
         if n_workers != self.streams:
             raise RuntimeError(f"ShardDataset planned for {self.streams} workers but runs under {n_workers}")
-        batches = self.plan(self.epoch)
+        epoch, start = (int(v) for v in self._position.tolist())
+        batches = self.plan(epoch)
         # The DataLoader starts its round-robin at worker 0, so worker w serves batches start+w, +2w, ...
-        for j in range(self.start_batch + worker, len(batches), n_workers):
+        for j in range(start + worker, len(batches), n_workers):
             yield self._assemble(batches[j])
 
     def _shard(self, i: int) -> dict[str, np.ndarray]:
@@ -292,14 +302,17 @@ class ShardDataset(IterableDataset):
 
 
 def make_loader(dataset: ShardDataset, pin_memory: bool = False, prefetch: int = 4) -> DataLoader:
-    """The DataLoader a ShardDataset expects: whole batches from the dataset, its own worker count."""
+    """The DataLoader a ShardDataset expects: whole batches from the dataset, its own worker count.
+
+    Make it once and call `dataset.set_epoch(...)` before each `iter(loader)`: workers persist.
+    """
     return DataLoader(
         dataset,
         batch_size=None,
         num_workers=dataset.workers,
         pin_memory=pin_memory,
         prefetch_factor=prefetch if dataset.workers else None,
-        persistent_workers=False,  # a new epoch/start position must reach the workers
+        persistent_workers=dataset.workers > 0,
     )
 
 

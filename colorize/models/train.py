@@ -127,6 +127,9 @@ class _Trainer:
                                            world_size=1, limit=cfg.val_samples, with_ab=True, **common)
             except ColorizeError:  # the filter left no val samples: select best.pt by train loss
                 log.warning("no val samples for this selection; best.pt follows the train loss")
+        pin = info.device.type == "cuda"
+        self.train_loader = make_loader(self.train_ds, pin_memory=pin)  # made once: workers persist
+        self.val_loader = make_loader(self.val_ds, pin_memory=pin) if self.val_ds is not None else None
         stats = self.train_ds.stats
         n = stats.n_bins
         self.centers = torch.as_tensor(stats.centers, dtype=torch.float32)
@@ -263,7 +266,7 @@ class _Trainer:
         images, t_start = 0, time.monotonic()
         loss_acc = torch.zeros((), device=dev)
         try:
-            for batch in iterate(make_loader(self.train_ds, pin_memory=dev.type == "cuda")):
+            for batch in iterate(self.train_loader):
                 L = batch["L"].to(dev, non_blocking=True)
                 bins = batch["bins"].to(dev, non_blocking=True)
                 mask = batch["mask"].to(dev, non_blocking=True)
@@ -322,10 +325,9 @@ class _Trainer:
                                "lr": round(self.sched.get_last_lr()[0], 8)}
         if self.info.is_main:
             score = train_loss
-            if self.val_ds is not None:
-                val = validate(self.model, self.val_ds, self.criterion, self.centers.to(self.device),
-                               self.cfg.temperature, self.device, self.amp, self.cfg.grid_rows,
-                               pin_memory=self.device.type == "cuda")
+            if self.val_loader is not None:
+                val = validate(self.model, self.val_loader, self.criterion, self.centers.to(self.device),
+                               self.cfg.temperature, self.device, self.amp, self.cfg.grid_rows)
                 row |= val.row()
                 score = val.loss
                 write_sample_grid(self.out / "samples" / f"epoch-{self.epoch:03d}.png", val)

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from colorize.dataset.color import stored_to_rgb
-from colorize.dataset.loader import ShardDataset, iterate, make_loader
+from colorize.dataset.loader import ShardDataset, iterate
 from colorize.models import metrics
 from colorize.models.decode import annealed_mean, softmax_probs
 from colorize.models.loss import RebalancedLoss
@@ -46,10 +47,12 @@ class ValResult:
 
 
 @torch.no_grad()
-def validate(model: nn.Module, dataset: ShardDataset, criterion: RebalancedLoss, centers: torch.Tensor,
-             temperature: float, device: torch.device, amp: torch.dtype | None, grid_rows: int = 8,
-             pin_memory: bool = False) -> ValResult:
-    """Run the (unwrapped) model over the val subset in eval mode; the model is put back in train mode."""
+def validate(model: nn.Module, loader: DataLoader, criterion: RebalancedLoss, centers: torch.Tensor,
+             temperature: float, device: torch.device, amp: torch.dtype | None, grid_rows: int = 8) -> ValResult:
+    """Run the (unwrapped) model over a `make_loader(ShardDataset(..., with_ab=True))` in eval mode.
+
+    The model is put back in train mode afterwards.
+    """
     was_training = model.training
     model.eval()
     loss_sum = pixels = 0.0
@@ -58,9 +61,12 @@ def validate(model: nn.Module, dataset: ShardDataset, criterion: RebalancedLoss,
     cfs_truth: list[float] = []
     hist = np.zeros(metrics.AUC_MAX_T + 2)
     grid: dict[str, list[np.ndarray]] = {"L": [], "pred": [], "true": []}
+    dataset: ShardDataset = loader.dataset
+    if not dataset.with_ab:
+        raise ValueError("validate needs a ShardDataset made with with_ab=True")
     dataset.set_epoch(0)
     try:
-        for batch in iterate(make_loader(dataset, pin_memory=pin_memory)):
+        for batch in iterate(loader):
             L = batch["L"].to(device, non_blocking=True)
             bins = batch["bins"].to(device, non_blocking=True)
             mask = batch["mask"].to(device, non_blocking=True)

@@ -67,9 +67,10 @@ def images_per_cpu_s(batches, limit: int) -> float:
 
 
 def loader_epochs(ds: ShardDataset, epochs: int):
+    loader = make_loader(ds, pin_memory=torch.cuda.is_available())  # one loader: workers persist
     for e in range(epochs):
         ds.set_epoch(e)
-        yield from iterate(make_loader(ds, pin_memory=torch.cuda.is_available()))
+        yield from iterate(loader)
 
 
 def step_fn(model, crit, opt, device, amp):

@@ -165,6 +165,12 @@ def test_cli_train_and_its_errors(shards, tmp_path):
     assert again.exit_code == 1 and "error: " in again.output and "--resume" in again.output
     missing = runner.invoke(cli, ["train", "--shards", str(tmp_path / "none"), "--out", str(tmp_path / "x")])
     assert missing.exit_code == 1 and "colorize prep" in missing.output
+    if not torch.cuda.is_available():
+        no_gpu = runner.invoke(cli, args[:3] + ["--out", str(tmp_path / "gpu"), "--device", "cuda"])
+        assert no_gpu.exit_code == 1 and "no CUDA GPU" in no_gpu.output
+    resumed = runner.invoke(cli, args + ["--resume", "--epochs", "2"])  # a finished run can be extended
+    assert resumed.exit_code == 0, resumed.output
+    assert "trained 2 epochs" in resumed.output
 
 
 def test_two_process_gloo_ddp_through_torchrun_ends_with_identical_weights(shards, tmp_path):

@@ -254,9 +254,10 @@ class ShardDataset(IterableDataset):
         entry = self.entries[i]
         expected = None if i in self._verified else entry["sha256"]
         arrays = load_shard(self._path(entry), expected_sha256=expected)
-        if arrays["L"].shape[0] != self.counts[i]:
-            raise ColorizeError(f"{entry['name']} holds {arrays['L'].shape[0]} samples, the manifest says "
-                                f"{self.counts[i]}", "rerun `colorize prep` to rebuild the shards")
+        n, size = arrays["L"].shape[:2]
+        if n != self.counts[i] or (self.size and size != self.size):
+            raise ColorizeError(f"{entry['name']} holds {n} samples of {size} px, the manifest says "
+                                f"{self.counts[i]} of {self.size} px", "rerun `colorize prep` to rebuild the shards")
         self._verified.add(i)
         self._cache[i] = arrays
         while len(self._cache) > self.cache_shards:

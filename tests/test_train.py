@@ -96,6 +96,7 @@ def test_mid_epoch_checkpoint_resumes_exactly(straight, shards, tmp_path):
     stopped = train(TrainConfig(shards, out, max_steps=6, **SMALL))  # batch 2 of epoch 2
     ck = load_checkpoint(out / "last.pt")
     assert stopped.stopped == "max steps" and (ck["epoch"], ck["loader_state"]["batches_done"]) == (1, 2)
+    assert ck["loader_state"]["samples_done"] == 8
     train(TrainConfig(shards, out, resume=True, **SMALL))
     _assert_same_weights(straight[0] / "last.pt", out / "last.pt")
     assert (out / "metrics.jsonl").read_bytes() == (straight[0] / "metrics.jsonl").read_bytes()

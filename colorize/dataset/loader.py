@@ -47,6 +47,7 @@ class LoaderState:
 
     epoch: int = 0
     batches_done: int = 0
+    samples_done: int = 0
     world_size: int = 1
     workers: int = 0
     batch_size: int = 64
@@ -222,7 +223,10 @@ class ShardDataset(IterableDataset):
         return int(self._position[1])
 
     def state(self, epoch: int, batches_done: int) -> LoaderState:
-        return LoaderState(int(epoch), int(batches_done), self.world_size, self.workers, self.batch_size, self.seed)
+        """The resumable position; `samples_done` counts the real (non-padding) samples of this rank."""
+        done = sum(int((b >= 0).sum()) for b in self.plan(epoch)[:batches_done]) if batches_done else 0
+        return LoaderState(int(epoch), int(batches_done), done, self.world_size, self.workers, self.batch_size,
+                           self.seed)
 
     def check_resume(self, state: dict[str, Any]) -> None:
         """A mid-epoch position only maps onto the same plan: same ranks, workers, batch size, seed."""

@@ -84,10 +84,10 @@ class ShardDataset(IterableDataset):
     """
 
     def __init__(self, shards_dir: str | os.PathLike, split: str = "train", *, seed: int = 0,
-                 batch_size: int = 64, shuffle: bool = True, buffer: int = 4096, workers: int = 0,
+                 batch_size: int = 64, shuffle: bool = True, buffer: int = 2048, workers: int = 0,
                  rank: int | None = None, world_size: int | None = None,
                  categories: Iterable[str] | None = None, photo_ids: Iterable[str] | None = None,
-                 limit: int | None = None, with_ab: bool = False, cache_shards: int = 3) -> None:
+                 limit: int | None = None, with_ab: bool = False, cache_shards: int | None = None) -> None:
         super().__init__()
         self.shards_dir = Path(shards_dir)
         self.split = split
@@ -100,7 +100,6 @@ class ShardDataset(IterableDataset):
         self.rank = d_rank if rank is None else int(rank)
         self.world_size = d_world if world_size is None else int(world_size)
         self.with_ab = with_ab
-        self.cache_shards = max(1, cache_shards)
         if self.batch_size < 1 or not 0 <= self.rank < self.world_size:
             raise ValueError("batch_size must be >= 1 and 0 <= rank < world_size")
 
@@ -110,6 +109,9 @@ class ShardDataset(IterableDataset):
         self.raw_lut, self.colorful_lut = raw_ab_tables(self.stats.ab_lut)
         self.size = int(self.manifest.get("params", {}).get("size", 0)) or None
         self._select(categories, photo_ids, limit)
+        # A shuffle window spans at most ceil(buffer / smallest shard) + 1 shards; keep them all open.
+        smallest = max(1, min(self.counts))
+        self.cache_shards = cache_shards or math.ceil(self.buffer / smallest) + 2
         # (epoch, start batch) in shared memory: persistent workers see set_epoch without a restart,
         # so they keep their open shards and verified hashes across epochs.
         self._position = torch.zeros(2, dtype=torch.int64).share_memory_()

@@ -117,7 +117,7 @@ class _Trainer:
             raise ColorizeError(f"no shards at {shards}", f"run `colorize prep --out {shards}` first")
         self.shards_sha256 = sha256_file(shards / MANIFEST)
         common = dict(seed=cfg.seed, batch_size=cfg.batch_size, categories=cfg.categories,
-                      photo_ids=cfg.photo_ids, cache_shards=3)
+                      photo_ids=cfg.photo_ids)
         self.train_ds = ShardDataset(shards, "train", shuffle=True, buffer=cfg.buffer, workers=cfg.workers,
                                      rank=info.rank, world_size=info.world_size, **common)
         self.val_ds = None

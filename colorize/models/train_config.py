@@ -43,7 +43,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup_frac: float = 0.05
     grad_clip: float = 5.0
-    buffer: int = 4096
+    buffer: int = 2048  # shuffle window in samples (see dataset/loader.py)
     val_samples: int = 256
     grid_rows: int = 8
     compile_backend: str = "inductor"

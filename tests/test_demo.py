@@ -1,13 +1,19 @@
 """`colorize demo --quick`: the real chain end to end (the CI proof), plus its resume and Ctrl-C rules.
 
 The end-to-end test starts the real headless Chromium against the local site, so it is a browser test.
-One full quick run is shared: first a run interrupted during the scrape (nothing half-written stays),
-then the real run resuming it, then a rerun that keeps everything.
+One full quick run is shared: first a `colorize demo --quick` process gets Ctrl-C (SIGINT) during
+training (nothing half-written stays), then the run resumes it to the end, then a rerun keeps
+everything.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,28 +36,38 @@ def _invoke(out: Path) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def _interrupt_during_training(out: Path) -> dict:
+    """Start `colorize demo --quick` as a user would, press Ctrl-C once training has begun.
+
+    Like a terminal, the SIGINT goes to the command's whole process group (browser, pool workers too).
+    """
+    proc = subprocess.Popen([sys.executable, "-m", "colorize", "demo", "--out", str(out), "--quick"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 400
+        while not (out / "run").is_dir() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return {"code": proc.returncode, "output": stdout + stderr,
+            "files": sorted(p.name for p in out.iterdir()),
+            "temps": [p for p in out.rglob(".tmp-*")],
+            "state": read_json(out / demo.STATE_FILE)}
+
+
 @pytest.fixture(scope="module")
 def quick_demo(tmp_path_factory):
-    """Interrupted once during the scrape, then run to the end, then run again."""
+    """Interrupted with Ctrl-C during training, then run to the end (resuming), then run again."""
     out = tmp_path_factory.mktemp("demo") / "demo-run"
-    mp = pytest.MonkeyPatch()
-
-    def interrupted_scrape(*, out, **_):
-        Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / "half-written.jpg").write_bytes(b"\xff\xd8 half")
-        raise KeyboardInterrupt
-
-    import colorize.scraper.scrape as scrape_module
-
-    mp.setattr(scrape_module, "run_scrape", interrupted_scrape)
-    code, output = _invoke(out)
-    mp.undo()
-    interrupted = {"code": code, "output": output, "files": sorted(p.name for p in out.iterdir()),
-                   "state": read_json(out / demo.STATE_FILE)}
+    interrupted = _interrupt_during_training(out)
 
     code, output = _invoke(out)
     first = {"code": code, "output": output, "record": read_json(out / demo.RECORD_FILE)}
-    ckpt_hash = sha256_file(out / "run" / first["record"]["model"].split("/")[-1])
+    ckpt_hash = sha256_file(Path(first["record"]["model"]))
     code, output = _invoke(out)
     again = {"code": code, "output": output, "record": read_json(out / demo.RECORD_FILE), "ckpt_hash": ckpt_hash}
     return out, interrupted, first, again
@@ -60,9 +76,13 @@ def quick_demo(tmp_path_factory):
 @pytest.mark.browser
 def test_ctrl_c_leaves_only_finished_steps(quick_demo):
     out, interrupted, _, _ = quick_demo
-    assert interrupted["code"] == 130 and "interrupted" in interrupted["output"]
-    assert "raw" not in interrupted["files"]  # the interrupted step was removed whole
-    assert list(interrupted["state"]["done"]) == ["gallery"]
+    # 130 from the CLI. Rarely (seen only on a heavily loaded machine) the process then ends by the signal
+    # during its exit (-2), after the interruption was handled: the line and the folder state tell.
+    assert interrupted["code"] in (130, -signal.SIGINT), interrupted["output"]
+    assert "error: interrupted" in interrupted["output"]
+    assert "run" not in interrupted["files"]  # the interrupted step was removed whole
+    assert set(interrupted["state"]["done"]) == {"gallery", "scrape", "prep"}
+    assert interrupted["temps"] == []
 
 
 @pytest.mark.browser
@@ -75,7 +95,8 @@ def test_quick_demo_runs_the_real_chain_and_beats_gray(quick_demo):
         assert (out / name).is_dir(), name
     record = first["record"]
     assert record["command"] == "demo" and record["params"]["quick"] is True
-    assert record["kept"] == ["gallery"] and record["ran"] == ["scrape", "prep", "train", "holdout", "predict", "eval"]
+    assert record["kept"] == ["gallery", "scrape", "prep"]  # resumed after the Ctrl-C
+    assert record["ran"] == ["train", "holdout", "predict", "eval"]
     h = record["headline"]
     assert h["beats_baseline"] is True
     assert h["model_colorfulness"] > 20 and h["gray_colorfulness"] < 1
@@ -93,7 +114,6 @@ def test_scraped_dataset_has_attribution_and_verified_files(quick_demo):
     for p in photos[:10]:
         assert p["status"] == "ok" and sha256_file(out / "raw" / p["file"]) == p["sha256"]
         assert p["photographer"]["name"]
-    assert not list((out / "raw").rglob("half-written*"))
 
 
 @pytest.mark.browser

@@ -252,6 +252,8 @@ def evaluate(**opts) -> None:
 @click.option("--out", type=click.Path(file_okay=False), default="demo-run", show_default=True)
 @click.option("--quick", is_flag=True, help="A much shorter run (for CI).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--browser", default="/usr/bin/chromium", show_default=True, help="Chromium binary.")
+@click.option("--driver", default="/usr/bin/chromedriver", show_default=True, help="ChromeDriver binary.")
 def demo(**opts) -> None:
     """Run the whole chain offline on an embedded gallery served by a local Unsplash-like site."""
     run_demo = _stage("colorize.demo", "run_demo")

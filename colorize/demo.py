@@ -164,7 +164,7 @@ def _gallery(plan: DemoPlan, seed: int) -> Callable[[Path], dict[str, Any]]:
     return body
 
 
-def _scrape(plan: DemoPlan, gallery: Path) -> Callable[[Path], dict[str, Any]]:
+def _scrape(plan: DemoPlan, gallery: Path, browser: str, driver: str) -> Callable[[Path], dict[str, Any]]:
     def body(folder: Path) -> dict[str, Any]:
         from colorize.scraper.localsite import LocalSite
         from colorize.scraper.scrape import run_scrape
@@ -173,7 +173,7 @@ def _scrape(plan: DemoPlan, gallery: Path) -> Callable[[Path], dict[str, Any]]:
             result = run_scrape(categories=plan.categories, categories_file=None, query=None,
                                 limit=plan.per_category, out=folder, base_url=site.base_url,
                                 width=plan.download_width, workers=4, per_host=4, scroll_pause=0.1,
-                                browser="/usr/bin/chromium", driver="/usr/bin/chromedriver",
+                                browser=browser, driver=driver,
                                 show_browser=False, first_wait=3.0, idle_seconds=1.0)
         photos = [p for p in read_json(folder / "manifest.json")["photos"] if p.get("status") == "ok"]
         if len({p["category"] for p in photos}) < len(plan.categories):
@@ -282,8 +282,13 @@ def headline(eval_json: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------- entry
-def run_demo(out: str | os.PathLike = "demo-run", quick: bool = False, seed: int = 0) -> DemoReport:
-    """Generate, serve, scrape, prep, train, predict and evaluate; return a report with the headline."""
+def run_demo(out: str | os.PathLike = "demo-run", quick: bool = False, seed: int = 0,
+             browser: str = "/usr/bin/chromium", driver: str = "/usr/bin/chromedriver") -> DemoReport:
+    """Generate, serve, scrape, prep, train, predict and evaluate; return a report with the headline.
+
+    `browser`/`driver` only say where Chromium is; they do not change the results, so they are not part
+    of the parameters that decide whether earlier steps can be kept.
+    """
     out = Path(out)
     plan = QUICK if quick else FULL
     params = json.loads(dumps_json({"quick": quick, "seed": seed, "plan": plan.params()}))  # as stored
@@ -293,7 +298,7 @@ def run_demo(out: str | os.PathLike = "demo-run", quick: bool = False, seed: int
     d = {name: out / folder for name, folder in _FOLDERS.items()}
 
     _run_step(out, state, report, "gallery", _gallery(plan, seed))
-    _run_step(out, state, report, "scrape", _scrape(plan, d["gallery"]))
+    _run_step(out, state, report, "scrape", _scrape(plan, d["gallery"], browser, driver))
     _run_step(out, state, report, "prep", _prep(plan, d["scrape"], seed))
     trained = _run_step(out, state, report, "train", _train(plan, d["prep"], seed))
     model = d["train"] / trained["checkpoint"]

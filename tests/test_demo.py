@@ -214,3 +214,12 @@ def test_headline_needs_a_clear_win():
     assert demo.headline(result(55.0, 15.0, 92.0))["beats_baseline"] is True
     assert demo.headline(result(10.0, 60.0, 92.0))["beats_baseline"] is False  # barely colored
     assert demo.headline(result(55.0, 15.0, 82.0))["beats_baseline"] is False  # AuC no better
+
+
+def test_missing_chromium_is_one_line_and_keeps_the_gallery(tmp_path):
+    out = tmp_path / "d"
+    result = CliRunner().invoke(cli, ["-q", "demo", "--out", str(out), "--quick", "--browser", str(tmp_path / "nope")])
+    assert result.exit_code == 1
+    assert "error: Chromium not found" in result.output and "Traceback" not in result.output
+    assert sorted(p.name for p in out.iterdir()) == [demo.STATE_FILE, "gallery"]  # no half scrape
+    assert set(read_json(out / demo.STATE_FILE)["done"]) == {"gallery"}

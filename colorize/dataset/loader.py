@@ -109,9 +109,10 @@ class ShardDataset(IterableDataset):
         self.raw_lut, self.colorful_lut = raw_ab_tables(self.stats.ab_lut)
         self.size = int(self.manifest.get("params", {}).get("size", 0)) or None
         self._select(categories, photo_ids, limit)
-        # A shuffle window spans at most ceil(buffer / smallest shard) + 1 shards; keep them all open.
-        smallest = max(1, min(self.counts))
-        self.cache_shards = cache_shards or math.ceil(self.buffer / smallest) + 2
+        # A shuffle window spans about buffer / shard size + 1 shards: keep those open, no more (prep writes
+        # equal shards but the last, so the median is the shard size).
+        typical = max(1, int(np.median(self.counts)))
+        self.cache_shards = cache_shards or math.ceil(self.buffer / typical) + 2
         # (epoch, start batch) in shared memory: persistent workers see set_epoch without a restart,
         # so they keep their open shards and verified hashes across epochs.
         self._position = torch.zeros(2, dtype=torch.int64).share_memory_()

@@ -329,11 +329,17 @@ def iterate(loader: DataLoader) -> Iterator[dict[str, Any]]:
 
     (The DataLoader re-raises worker errors with the whole worker traceback as the message.)
     """
+    it = iter(loader)
     try:
-        yield from loader
+        yield from it
     except ColorizeError as exc:
         text = str(exc)
         if "DataLoader worker" not in text:
             raise
+        # Stop the workers now: left to the garbage collector, the iterator sits in a reference cycle
+        # with the traceback and its shutdown waits out a 5 s join timeout.
+        shutdown = getattr(it, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
         last = [line for line in text.splitlines() if line.strip()][-1]
         raise ColorizeError(last.split("ColorizeError: ", 1)[-1]) from None

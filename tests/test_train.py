@@ -161,7 +161,7 @@ def test_cli_train_and_its_errors(shards, tmp_path):
             "--width", "8", "--workers", "0", "--device", "cpu", "--soft-targets", "3"]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert "trained 1 epochs" in result.output and (tmp_path / "cli" / "best.pt").is_file()
+    assert "trained 1 epoch /" in result.output and (tmp_path / "cli" / "best.pt").is_file()
     again = runner.invoke(cli, args)
     assert again.exit_code == 1 and "error: " in again.output and "--resume" in again.output
     missing = runner.invoke(cli, ["train", "--shards", str(tmp_path / "none"), "--out", str(tmp_path / "x")])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -50,12 +51,15 @@ class _StopRequest:
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if os.getpid() != self._pid:  # a DataLoader worker inherited the handler: the main process decides
+            return
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
         log.warning("stopping after this batch and saving last.pt (press Ctrl-C again to abort)")
 
     def __enter__(self) -> _StopRequest:
+        self._pid = os.getpid()
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)

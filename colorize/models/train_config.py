@@ -78,5 +78,5 @@ class TrainResult:
             return f"rank {self.rank}: {self.steps} steps done; rank 0 writes {self.out}"
         how = "" if self.stopped == "done" else f" (stopped: {self.stopped}; --resume continues)"
         best = f"best val loss {self.best_val:.4f}" if math.isfinite(self.best_val) else "no val loss"
-        return (f"trained {self.epochs_done} epochs / {self.steps} steps of a {self.parameters / 1e6:.2f} M-param "
+        return (f"trained {self.epochs_done} epoch{'' if self.epochs_done == 1 else 's'} / {self.steps} steps of a {self.parameters / 1e6:.2f} M-param "
                 f"ColorUNet in {self.seconds:.0f} s ({self.images_per_s:.1f} img/s), {best} -> {self.out}{how}")

@@ -125,7 +125,7 @@ class _Trainer:
         self.train_ds = ShardDataset(shards, "train", shuffle=True, buffer=cfg.buffer, workers=cfg.workers,
                                      rank=info.rank, world_size=info.world_size, **common)
         self.val_ds = None
-        if list_shards(shards, "val"):
+        if info.is_main and list_shards(shards, "val"):  # only rank 0 validates
             try:
                 self.val_ds = ShardDataset(shards, "val", shuffle=False, workers=min(cfg.workers, 1), rank=0,
                                            world_size=1, limit=cfg.val_samples, with_ab=True, **common)

@@ -30,7 +30,7 @@ class _Group(click.Group):
             click.echo(f"error: {exc.line()}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("error: interrupted — finished work is kept; rerun the same command to resume", err=True)
+            click.echo("error: interrupted — finished work is kept; rerun the same command to resume (train: add --resume)", err=True)
             ctx.exit(130)
 
 

@@ -108,7 +108,7 @@ def check_other_command(command: str) -> None:
     words = shlex.split(command)
     while words and words[0] in ("sudo", "env"):
         words.pop(0)
-    tool = words[0]
+    tool = Path(words[0]).name if words[0].startswith(".venv/bin/") else words[0]  # the venv's own tools
     if tool == "make":
         missing = set(words[1:]) - make_targets()
         assert not missing, f"README runs make targets the Makefile lacks: {missing}"

@@ -7,3 +7,18 @@ import os
 # Keep torch/numpy to the 2 cores CI has, and tests deterministic.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("COLORIZE_TEST", "1")
+
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+# 9 bins on a coarse, saturated grid: enough for vivid (and partly out-of-gamut) colors.
+VIVID_CENTERS = np.array([[a, b] for a in (-60, 0, 60) for b in (-60, 0, 60)], np.float32)
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    """A tiny untrained checkpoint over VIVID_CENTERS (a second to make; enough for predict and video tests)."""
+    from colorize.models.checkpoint import write_untrained_checkpoint
+
+    return write_untrained_checkpoint(tmp_path_factory.mktemp("m") / "m.pt", VIVID_CENTERS, size=32, width=4, seed=1)

@@ -8,22 +8,15 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import VIVID_CENTERS as CENTERS
 from PIL import Image
 
 from colorize.cli import cli
 from colorize.dataset.color import lab_to_rgb, rgb_to_lab
 from colorize.dataset.images import load_rgb
-from colorize.models.checkpoint import load_colorizer, write_untrained_checkpoint
+from colorize.models.checkpoint import load_colorizer
 from colorize.models.metrics import colorfulness
 from colorize.models.predict import colorize_rgb, compose, parse_temperatures, run_predict
-
-# 9 bins on a coarse, saturated grid: enough for vivid (and partly out-of-gamut) colors.
-CENTERS = np.array([[a, b] for a in (-60, 0, 60) for b in (-60, 0, 60)], np.float32)
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return write_untrained_checkpoint(tmp_path_factory.mktemp("m") / "m.pt", CENTERS, size=32, width=4, seed=1)
 
 
 @pytest.fixture(scope="module")

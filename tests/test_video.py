@@ -11,16 +11,9 @@ import pytest
 import torch
 
 from colorize.errors import ColorizeError
-from colorize.models.checkpoint import load_colorizer, write_untrained_checkpoint
+from colorize.models.checkpoint import load_colorizer
 from colorize.models.predict import run_predict
 from colorize.models.video import RunningSmoother, colorize_video
-
-CENTERS = np.array([[a, b] for a in (-60, 0, 60) for b in (-60, 0, 60)], np.float32)
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return write_untrained_checkpoint(tmp_path_factory.mktemp("m") / "m.pt", CENTERS, size=32, width=4, seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,6 @@ run records.
 from __future__ import annotations
 
 import contextlib
-import errno
-import ipaddress
 import logging
 import socket
 import time
@@ -22,6 +20,7 @@ from colorize.errors import ColorizeError, UsageError
 from colorize.io import atomic_write_json, sha256_file, write_run_record
 
 from .pairs import JPEG_QUALITY, MAX_SIDE, ColorizeFn, Source, build_study, image_source, shard_source
+from .server import StudyServer, bind_error
 from .study import Condition
 from .tally import format_rate, tally_study
 
@@ -141,18 +140,7 @@ def check_port_free(host: str, port: int) -> None:
         try:
             s.bind((host, port))
         except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise ColorizeError(f"port {port} on {host} is already in use",
-                                    "stop what uses it or pick another with --port (0 = any free port)") from exc
-            raise ColorizeError(f"cannot serve on {host}:{port} ({exc.strerror or exc})",
-                                "use --host 127.0.0.1 or an address of this machine") from exc
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
+            raise bind_error(exc, host, port) from exc
 
 
 # ---------------------------------------------------------------------------------------- commands
@@ -203,10 +191,8 @@ def run_turing(models: Sequence[str] = (), shards: str | None = None, split: str
     if no_serve:
         return report
 
-    from .server import StudyServer
-
     server = StudyServer(out_dir, host, port, view_ms)
-    if not _is_loopback(host):
+    if not server.loopback:
         log.warning("serving on %s: anyone who can reach this machine on port %d can take part", host, server.port)
     report.url = server.url
     print(f"turing: study running at {server.url} (results at {server.url}results); press Ctrl-C to stop",

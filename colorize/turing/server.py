@@ -49,6 +49,17 @@ SECURITY_HEADERS = {
 }
 
 
+def bind_error(exc: OSError, host: str, port: int) -> ColorizeError:
+    """The one-line error for a failed bind of `host:port` (the server's own, and run.py's early check)."""
+    if exc.errno == errno.EADDRINUSE:
+        return ColorizeError(f"port {port} on {host} is already in use",
+                             "stop what uses it or pick another with --port (0 = any free port)")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return ColorizeError(f"cannot bind {host}: no such address on this machine",
+                             "use --host 127.0.0.1, or an address of this machine to open the study to the network")
+    return ColorizeError(f"cannot serve on {host}:{port} ({exc.strerror or exc})", "pick another --host/--port")
+
+
 class _Handler(BaseHTTPRequestHandler):
     """Routes for the page; `self.server.app` is the StudyServer."""
 
@@ -171,15 +182,7 @@ class StudyServer:
         try:
             self.httpd = ThreadingHTTPServer((host, port), _Handler)
         except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise ColorizeError(f"port {port} on {host} is already in use",
-                                    "stop what uses it or pick another with --port (0 = any free port)") from exc
-            if exc.errno == errno.EADDRNOTAVAIL:
-                raise ColorizeError(f"cannot bind {host}: no such address on this machine",
-                                    "use --host 127.0.0.1, or an address of this machine to open the study "
-                                    "to the network") from exc
-            raise ColorizeError(f"cannot serve on {host}:{port} ({exc.strerror or exc})",
-                                "pick another --host/--port") from exc
+            raise bind_error(exc, host, port) from exc
         self.httpd.daemon_threads = True
         self.httpd.app = self  # type: ignore[attr-defined]
         self.host, self.port = self.httpd.server_address[:2]

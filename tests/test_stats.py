@@ -17,6 +17,7 @@ from colorize.dataset.stats import (
     compute_bin_stats,
     gaussian_smooth_2d,
     grid_cells,
+    rebalance,
 )
 from colorize.errors import ColorizeError
 
@@ -67,6 +68,22 @@ def test_weights_are_normalised_and_follow_the_formula(lam, sigma):
         assert np.allclose(st.weights, 1.0, atol=1e-5)  # λ = 1: uniform mix, no rebalancing
     else:  # rare colors weigh more
         assert st.weights[np.argmin(st.prior_smoothed)] > st.weights[np.argmax(st.prior_smoothed)]
+
+
+@pytest.mark.parametrize("lam,sigma", [(0.5, 5.0), (0.0, 10.0)])
+def test_rebalance_on_given_bins_matches_compute_bin_stats(lam, sigma):
+    rng = np.random.default_rng(1)
+    ab = np.clip(rng.normal(0, 25, (4, 32, 32, 2)), -128, 127).astype(np.int8)
+    st = compute_bin_stats(ab_histogram(ab), grid=10, bins=16, lam=lam, sigma=sigma)
+    # Per-bin pixel counts after the remapping (the prior's numerator), in a different bin order.
+    bin_counts = np.bincount(st.bin_index(ab).ravel(), minlength=st.n_bins)
+    perm = rng.permutation(st.n_bins)
+    prior, smoothed, weights = rebalance(st.centers[perm], bin_counts[perm], 10, lam, sigma)
+    np.testing.assert_allclose(prior, st.prior[perm], rtol=1e-6)
+    np.testing.assert_allclose(smoothed, st.prior_smoothed[perm], rtol=1e-6)
+    np.testing.assert_allclose(weights, st.weights[perm], rtol=1e-6)
+    with pytest.raises(ColorizeError, match="grid"):
+        rebalance(st.centers + 3, bin_counts, 10, lam, sigma)
 
 
 def test_smoothing_is_over_the_2d_ab_plane_not_the_bin_index():

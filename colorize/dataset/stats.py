@@ -122,6 +122,37 @@ class BinStats:
         }
 
 
+def rebalance(centers: np.ndarray, bin_counts: np.ndarray, grid: int, lam: float,
+              sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(prior, smoothed prior, weights), float64 [n], for a given bin set from its pixel counts per bin.
+
+    `centers` [n, 2] must be cell centers of the `grid` (as compute_bin_stats makes them); the prior is
+    smoothed over the 2-D ab plane and w ∝ ((1 - λ) p_tilde + λ / n)^-1 is scaled so that Σ p·w = 1.
+    A bin with no pixels keeps its class (prior 0); at least one pixel in all is needed.
+    """
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError("lambda must be in [0, 1]")
+    k_min, n_cells = grid_cells(grid)
+    centers = np.asarray(centers, dtype=np.float64)
+    cells = np.rint(centers / grid).astype(np.int64)
+    if not np.array_equal(cells * grid, centers) or cells.min(initial=k_min) < k_min \
+            or cells.max(initial=k_min) >= k_min + n_cells:
+        raise ColorizeError("the bin centers do not lie on their own ab grid", "rebuild the shards with prep")
+    ka, kb = (cells - k_min).T
+    n = centers.shape[0]
+    prior = np.asarray(bin_counts, dtype=np.float64).copy()
+    if prior.shape != (n,):
+        raise ValueError(f"expected {n} bin counts, got shape {prior.shape}")
+    prior /= prior.sum()
+    plane = np.zeros((n_cells, n_cells))
+    plane[ka, kb] = prior
+    smoothed = gaussian_smooth_2d(plane, sigma / grid)[ka, kb]
+    smoothed /= smoothed.sum()
+    weights = 1.0 / ((1.0 - lam) * smoothed + lam / n)
+    weights /= float((prior * weights).sum())
+    return prior, smoothed, weights
+
+
 def compute_bin_stats(fine_hist: np.ndarray, grid: int, bins: int, lam: float, sigma: float) -> BinStats:
     """Bins, lookup table, prior, smoothed prior and rebalancing weights from a fine ab histogram."""
     if not 0.0 <= lam <= 1.0:
@@ -148,14 +179,8 @@ def compute_bin_stats(fine_hist: np.ndarray, grid: int, bins: int, lam: float, s
     ci = cell_index(AB_VALUES, grid)
     ab_lut = cell_lut[ci[:, None], ci[None, :]].astype(np.int16)
 
-    prior = np.bincount(cell_lut.ravel(), weights=counts.astype(np.float64), minlength=n)
-    prior /= prior.sum()
-    plane = np.zeros((n_cells, n_cells))
-    plane[ka, kb] = prior
-    smoothed = gaussian_smooth_2d(plane, sigma / grid)[ka, kb]
-    smoothed /= smoothed.sum()
-    weights = 1.0 / ((1.0 - lam) * smoothed + lam / n)
-    weights /= float((prior * weights).sum())
+    bin_counts = np.bincount(cell_lut.ravel(), weights=counts.astype(np.float64), minlength=n)
+    prior, smoothed, weights = rebalance(centers, bin_counts, grid, lam, sigma)
     return BinStats(centers.astype(np.float32), ab_lut, prior.astype(np.float32), smoothed.astype(np.float32),
                     weights.astype(np.float32), int(grid), cells.astype(np.int64), float(lam), float(sigma))
 

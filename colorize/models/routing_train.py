@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from colorize.dataset.shards import SPLITS, list_shards, load_shard, load_stats, read_manifest
-from colorize.dataset.stats import BinStats, compute_bin_stats
+from colorize.dataset.stats import BinStats, rebalance
 from colorize.errors import ColorizeError
 from colorize.io import (
     atomic_open,
@@ -61,22 +61,11 @@ MIN_ROUTE_PHOTOS = 50
 def route_weights(stats: BinStats, bin_counts: np.ndarray) -> np.ndarray:
     """Rebalancing weights [n] for one route's pixel counts per bin, on the shared bin set.
 
-    Reuses `stats.compute_bin_stats` (the one implementation of w ∝ ((1-λ)p̃ + λ/n)^-1 with 2-D
-    smoothing): each bin's pixels are placed on its own grid cell (plus one pixel per bin, so a bin the
-    route never uses stays a class instead of being dropped), which makes it keep exactly the shared
-    bins; its output is then put back into the shared bin order.
+    `stats.rebalance` is the one implementation of w ∝ ((1-λ)p̃ + λ/n)^-1 with 2-D smoothing (the one
+    compute_bin_stats uses); one pseudo-pixel per bin keeps a bin the route never uses a weighted class.
     """
-    n = stats.n_bins
-    fine = np.zeros((256, 256), np.int64)
-    pos = np.clip(np.rint(stats.centers).astype(np.int64), -128, 127) + 128
-    np.add.at(fine, (pos[:, 0], pos[:, 1]), np.rint(np.asarray(bin_counts, np.float64)).astype(np.int64) + 1)
-    route = compute_bin_stats(fine, stats.grid, n, stats.lam, stats.sigma)
-    where = {tuple(np.rint(c).astype(int)): i for i, c in enumerate(route.centers)}
-    try:
-        order = [where[tuple(np.rint(c).astype(int))] for c in stats.centers]
-    except KeyError as exc:  # only if the shared bins were not on the grid
-        raise ColorizeError("the shard bins do not lie on their own ab grid", "rebuild the shards with prep") from exc
-    return route.weights[order].astype(np.float32)
+    counts = np.rint(np.asarray(bin_counts, np.float64)) + 1
+    return rebalance(stats.centers, counts, stats.grid, stats.lam, stats.sigma)[2].astype(np.float32)
 
 
 @dataclass

@@ -197,7 +197,6 @@ def run_turing(models: Sequence[str] = (), shards: str | None = None, split: str
     report.url = server.url
     print(f"turing: study running at {server.url} (results at {server.url}results); press Ctrl-C to stop",
           flush=True)
-    server.serve_until_interrupted()
+    report.tally = server.serve_until_interrupted()
     report.action = "served"
-    report.tally = tally_study(out_dir)
     return report

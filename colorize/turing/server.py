@@ -173,7 +173,6 @@ class StudyServer:
         self.dir = Path(study_dir)
         self.study = load_study(self.dir)
         self.store = AnswerStore(self.dir, self.study, view_ms)
-        self.view_ms = int(view_ms)
         self.title = title
         self.requests: list[tuple[str, str, str]] = []  # (method, path, client): every request served
         self._req_lock = threading.Lock()
@@ -211,7 +210,7 @@ class StudyServer:
             raise ApiError(HTTPStatus.NOT_FOUND, "image missing from the study folder") from exc
 
     def public_study(self) -> dict[str, Any]:
-        return {"title": self.title, "study_id": self.study.study_id, "view_ms": self.view_ms,
+        return {"title": self.title, "study_id": self.study.study_id, "view_ms": self.store.view_ms,
                 "practice": len(self.study.practice()), "pairs": len(self.study.test())}
 
     def results(self) -> dict[str, Any]:
@@ -254,8 +253,8 @@ class StudyServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def serve_until_interrupted(self) -> None:
-        """Block until Ctrl-C (or SIGTERM via KeyboardInterrupt), then stop cleanly and write the tally."""
+    def serve_until_interrupted(self) -> dict[str, Any]:
+        """Block until Ctrl-C (or SIGTERM via KeyboardInterrupt), then stop cleanly; write and return the tally."""
         self.start()
         previous = None
         if threading.current_thread() is threading.main_thread():  # `kill` stops it as cleanly as Ctrl-C
@@ -269,8 +268,9 @@ class StudyServer:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
             self.stop()
-            atomic_write_json(self.dir / "tally.json", self.results())
-
+            tally = self.results()
+            atomic_write_json(self.dir / "tally.json", tally)
+        return tally
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

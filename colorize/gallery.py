@@ -280,11 +280,15 @@ CATEGORIES = tuple(SCENES)
 
 
 # --------------------------------------------------------------------------------------- public API
+def _check_category(category: str) -> None:
+    if category not in SCENES:
+        raise ColorizeError(f"unknown gallery category {category!r}", f"use one of {', '.join(CATEGORIES)}")
+
+
 def render_scene(category: str, seed: int = 0, index: int = 0, size: tuple[int, int] | None = None,
                  ) -> tuple[np.ndarray, np.ndarray]:
     """One scene as (uint8 RGB [H,W,3], region ids [H,W]); `size` = (width, height) or a seeded choice."""
-    if category not in SCENES:
-        raise ColorizeError(f"unknown gallery category {category!r}", f"use one of {', '.join(CATEGORIES)}")
+    _check_category(category)
     rng = np.random.default_rng([seed, CATEGORIES.index(category), index])
     if size is None:
         w = int(rng.choice([320, 384, 448, 512]))
@@ -337,8 +341,7 @@ def build_gallery(folder: str | os.PathLike, per_category: int = 40, categories:
     start = time.perf_counter()
     folder = Path(folder)
     for c in categories:
-        if c not in SCENES:
-            raise ColorizeError(f"unknown gallery category {c!r}", f"use one of {', '.join(CATEGORIES)}")
+        _check_category(c)
     if per_category < 1:
         raise ColorizeError("a gallery needs at least one photo per category", "pass per_category >= 1")
     params = {"seed": seed, "per_category": per_category, "categories": list(categories),

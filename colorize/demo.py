@@ -111,10 +111,13 @@ def _load_state(out: Path, params: dict[str, Any]) -> dict[str, Any]:
     """The finished steps of an earlier run with the same parameters; otherwise a clean folder."""
     state_path = out / STATE_FILE
     if out.exists() and any(out.iterdir()):
-        if not state_path.is_file():
+        try:
+            state = read_json(state_path)
+        except (OSError, ValueError):  # missing, unreadable or not JSON (UnicodeDecodeError is a ValueError)
+            state = None
+        if not isinstance(state, dict):
             raise ColorizeError(f"{out} exists and is not a demo folder",
                                 "pass --out with a new or empty folder, or remove it")
-        state = read_json(state_path)
         if state.get("params") == params and state.get("tool_version") == __version__:
             return state
         log.info("demo parameters changed: rebuilding %s", out)

@@ -348,10 +348,14 @@ def build_gallery(folder: str | os.PathLike, per_category: int = 40, categories:
               "size": list(size) if size else None, "jpeg_quality": JPEG_QUALITY}
     record = folder / "gallery.json"
     if folder.exists() and any(folder.iterdir()):
-        if not record.is_file():
+        try:
+            existing = read_json(record)
+        except (OSError, ValueError):  # missing, unreadable or not JSON (UnicodeDecodeError is a ValueError)
+            existing = None
+        if not isinstance(existing, dict):
             raise ColorizeError(f"{folder} exists and is not a colorize gallery",
                                 "choose an empty or new folder")
-        if read_json(record).get("params") != params:
+        if existing.get("params") != params:
             log.info("rebuilding gallery %s (parameters changed)", folder)
             shutil.rmtree(folder)
     # The record goes first: an interrupted build is recognised as this gallery and resumed.

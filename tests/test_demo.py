@@ -176,6 +176,12 @@ def test_a_foreign_folder_is_never_touched(tmp_path):
     with pytest.raises(ColorizeError, match="not a demo folder"):
         demo.run_demo(tmp_path, quick=True)
     assert (tmp_path / "notes.txt").read_text() == "mine"
+    # A demo-state.json that is not a readable state is the same: one clear error, nothing removed.
+    for data in (b"{not json", b"\xff\xfe", b"[]"):
+        (tmp_path / demo.STATE_FILE).write_bytes(data)
+        with pytest.raises(ColorizeError, match="not a demo folder"):
+            demo.run_demo(tmp_path, quick=True)
+        assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_changed_parameters_rebuild_the_folder(tmp_path):

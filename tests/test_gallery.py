@@ -115,3 +115,9 @@ def test_bad_requests_are_clear_errors(tmp_path):
     with pytest.raises(ColorizeError, match="not a colorize gallery"):
         build_gallery(tmp_path / "mine", per_category=1)
     assert (tmp_path / "mine" / "keep.txt").exists()
+    # A gallery.json that is not a readable record is the same: one clear error, nothing removed.
+    for text in ("{not json", "[1, 2]"):
+        (tmp_path / "mine" / "gallery.json").write_text(text)
+        with pytest.raises(ColorizeError, match="not a colorize gallery"):
+            build_gallery(tmp_path / "mine", per_category=1)
+        assert (tmp_path / "mine" / "keep.txt").exists()

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from colorize.cli import cli
+from colorize.errors import UsageError
 from colorize.io import sha256_bytes, sha256_file
 from colorize.scraper.cards import Photo
 from colorize.scraper.download import Caps, fetch_bytes, make_session
@@ -228,3 +229,8 @@ def test_categories_file_and_query_defaults(tmp_path):
     assert plan_categories(["forest"], listing, None) == [
         ("forest", "forest"), ("beach", "beach"), ("new-york", "new york"), ("snow_field", "snow field")]
     assert plan_categories(["beach"], None, " sandy beach ") == [("beach", "sandy beach")]
+    # An unreadable listing is a one-line usage error, not a traceback.
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfebeach\n")
+    for bad in (tmp_path / "binary.txt", tmp_path / "absent.txt", tmp_path):
+        with pytest.raises(UsageError, match="cannot read --categories-file"):
+            plan_categories([], bad, None)

@@ -92,7 +92,12 @@ def plan_categories(categories: tuple[str, ...] | list[str], categories_file: st
     """[(category, search query)] from the options; the query defaults to the name."""
     names = list(categories or ())
     if categories_file:
-        for line in Path(categories_file).read_text(encoding="utf-8").splitlines():
+        try:
+            text = Path(categories_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read --categories-file {categories_file} ({type(exc).__name__})",
+                             "give a UTF-8 text file with one category per line") from None
+        for line in text.splitlines():
             line = line.split("#", 1)[0].strip()
             if line:
                 names.append(line)

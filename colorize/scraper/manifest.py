@@ -9,7 +9,6 @@ categories are validated before they become paths.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -18,7 +17,7 @@ from typing import Any
 
 from colorize import __version__
 from colorize.errors import ColorizeError
-from colorize.io import atomic_write_json, atomic_write_text, utc_now
+from colorize.io import atomic_write_json, atomic_write_text, read_json, utc_now
 from colorize.scraper.cards import Photo
 from colorize.scraper.urls import LICENSE, check_category, check_id, photo_file
 
@@ -82,8 +81,8 @@ class Manifest:
                 return cls(path)
             raise ColorizeError(f"manifest not found: {path}", "give the path of a manifest.json")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = read_json(path)
+        except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
             raise ColorizeError(f"cannot read manifest {path}: {exc}", "fix or delete the file") from None
         if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("photos"), list):
             raise ColorizeError(f"{path} is not a {SCHEMA} manifest", "give a manifest written by colorize scrape")

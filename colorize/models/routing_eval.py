@@ -25,6 +25,7 @@ from colorize.dataset.color import decode_l, rgb_to_stored, stored_to_rgb
 from colorize.errors import ColorizeError
 from colorize.io import atomic_write_json, write_run_record
 from colorize.models.metrics import CONVENTIONS, Totals, score_image
+from colorize.models.predict import IMAGE_EXTS
 from colorize.models.profiles import bin_histograms
 from colorize.models.routing import GLOBAL, Bundle, choose_routes, load_bundle
 from colorize.progress import progress
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 
 SCHEMA = "colorize.eval-bundle/1"
 THRESHOLDS = (0.0, 0.3, 0.5, 0.7, 0.9, 1.0)
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 DEFAULT_MIN_CONFIDENCE = 0.5
 
 
@@ -66,7 +66,7 @@ def _from_images(folder: Path, size: int, fit_mode: str) -> Samples:
     """A folder of color photos, subfolders = categories, fitted like prep fits training photos."""
     from colorize.dataset.images import fit, load_rgb
 
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
     if not files:
         raise ColorizeError(f"no images in {folder}", "pass a folder of .jpg/.png photos (subfolders = categories)")
     L, ab, mask, ids, cats = [], [], [], [], []

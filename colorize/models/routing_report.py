@@ -7,13 +7,13 @@ position (never by photo id, which is untrusted text), and every text value is H
 from __future__ import annotations
 
 import html
-import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from colorize.io import atomic_write_bytes, atomic_write_text
+from colorize.io import atomic_write_text
+from colorize.models.report import write_image
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:.5em 0 1.5em}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}
@@ -36,14 +36,6 @@ def _table(header: list[str], rows: list[list[Any]], classes: list[str] | None =
         cls = f' class="{classes[i]}"' if classes and classes[i] else ""
         body.append(f"<tr{cls}>" + "".join(f"<td>{_f(c)}</td>" for c in row) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
-
-
-def _png(rgb: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG", optimize=False)
-    return buf.getvalue()
 
 
 def write_report(path: Path, result: dict, gallery: dict[int, dict[str, np.ndarray]], choices: list) -> None:
@@ -119,7 +111,7 @@ def write_report(path: Path, result: dict, gallery: dict[int, dict[str, np.ndarr
                 img = gallery[i]["global" if kind == "routed" and c.route == "global" else
                                  (c.route if kind == "routed" else kind)]
                 name = f"gallery/{i:03d}-{kind}.png"
-                atomic_write_bytes(out / name, _png(img))
+                write_image(out / name, img)
                 label = f"routed → {c.route} ({c.confidence:.2f})" if kind == "routed" else kind
                 figs.append(f"<figure><img src='{name}' alt='{kind}'><figcaption>{html.escape(label)}</figcaption></figure>")
             parts.append(f"<div class='row'><div>{html.escape(str(photo['category']))} · "

@@ -206,9 +206,10 @@ class PrepareResult:
     colorized: int
 
 
-def study_identity(source: Source, conditions: Sequence[Condition], n_practice: int, n_pairs: int, seed: int,
-                   quality: int, max_side: int) -> dict[str, Any]:
-    """Everything that decides the study's content: equal identity, equal study."""
+def study_identity(source: Source, n_practice: int, n_pairs: int, seed: int, quality: int,
+                   max_side: int) -> dict[str, Any]:
+    """The study's `params`: with the conditions (kept apart in study.json), everything that decides its
+    content: equal identity and conditions, equal study."""
     return {"source": source.describe(), "practice": n_practice, "pairs": n_pairs, "seed": seed,
             "jpeg_quality": quality, "max_side": max_side}
 
@@ -238,8 +239,7 @@ def _existing_study_matches(out: Path, params: dict[str, Any], conditions: Seque
         return None
     study = load_study(out)
     if study.params != params or [c.to_dict() for c in study.conditions] != [c.to_dict() for c in conditions]:
-        n_answers = sum(1 for p in (out / "answers").glob("*.jsonl") if p.stat().st_size > 0) \
-            if (out / "answers").is_dir() else 0
+        n_answers = sum(1 for p in (out / "answers").glob("*.jsonl") if p.stat().st_size > 0)
         if n_answers:
             raise ColorizeError(f"{out} holds a different study with answers from {n_answers} participant(s)",
                                 "use another --out for the new study (or the old settings to continue it)")
@@ -252,7 +252,7 @@ def build_study(out: str | Path, source: Source, conditions: Sequence[Condition]
                 quality: int = JPEG_QUALITY, max_side: int = MAX_SIDE) -> PrepareResult:
     """Write (or reuse) the study in `out`: pairs/*.jpg and study.json, the plan written last."""
     out = Path(out)
-    params = study_identity(source, conditions, n_practice, n_pairs, seed, quality, max_side)
+    params = study_identity(source, n_practice, n_pairs, seed, quality, max_side)
     existing = _existing_study_matches(out, params, conditions)
     if existing is not None:
         log.info("reusing the finished study in %s", out)

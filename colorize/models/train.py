@@ -307,7 +307,7 @@ class _Trainer:
                 if reason:  # the epoch's last batch: finish the epoch first, then stop
                     self._fold_loss(loss_acc)
                     self._end_epoch()
-                    return images, reason if reason != "interrupt" else "interrupt"
+                    return images, reason
         finally:
             bar.close()
         self._fold_loss(loss_acc)

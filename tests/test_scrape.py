@@ -234,3 +234,22 @@ def test_categories_file_and_query_defaults(tmp_path):
     for bad in (tmp_path / "binary.txt", tmp_path / "absent.txt", tmp_path):
         with pytest.raises(UsageError, match="cannot read --categories-file"):
             plan_categories([], bad, None)
+
+
+def test_a_download_that_raised_counts_as_failed(tmp_path):
+    import concurrent.futures as cf
+    import time
+
+    from colorize.scraper.scrape import CategoryReport, _record
+
+    done, broke = cf.Future(), cf.Future()
+    done.set_result(("downloaded", ""))
+    broke.set_exception(OSError(28, "No space left on device"))
+    report = CategoryReport("beach", "beach")
+    futures = {done: (report, "a" * 11), broke: (report, "b" * 11)}
+    result = _record(tmp_path, {}, [report], futures, time.monotonic(),
+                     {"version": "", "harvest_done": 0.0, "finished": 0.0})
+    assert report.downloaded == 1 and dict(report.failed) == {"error": 1}
+    assert "1 failed (error 1)" in result.summary_line()
+    record = json.loads((tmp_path / "scrape-run.json").read_text())
+    assert record["failures"] == [{"category": "beach", "id": "b" * 11, "reason": "error"}]

@@ -267,9 +267,13 @@ def _record(out: Path, params: dict, reports: list[CategoryReport], futures: dic
     """Tally the finished downloads into the reports and write `<out>/scrape-run.json`."""
     failures = []
     for future, (report, pid) in futures.items():
-        if future.cancelled() or not future.done() or future.exception() is not None:
+        if future.cancelled() or not future.done():
             continue
-        outcome, reason = future.result()
+        if (exc := future.exception()) is not None:  # e.g. the disk is full: a failure, never a silent loss
+            log.warning("%s/%s: %s: %s", report.category, pid, type(exc).__name__, exc)
+            outcome, reason = "failed", "error"
+        else:
+            outcome, reason = future.result()
         if outcome == "failed":
             report.failed[reason] += 1
             failures.append({"category": report.category, "id": pid, "reason": reason})

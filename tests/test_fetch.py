@@ -156,6 +156,29 @@ def test_fetch_reports_changed_and_missing_and_exits_1(site, tmp_path):
         assert sha256_file(p) in {e["sha256"] for e in entries}
 
 
+def test_a_photo_that_cannot_be_written_is_failed_not_a_traceback(site, tmp_path, monkeypatch):
+    import colorize.scraper.fetch as fetch
+
+    src = tmp_path / "src"
+    _seed_dataset(site, src, n=3)
+    real_write = fetch.atomic_write_bytes
+    calls = []
+
+    def disk_fills_up(path, data):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real_write(path, data)
+
+    monkeypatch.setattr(fetch, "atomic_write_bytes", disk_fills_up)
+    with pytest.raises(ColorizeError, match="1 of 3 photos are not ok"):
+        run_fetch(src / "manifest.json", tmp_path / "copy", workers=1)
+    status = [p["status"] for p in json.loads((tmp_path / "copy" / "manifest.json").read_text())["photos"]]
+    assert sorted(status) == ["failed", "ok", "ok"]
+    record = json.loads((tmp_path / "copy" / "fetch-run.json").read_text())
+    assert record["counts"]["failed_reasons"] == {"error": 1}
+
+
 @pytest.mark.parametrize("field,value", [("id", "../../../x"), ("category", ".."), ("category", "a/b"),
                                          ("id", "..%2F..%2Fab")])
 def test_a_hostile_manifest_writes_nothing(site, tmp_path, field, value):

@@ -106,7 +106,11 @@ def run_fetch(manifest_path: Path | str, out: Path | str, workers: int = 8, allo
         futures = {pool.submit(_fetch_one, e, out, session, limiter, caps): e for e in entries}
         for future in progress(cf.as_completed(futures), total=len(futures), desc="fetch", unit="img"):
             entry = dict(futures[future])
-            status, reason, downloaded = future.result()
+            try:
+                status, reason, downloaded = future.result()
+            except OSError as exc:  # e.g. the disk is full: this photo failed, the others still count
+                log.warning("%s/%s: %s: %s", entry["category"], entry["id"], type(exc).__name__, exc)
+                status, reason, downloaded = "failed", "error", False
             report.counts[status] += 1
             report.downloaded += downloaded and status == "ok"
             if status == "failed":

@@ -37,7 +37,14 @@ from typing import Any
 
 from colorize import __version__
 from colorize.errors import ColorizeError
-from colorize.io import atomic_write_bytes, atomic_write_json, dumps_json, read_json, write_run_record
+from colorize.io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    dumps_json,
+    read_folder_record,
+    read_json,
+    write_run_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,14 +117,8 @@ class DemoReport:
 def _load_state(out: Path, params: dict[str, Any]) -> dict[str, Any]:
     """The finished steps of an earlier run with the same parameters; otherwise a clean folder."""
     state_path = out / STATE_FILE
-    if out.exists() and any(out.iterdir()):
-        try:
-            state = read_json(state_path)
-        except (OSError, ValueError):  # missing, unreadable or not JSON (UnicodeDecodeError is a ValueError)
-            state = None
-        if not isinstance(state, dict):
-            raise ColorizeError(f"{out} exists and is not a demo folder",
-                                "pass --out with a new or empty folder, or remove it")
+    state = read_folder_record(out, STATE_FILE, "a demo folder", "pass --out with a new or empty folder, or remove it")
+    if state is not None:
         if state.get("params") == params and state.get("tool_version") == __version__:
             return state
         log.info("demo parameters changed: rebuilding %s", out)

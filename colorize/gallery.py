@@ -32,7 +32,12 @@ import numpy as np
 from PIL import Image
 
 from colorize.errors import ColorizeError
-from colorize.io import atomic_write_bytes, atomic_write_json, read_json, remove_stale_temps
+from colorize.io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    read_folder_record,
+    remove_stale_temps,
+)
 from colorize.progress import progress
 
 log = logging.getLogger(__name__)
@@ -347,14 +352,8 @@ def build_gallery(folder: str | os.PathLike, per_category: int = 40, categories:
     params = {"seed": seed, "per_category": per_category, "categories": list(categories),
               "size": list(size) if size else None, "jpeg_quality": JPEG_QUALITY}
     record = folder / "gallery.json"
-    if folder.exists() and any(folder.iterdir()):
-        try:
-            existing = read_json(record)
-        except (OSError, ValueError):  # missing, unreadable or not JSON (UnicodeDecodeError is a ValueError)
-            existing = None
-        if not isinstance(existing, dict):
-            raise ColorizeError(f"{folder} exists and is not a colorize gallery",
-                                "choose an empty or new folder")
+    existing = read_folder_record(folder, record.name, "a colorize gallery", "choose an empty or new folder")
+    if existing is not None:
         if existing.get("params") != params:
             log.info("rebuilding gallery %s (parameters changed)", folder)
             shutil.rmtree(folder)

@@ -84,6 +84,26 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.load(fh)
 
 
+def read_folder_record(folder: str | os.PathLike, record: str, not_ours: str, fix: str) -> dict[str, Any] | None:
+    """The JSON record that marks `folder` as one of ours, or None when the folder is new or empty.
+
+    A non-empty folder without a readable dict record is someone else's: refuse it rather than
+    overwrite it (`ColorizeError(f"{folder} exists and is not {not_ours}", fix)`).
+    """
+    folder = Path(folder)
+    if not (folder.exists() and any(folder.iterdir())):
+        return None
+    try:
+        data = read_json(folder / record)
+    except (OSError, ValueError):  # missing, unreadable or not JSON (UnicodeDecodeError is a ValueError)
+        data = None
+    if not isinstance(data, dict):
+        from colorize.errors import ColorizeError
+
+        raise ColorizeError(f"{folder} exists and is not {not_ours}", fix)
+    return data
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -11,6 +11,7 @@ from colorize.io import (
     atomic_open,
     atomic_write_bytes,
     atomic_write_json,
+    read_folder_record,
     remove_stale_temps,
     sha256_file,
     write_run_record,
@@ -75,3 +76,18 @@ def test_remove_stale_temps(tmp_path):
     (tmp_path / "keep.jpg").write_bytes(b"y")
     assert remove_stale_temps(tmp_path) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["keep.jpg"]
+
+
+def test_folder_record_new_ours_and_foreign(tmp_path):
+    from colorize.errors import ColorizeError
+
+    assert read_folder_record(tmp_path / "new", "rec.json", "a thing", "fix") is None
+    assert read_folder_record(tmp_path, "rec.json", "a thing", "fix") is None  # empty folder
+    atomic_write_json(tmp_path / "rec.json", {"params": 1})
+    assert read_folder_record(tmp_path, "rec.json", "a thing", "fix") == {"params": 1}
+    (tmp_path / "rec.json").write_text("[1, 2]")
+    with pytest.raises(ColorizeError, match="is not a thing"):
+        read_folder_record(tmp_path, "rec.json", "a thing", "fix")
+    (tmp_path / "rec.json").write_bytes(b"\xff not json")
+    with pytest.raises(ColorizeError, match="is not a thing"):
+        read_folder_record(tmp_path, "rec.json", "a thing", "fix")

@@ -19,6 +19,7 @@ import requests
 
 from colorize.scraper.cards import Photo, Photographer
 from colorize.scraper.download import Caps, HostLimiter, make_session
+from colorize.scraper.hosts import HostPolicy
 from colorize.scraper.localsite import Faults, LocalSite
 from colorize.scraper.manifest import Manifest
 from colorize.scraper.scrape import DownloadContext, download_photo
@@ -53,7 +54,7 @@ def main() -> None:
         seq_rate = args.sample / (time.perf_counter() - t0)
 
         out = Path(tmp)
-        ctx = DownloadContext(out, site.base_url, WIDTH, make_session(args.per_host), HostLimiter(args.per_host),
+        ctx = DownloadContext(out, site.base_url, WIDTH, make_session(args.per_host, HostPolicy(base_url=site.base_url)), HostLimiter(args.per_host),
                               Caps(), Manifest(out / "manifest.json"))
         t0 = time.perf_counter()
         with cf.ThreadPoolExecutor(args.workers) as pool:

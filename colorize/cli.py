@@ -15,6 +15,7 @@ import click
 
 from colorize import __version__, progress
 from colorize.errors import ColorizeError
+from colorize.scraper import DOWNLOAD_DEADLINE_S
 
 log = logging.getLogger("colorize")
 
@@ -76,6 +77,17 @@ def _stage(module: str, func: str):
     return getattr(mod, func)
 
 
+def _download_options(command):
+    """--allow-host and --timeout, defined once for every command that downloads (scrape, fetch)."""
+    command = click.option(
+        "--timeout", type=click.FloatRange(0, min_open=True), default=DOWNLOAD_DEADLINE_S, show_default=True,
+        help="Seconds one photo may take in all: connects, reads, redirects and retries.")(command)
+    return click.option(
+        "--allow-host", "allow_hosts", multiple=True, metavar="HOST[:PORT]",
+        help="Also download from this host (repeatable; HOST alone = any port). Default: images.unsplash.com "
+             "only; scrape adds its --base-url host.")(command)
+
+
 # --------------------------------------------------------------------------------------------- scrape
 @cli.command()
 @click.option("--category", "categories", multiple=True, help="Category to scrape (repeatable); its query defaults to its name.")
@@ -91,6 +103,7 @@ def _stage(module: str, func: str):
 @click.option("--browser", default="/usr/bin/chromium", show_default=True, help="Chromium binary.")
 @click.option("--driver", default="/usr/bin/chromedriver", show_default=True, help="ChromeDriver binary.")
 @click.option("--show-browser", is_flag=True, help="Run the browser with a window (needs a display).")
+@_download_options
 @click.pass_context
 def scrape(ctx: click.Context, **opts) -> None:
     """Harvest Unsplash search results with headless Chromium and download them with a manifest."""
@@ -106,12 +119,15 @@ def scrape(ctx: click.Context, **opts) -> None:
 @click.option("--out", type=click.Path(file_okay=False), help="Where to rebuild the dataset [DATA/raw].")
 @click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True)
 @click.option("--allow-missing", is_flag=True, help="Exit 0 even if some photos are missing or changed.")
+@_download_options
 @click.pass_context
-def fetch(ctx: click.Context, manifest: str, out: str | None, workers: int, allow_missing: bool) -> None:
+def fetch(ctx: click.Context, manifest: str, out: str | None, workers: int, allow_missing: bool,
+          allow_hosts: tuple[str, ...], timeout: float) -> None:
     """Rebuild a shared dataset from its MANIFEST, verifying every sha256."""
     run_fetch = _stage("colorize.scraper.fetch", "run_fetch")
 
-    report = run_fetch(Path(manifest), _default(out, ctx, "raw"), workers=workers, allow_missing=allow_missing)
+    report = run_fetch(Path(manifest), _default(out, ctx, "raw"), workers=workers, allow_missing=allow_missing,
+                       allow_hosts=allow_hosts, timeout=timeout)
     _say(report)
 
 

@@ -3,7 +3,13 @@
 A shared manifest carries ids, URLs and hashes, never images. Every photo is downloaded again from its
 exact `image_url` and kept only if its hash matches: `ok`; a 404/410 is `missing` (photographers
 delete photos); a different hash is `changed` (the file is kept aside under `.changed/`, never in the
-dataset); anything else is `failed`. Nothing is written outside `--out`, whatever the manifest says.
+dataset); anything else is `failed`. Nothing is written outside `--out`, whatever the manifest says, and nothing
+is requested outside the host policy (`hosts.HostPolicy`: images.unsplash.com unless `--allow-host`).
+
+The copy of the manifest in `--out` is written before the first download and then every few seconds
+(like scrape), so after a kill -9 a rerun finds every verified photo listed. `--out` may be an existing
+dataset folder (the photos are merged into its manifest); a folder holding another tool's record is
+refused, never overwritten.
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from colorize.errors import ColorizeError
+from colorize.errors import ColorizeError, UsageError
 from colorize.io import (
     atomic_write_bytes,
+    read_folder_record,
     remove_stale_temps,
     sha256_bytes,
     sha256_file,
@@ -28,11 +35,13 @@ from colorize.io import (
 )
 from colorize.progress import progress
 from colorize.scraper.download import Caps, DownloadError, HostLimiter, fetch_bytes, make_session
-from colorize.scraper.manifest import MANIFEST_NAME, Manifest, write_attribution
+from colorize.scraper.hosts import HostPolicy
+from colorize.scraper.manifest import MANIFEST_NAME, SCHEMA, Manifest, write_attribution
 from colorize.scraper.urls import is_http, photo_file
 
 log = logging.getLogger(__name__)
 CHANGED_DIR = ".changed"
+SAVE_INTERVAL_S = 2.0
 
 
 @dataclass
@@ -87,21 +96,40 @@ def _fetch_one(entry: dict[str, Any], out: Path, session, limiter: HostLimiter, 
     return "ok", "", True
 
 
+def output_manifest(out: Path, source: Manifest) -> Manifest:
+    """The manifest `fetch` keeps in `out`: new, or the dataset already there (merged); never another tool's."""
+    fix = "give --out a new or empty folder, or a dataset folder written by scrape or fetch"
+    try:
+        record = read_folder_record(out, MANIFEST_NAME, f"a dataset folder (no readable {MANIFEST_NAME})", fix)
+    except ColorizeError as exc:
+        raise UsageError(exc.what, exc.fix) from None
+    if record is None:
+        return Manifest(out / MANIFEST_NAME, dict(source.header))
+    if record.get("schema") != SCHEMA:
+        raise UsageError(f"{out} holds another tool's {MANIFEST_NAME} (schema {str(record.get('schema'))[:40]!r},"
+                         f" not {SCHEMA})", fix)
+    return Manifest.load(out / MANIFEST_NAME)
+
+
 def run_fetch(manifest_path: Path | str, out: Path | str, workers: int = 8, allow_missing: bool = False,
-              per_host: int = 4, caps: Caps | None = None) -> FetchReport:
-    """Download every photo of `manifest_path` into `out` (same layout) and write a copy of the manifest."""
+              per_host: int = 4, caps: Caps | None = None, allow_hosts: tuple[str, ...] = (),
+              timeout: float = Caps.deadline) -> FetchReport:
+    """Download every photo of `manifest_path` into `out` (same layout) and merge it into `out`'s manifest."""
     started = time.monotonic()
     source = Manifest.load(Path(manifest_path), missing_ok=False)
     out = Path(out)
+    policy = HostPolicy(allow_hosts)  # a bad --allow-host is refused before anything is touched
+    copy = output_manifest(out, source)
     out.mkdir(parents=True, exist_ok=True)
     entries = source.entries()
     categories = sorted({e["category"] for e in entries})
     for folder in [out] + [out / c for c in categories] + [out / CHANGED_DIR / c for c in categories]:
         remove_stale_temps(folder)
-    session, limiter, caps = make_session(per_host), HostLimiter(per_host), caps or Caps()
+    session, limiter = make_session(per_host, policy), HostLimiter(per_host)
+    caps = caps or Caps(deadline=timeout)
     report = FetchReport(out)
-    copy = Manifest(out / MANIFEST_NAME, dict(source.header))
     copy.header["fetched_at"] = utc_now()
+    copy.save()  # the folder carries its record before the first photo lands: a kill -9 leaves a dataset
     with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
         futures = {pool.submit(_fetch_one, e, out, session, limiter, caps): e for e in entries}
         for future in progress(cf.as_completed(futures), total=len(futures), desc="fetch", unit="img"):
@@ -117,12 +145,14 @@ def run_fetch(manifest_path: Path | str, out: Path | str, workers: int = 8, allo
                 report.reasons[reason] += 1
             entry.update(status=status, file=photo_file(entry["category"], entry["id"]))
             copy.put(entry)
+            copy.maybe_save(SAVE_INTERVAL_S)  # a kill -9 loses at most the last few seconds of results
     copy.save()
     for category in categories:  # credit goes with the photos that are actually there
         write_attribution(out, category, [e for e in copy.entries(category) if e["status"] == "ok"])
     report.seconds = time.monotonic() - started
     write_run_record(out / "fetch-run.json", "fetch",
-                     params={"manifest": str(manifest_path), "workers": workers, "allow_missing": allow_missing},
+                     params={"manifest": str(manifest_path), "workers": workers, "allow_missing": allow_missing,
+                             "allow_hosts": list(policy.allow_hosts), "timeout": caps.deadline},
                      counts={**{k: report.counts[k] for k in ("ok", "missing", "changed", "failed")},
                              "downloaded": report.downloaded, "failed_reasons": dict(report.reasons)},
                      timings={"total": report.seconds})

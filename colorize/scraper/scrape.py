@@ -13,13 +13,14 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.robotparser import RobotFileParser
 
 import requests
+from protego import Protego
 
 from colorize.errors import ColorizeError, UsageError
 from colorize.io import atomic_write_bytes, remove_stale_temps, sha256_bytes, sha256_file, write_run_record
 from colorize.progress import progress
+from colorize.scraper import DOWNLOAD_DEADLINE_S
 from colorize.scraper.browser import browser_version, chromium
 from colorize.scraper.cards import Photo
 from colorize.scraper.download import (
@@ -29,9 +30,11 @@ from colorize.scraper.download import (
     HostLimiter,
     check_jpeg,
     fetch_bytes,
+    http_get,
     make_session,
 )
 from colorize.scraper.harvest import harvest, identify_browser
+from colorize.scraper.hosts import HostPolicy
 from colorize.scraper.manifest import MANIFEST_NAME, Manifest, photo_entry, write_attribution
 from colorize.scraper.urls import (
     browser_hosts,
@@ -47,6 +50,7 @@ from colorize.scraper.urls import (
 
 log = logging.getLogger(__name__)
 SAVE_INTERVAL_S = 2.0
+ROBOTS_MAX_BYTES = 500 * 1024  # RFC 9309 section 2.5: parsers must read at least 500 KiB, may ignore the rest
 
 
 @dataclass
@@ -115,24 +119,25 @@ def plan_categories(categories: tuple[str, ...] | list[str], categories_file: st
     return [(n, " ".join(n.replace("-", " ").replace("_", " ").split())) for n in names]
 
 
-def check_robots(session: requests.Session, base_url: str, urls: list[str]) -> None:
-    """Refuse to scrape paths the site's robots.txt disallows for us."""
+def check_robots(session: requests.Session, base_url: str, urls: list[str], caps: Caps | None = None) -> None:
+    """Refuse to scrape paths the site's robots.txt disallows for us (Protego: wildcards, `$`, longest match)."""
     robots_url = base_url.rstrip("/") + "/robots.txt"
+    caps = caps or Caps()
     try:
-        response = session.get(robots_url, timeout=(10, 20))
-    except requests.RequestException as exc:
-        raise ColorizeError(f"cannot reach {base_url} ({type(exc).__name__})",
-                            "check --base-url and the network connection") from None
-    parser = RobotFileParser(robots_url)
-    if response.status_code in (401, 403) or response.status_code >= 500:
-        parser.disallow_all = True  # RFC 9309: unreachable rules mean "assume everything is disallowed"
-    elif response.status_code >= 400:
-        parser.allow_all = True
+        got = http_get(session, robots_url, caps, time.monotonic() + caps.deadline, max_bytes=ROBOTS_MAX_BYTES,
+                       truncate=True)
+    except DownloadError as exc:
+        raise ColorizeError(f"cannot read {robots_url} ({exc})", "check --base-url and the network connection") from None
+    if got.status in (401, 403) or got.status >= 500:
+        rules = "User-agent: *\nDisallow: /\n"  # RFC 9309: unreachable rules mean "assume everything is disallowed"
+    elif got.status != 200:
+        rules = ""  # 4xx: no rules, everything is allowed
     else:
-        parser.parse(response.text.splitlines())
+        rules = got.data.decode("utf-8", errors="replace")
+    parser = Protego.parse(rules)
     for url in urls:
-        if not parser.can_fetch(ROBOTS_AGENT, url):
-            raise ColorizeError(f"{robots_url} does not allow {url} for automated clients (HTTP {response.status_code})",
+        if not parser.can_fetch(url, ROBOTS_AGENT):
+            raise ColorizeError(f"{robots_url} does not allow {url} for automated clients (HTTP {got.status})",
                                 "colorize honours robots.txt; use the official Unsplash API or the Unsplash Dataset")
 
 
@@ -186,13 +191,16 @@ def run_scrape(categories=(), categories_file=None, query=None, limit: int = 200
                base_url: str = "https://unsplash.com", width: int = 1080, workers: int = 8, per_host: int = 4,
                scroll_pause: float = 0.5, browser: str = "/usr/bin/chromium", driver: str = "/usr/bin/chromedriver",
                show_browser: bool = False, caps: Caps | None = None, first_wait: float = 3.0,
-               idle_seconds: float = 2.5) -> ScrapeReport:
+               idle_seconds: float = 2.5, allow_hosts: tuple[str, ...] = (),
+               timeout: float = DOWNLOAD_DEADLINE_S) -> ScrapeReport:
     """Scrape `limit` photos per category into `<out>/<category>/<id>.jpg` with `<out>/manifest.json`."""
     started = time.monotonic()
     plan = plan_categories(categories, categories_file, query)
     if not is_http(base_url):
         raise UsageError(f"--base-url must be an http(s) URL, got {base_url!r}", "e.g. --base-url https://unsplash.com")
     base_url = base_url.rstrip("/")
+    policy = HostPolicy(allow_hosts, base_url)  # the user chose --base-url: its host is allowed too
+    caps = caps or Caps(deadline=timeout)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for folder in [out] + [out / c for c, _ in plan]:
@@ -203,9 +211,9 @@ def run_scrape(categories=(), categories_file=None, query=None, limit: int = 200
         log.warning("%s was scraped from %s; adding photos from %s", manifest.path, manifest.header["base_url"], base_url)
     if (n := _prune(manifest, out)):
         log.warning("%d manifest entries had no file; they are fetched again if still found", n)
-    session = make_session(per_host)
-    check_robots(session, base_url, [search_url(base_url, q) for _, q in plan])
-    ctx = DownloadContext(out, base_url, width, session, HostLimiter(per_host), caps or Caps(), manifest)
+    session = make_session(per_host, policy)
+    check_robots(session, base_url, [search_url(base_url, q) for _, q in plan], caps)
+    ctx = DownloadContext(out, base_url, width, session, HostLimiter(per_host), caps, manifest)
     reports = [CategoryReport(c, q) for c, q in plan]
     futures: dict[cf.Future, tuple[CategoryReport, str]] = {}
     pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="download")
@@ -213,7 +221,8 @@ def run_scrape(categories=(), categories_file=None, query=None, limit: int = 200
     run = {"version": "", "harvest_done": 0.0, "finished": 0.0}
     params = {"categories": [c for c, _ in plan], "queries": [q for _, q in plan], "limit": limit,
               "base_url": base_url, "width": width, "workers": workers, "per_host": per_host,
-              "scroll_pause": scroll_pause, "headless": not show_browser}
+              "scroll_pause": scroll_pause, "headless": not show_browser, "allow_hosts": list(policy.allow_hosts),
+              "timeout": caps.deadline}
     try:
         with chromium(browser, driver, headless=not show_browser, allow_hosts=browser_hosts(base_url),
                       images=False) as wd:

@@ -163,9 +163,8 @@ def download_photo(ctx: DownloadContext, category: str, query: str, photo: Photo
         if path.exists():
             if previous and previous.get("sha256") == sha256_file(path):
                 return "reused", ""
-            if previous is None:  # finished by a killed run before the manifest was saved: adopt it
-                data = path.read_bytes()
-                w, h = check_jpeg(data, ctx.caps)
+            if previous is None and (adopted := _adopt(path, ctx.caps)):  # a killed run's finished file
+                data, w, h = adopted
                 ctx.manifest.put(photo_entry(photo, category, query, url, sha256_bytes(data), len(data), w, h))
                 return "adopted", ""
         data, w, h = fetch_bytes(ctx.session, url, ctx.caps, ctx.limiter)
@@ -177,6 +176,17 @@ def download_photo(ctx: DownloadContext, category: str, query: str, photo: Photo
         if previous is not None:
             ctx.manifest.remove(category, photo.id)  # its file is not there or not verified any more
         return "failed", exc.reason
+
+
+def _adopt(path: Path, caps: Caps) -> tuple[bytes, int, int] | None:
+    """(bytes, w, h) of an unlisted file that is a whole JPEG; None for a truncated or corrupt one, which
+    is then downloaded again and replaced (it must not block its photo forever)."""
+    try:
+        data = path.read_bytes()
+        return (data, *check_jpeg(data, caps))
+    except (OSError, DownloadError) as exc:
+        log.warning("%s is not a whole JPEG (%s); downloading it again", path, exc)
+        return None
 
 
 def _prune(manifest: Manifest, out: Path) -> int:

@@ -234,3 +234,101 @@ def test_attribution_escapes_untrusted_names_and_links(tmp_path):
     line = text.splitlines()[-1]
     assert line.startswith("- `AAAAAAAAAAA.jpg`: Photo by Eve\\]\\(javascript:alert\\(1\\)\\)\\[ on [Unsplash](")
     assert "](javascript:" not in line and "x%29%28evil" in line
+
+
+# ------------------------------------------------------------------------------ resume and folders
+def test_fetch_killed_midway_leaves_a_manifest_and_a_rerun_fetches_only_the_rest(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from colorize.scraper.localsite import Faults
+
+    n = 16
+    with LocalSite(n_photos=n) as site:
+        _seed_dataset(site, tmp_path / "src", n=n)
+        before = {p.id: site.image_hits(p.id) for p in [c.photo for c in site.cards("beach") if c.kind == "free"][:n]}
+        site.faults = Faults(latency_s=0.3)
+        out = tmp_path / "copy"
+        command = [sys.executable, "-m", "colorize", "-q", "fetch", str(tmp_path / "src" / "manifest.json"),
+                   "--out", str(out), "--workers", "1", "--allow-host", _allow(site)[0]]
+        proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120
+            listed: list[dict] = []
+            while not listed:
+                assert proc.poll() is None, proc.stdout.read().decode()
+                assert time.monotonic() < deadline, "the fetch made no progress"
+                time.sleep(0.05)
+                if (out / "manifest.json").exists():
+                    listed = json.loads((out / "manifest.json").read_text())["photos"]
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            proc.stdout.close()
+        at_kill = json.loads((out / "manifest.json").read_text())["photos"]
+        assert 0 < len(at_kill) < n and all(p["status"] == "ok" for p in at_kill)
+        for p in at_kill:  # every listed photo is there and verified
+            assert sha256_file(out / p["file"]) == p["sha256"]
+        site.faults = Faults()
+        rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        for p in at_kill:
+            assert site.image_hits(p["id"]) == before[p["id"]] + 1, f"{p['id']} was downloaded again"
+    photos = json.loads((out / "manifest.json").read_text())["photos"]
+    assert len(photos) == n and all(p["status"] == "ok" for p in photos)
+
+
+def test_fetch_out_refuses_a_folder_holding_another_tools_record(site, tmp_path):
+    _seed_dataset(site, tmp_path / "src", n=2)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    record = '{"schema": "colorize.shards/1", "shards": []}'
+    (shards / "manifest.json").write_text(record)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    for folder in (shards, tmp_path / "notes"):
+        result = CliRunner().invoke(cli, ["fetch", str(tmp_path / "src" / "manifest.json"), "--out", str(folder),
+                                          "--allow-host", _allow(site)[0]])
+        assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+        assert f"{folder} " in result.output and "Traceback" not in result.output
+    assert (shards / "manifest.json").read_text() == record and sorted(p.name for p in shards.iterdir()) == ["manifest.json"]
+    assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["todo.txt"]
+    assert site.log == [h for h in site.log if h.status == 200] and len(site.log) == 2  # only the seeding
+
+
+def test_fetch_out_merges_into_an_existing_dataset(site, tmp_path):
+    seeded = _seed_dataset(site, tmp_path / "src", n=6)
+    entries = seeded.entries()
+    first = tmp_path / "first.json"
+    first.write_text(json.dumps({**seeded.to_json(), "photos": entries[:3]}))
+    out = tmp_path / "data"
+    run_fetch(first, out, allow_hosts=_allow(site))
+    kept = {p: p.read_bytes() for p in (out / "beach").glob("*.jpg")}
+    # Another shared dataset, in another category, into the same folder.
+    for e in entries[3:]:
+        e["category"], e["file"] = "sea", f"sea/{e['id']}.jpg"
+    second = tmp_path / "second.json"
+    second.write_text(json.dumps({**seeded.to_json(), "photos": entries[3:]}))
+    report = run_fetch(second, out, allow_hosts=_allow(site))
+    assert report.counts == {"ok": 3}
+    listed = json.loads((out / "manifest.json").read_text())["photos"]
+    assert sorted((p["category"], p["status"]) for p in listed) == [("beach", "ok")] * 3 + [("sea", "ok")] * 3
+    assert {p: p.read_bytes() for p in (out / "beach").glob("*.jpg")} == kept  # the first photos are untouched
+
+
+def test_scrape_replaces_a_truncated_file_the_manifest_does_not_list(site, tmp_path):
+    from colorize.scraper.scrape import DownloadContext, download_photo
+
+    photo = [c.photo for c in site.cards("beach") if c.kind == "free"][0]
+    record = Photo(photo.id, photo.slug, "", site.base_url + photo.image_path)
+    whole = site.jpeg(photo, WIDTH, 85)
+    path = tmp_path / "beach" / f"{photo.id}.jpg"
+    path.parent.mkdir()
+    path.write_bytes(whole[: len(whole) // 2])  # a file a crash cut short, never listed
+    ctx = DownloadContext(tmp_path, site.base_url, WIDTH, _session(site), HostLimiter(2), Caps(),
+                          Manifest(tmp_path / "manifest.json"))
+    assert download_photo(ctx, "beach", "beach", record) == ("downloaded", "")
+    assert path.read_bytes() == whole and ctx.manifest.get("beach", photo.id)["sha256"] == sha256_bytes(whole)

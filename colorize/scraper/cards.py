@@ -98,6 +98,27 @@ def parse_page(html: str, base_url: str) -> tuple[str, list[ParsedCard]]:
     return generation, [parse_card(el, base_url) for el in elements]
 
 
+def card_selector(generation: str) -> tuple[str, bool]:
+    """(CSS selector, keep only elements holding an img) that finds a generation's cards in the live DOM.
+
+    The structural fallback counts every `figure` with an `img`, as `find_cards` does once real cards exist.
+    """
+    layers = dict(CARD_LAYERS)
+    return layers.get(generation, "figure"), generation not in layers
+
+
+def parse_fragments(fragments: list[str], base_url: str) -> list[ParsedCard]:
+    """Parse cards given as their own HTML (`outerHTML` of each card element), in order.
+
+    A card's classification reads only its own subtree, so this equals `parse_page` on those cards.
+    """
+    cards = []
+    for html in fragments:
+        element = BeautifulSoup(html, "html.parser").find()
+        cards.append(parse_card(element, base_url) if isinstance(element, Tag) else ParsedCard(None, "no_link"))
+    return cards
+
+
 def _srcset_urls(srcset: str) -> list[str]:
     return [part.strip().split()[0] for part in srcset.split(",") if part.strip()]
 

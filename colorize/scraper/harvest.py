@@ -1,7 +1,9 @@
 """The search-page loop: open, refuse bot walls, dismiss consent, Load more, scroll, parse, dedupe.
 
-The page is a React app whose element handles go stale, so after every step the whole `page_source`
-is parsed with BeautifulSoup and cards are taken in DOM order from where the last step stopped. A card
+The page is a React app whose element handles go stale, so the first page is parsed whole from
+`page_source`, and after every scroll step the browser hands over only the cards from where the last
+step stopped (their `outerHTML`), which BeautifulSoup parses: a 20,000-card page is never parsed whole
+again (see benchmarks/bench_harvest.py). Cards are taken in DOM order. A card
 still showing its `data:` placeholder holds the queue for a few steps (it gets its URL when scrolled
 into view), so photos are kept in search-rank order.
 """
@@ -18,7 +20,14 @@ from pathlib import Path
 from colorize import __version__
 from colorize.errors import ColorizeError
 from colorize.io import atomic_write_text
-from colorize.scraper.cards import CARD_LAYERS, ParsedCard, Photo, is_bot_wall, parse_page
+from colorize.scraper.cards import (
+    ParsedCard,
+    Photo,
+    card_selector,
+    is_bot_wall,
+    parse_fragments,
+    parse_page,
+)
 from colorize.scraper.urls import host_of, search_url
 
 log = logging.getLogger(__name__)
@@ -35,6 +44,12 @@ IN_VIEW_JS = ("const r = arguments[0].getBoundingClientRect();"
 REVEAL_JS = ("let els = [...document.querySelectorAll(arguments[0])];"
              " if (arguments[2]) els = els.filter((e) => e.querySelector('img'));"
              " const el = els[arguments[1]]; if (el) el.scrollIntoView({block: 'center'}); return !!el;")
+# The cards from DOM index arguments[1] on, as HTML, their total, and whether this is still the document
+# marked by the previous step: only the new part of a long page crosses over to Python to be parsed.
+NEW_CARDS_JS = ("let els = [...document.querySelectorAll(arguments[0])];"
+                " if (arguments[2]) els = els.filter((e) => e.querySelector('img'));"
+                " const same = window.__colorizeHarvest === true; window.__colorizeHarvest = true;"
+                " return {total: els.length, same: same, cards: els.slice(arguments[1]).map((e) => e.outerHTML)};")
 NAV_STATUS_JS = ("const e = performance.getEntriesByType('navigation')[0];"
                  " return e && e.responseStatus ? e.responseStatus : 0;")
 BOT_WALL_FIX = ("colorize never tries to get past bot walls; try again later, or use the official Unsplash "
@@ -113,6 +128,20 @@ class _Queue:
     placeholder_steps: int = 0
 
 
+def new_cards(driver, generation: str, start: int, base_url: str) -> tuple[list[ParsedCard], bool]:
+    """(parsed cards from DOM index `start` on, bot wall?): the step's new part, never the whole page.
+
+    The whole page is looked at (for a bot wall, not parsed) only when it is not the document the
+    previous step saw (a navigation: a wall is served that way) or when its cards vanished.
+    """
+    selector, structural = card_selector(generation)
+    got = driver.execute_script(NEW_CARDS_JS, selector, start, structural) or {}
+    wall = False
+    if not got.get("same") or int(got.get("total") or 0) < start:
+        wall = is_bot_wall(driver.page_source)
+    return parse_fragments(list(got.get("cards") or []), base_url), wall
+
+
 def harvest(driver, base_url: str, query: str, limit: int, on_photo: Callable[[Photo], None],
             scroll_pause: float = 0.5, debug_html: Path | None = None, first_wait: float = 3.0,
             patience: int = 6, idle_seconds: float = 2.5, placeholder_patience: int = 4,
@@ -153,16 +182,16 @@ def harvest(driver, base_url: str, query: str, limit: int, on_photo: Callable[[P
         _click_first(driver, LOAD_MORE_XPATH, in_view=True)
         if queue.placeholder_steps >= 2:
             # A lazy card that was appended above the viewport never got its URL: go back to it.
-            selector = dict(CARD_LAYERS).get(generation, "figure")
-            driver.execute_script(REVEAL_JS, selector, queue.next_index, generation not in dict(CARD_LAYERS))
+            selector, structural = card_selector(generation)
+            driver.execute_script(REVEAL_JS, selector, queue.next_index, structural)
         else:
             driver.execute_script("window.scrollBy(0, window.innerHeight);")
         time.sleep(scroll_pause)
         stats.steps += 1
-        html = driver.page_source
-        if is_bot_wall(html):
+        fresh, wall = new_cards(driver, generation, queue.next_index, base_url)
+        if wall:
             raise ColorizeError(f"{host_of(url)} switched to a bot-check page (Anubis)", BOT_WALL_FIX)
-        _, cards = parse_page(html, base_url)
+        cards = cards[: queue.next_index] + fresh  # cards before the queue position are consumed already
         if (queue.next_index, len(cards)) != before:
             idle_steps, last_progress = 0, time.monotonic()
         else:

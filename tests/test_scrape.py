@@ -17,6 +17,7 @@ from colorize.errors import UsageError
 from colorize.io import sha256_bytes, sha256_file
 from colorize.scraper.cards import Photo
 from colorize.scraper.download import Caps, fetch_bytes, make_session
+from colorize.scraper.hosts import HostPolicy
 from colorize.scraper.localsite import Faults, LocalSite
 from colorize.scraper.manifest import Manifest, photo_entry
 from colorize.scraper.scrape import run_scrape
@@ -103,7 +104,7 @@ def test_older_markup_behind_a_consent_dialog_merges_into_an_existing_dataset(tm
         earlier = Manifest(out / "manifest.json", {"base_url": site.base_url})
         for rank, p in enumerate([c.photo for c in site.cards("beach") if c.kind == "free"][:3], 1):
             url = download_url(site.base_url + p.image_path, WIDTH)
-            data, w, h = fetch_bytes(make_session(), url, Caps())
+            data, w, h = fetch_bytes(make_session(2, HostPolicy(base_url=site.base_url)), url, Caps())
             (out / "beach").mkdir(parents=True, exist_ok=True)
             (out / "beach" / f"{p.id}.jpg").write_bytes(data)
             record = Photo(p.id, p.slug, "", site.base_url + p.image_path, rank=rank)
@@ -141,7 +142,10 @@ def test_faults_are_survived_or_reported_and_a_rerun_fetches_only_what_is_missin
         assert len(limited) == 2
         for h in limited:
             assert min(x.at for x in site.log if x.path == h.path and x.at > h.at) - h.at >= 0.95
-        assert site.image_hits(ids[3]) == 2  # truncated once, fetched again, saved whole
+        # Truncated once, fetched again, saved whole (a 429/503 of the bursts may land on it too: retries no
+        # longer hold a connection slot while they wait, so the bursts spread over more photos).
+        truncated_path = site.photo_by_id(ids[3]).image_path
+        assert [h.status for h in site.log if h.path == truncated_path].count(200) == 2
         before = {i: site.image_hits(i) for i in ids}
         site.faults = Faults()
         again = _scrape(site, out)

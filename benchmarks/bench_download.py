@@ -54,7 +54,8 @@ def main() -> None:
         seq_rate = args.sample / (time.perf_counter() - t0)
 
         out = Path(tmp)
-        ctx = DownloadContext(out, site.base_url, WIDTH, make_session(args.per_host, HostPolicy(base_url=site.base_url)), HostLimiter(args.per_host),
+        session = make_session(args.per_host, HostPolicy(base_url=site.base_url))  # the site's host is allowed
+        ctx = DownloadContext(out, site.base_url, WIDTH, session, HostLimiter(args.per_host),
                               Caps(), Manifest(out / "manifest.json"))
         t0 = time.perf_counter()
         with cf.ThreadPoolExecutor(args.workers) as pool:

@@ -226,9 +226,9 @@ def test_categories_file_and_query_defaults(tmp_path):
 
     listing = tmp_path / "cats.txt"
     listing.write_text("# my categories\nbeach\n\nnew-york  # the city\nbeach\nsnow_field\n")
-    assert plan_categories(["forest"], listing, None) == [
+    assert [(c.name, c.query) for c in plan_categories(["forest"], listing, None)] == [
         ("forest", "forest"), ("beach", "beach"), ("new-york", "new york"), ("snow_field", "snow field")]
-    assert plan_categories(["beach"], None, " sandy beach ") == [("beach", "sandy beach")]
+    assert [(c.name, c.query) for c in plan_categories(["beach"], None, " sandy beach ")] == [("beach", "sandy beach")]
     # An unreadable listing is a one-line usage error, not a traceback.
     (tmp_path / "binary.txt").write_bytes(b"\xff\xfebeach\n")
     for bad in (tmp_path / "binary.txt", tmp_path / "absent.txt", tmp_path):

@@ -152,7 +152,9 @@ def test_faults_are_survived_or_reported_and_a_rerun_fetches_only_what_is_missin
 
 @pytest.mark.browser
 @pytest.mark.parametrize("faults,markup,message", [
-    (Faults(bot_wall=True), "2025", "answered with a bot-check page (Anubis)"),
+    (Faults(wall="anubis-challenge"), "2025", "answered with an Anubis proof-of-work challenge"),
+    (Faults(wall="anubis-deny"), "2025", "answered with an Anubis 'Access Denied' page"),
+    (Faults(wall="cloudflare-challenge"), "2025", "answered with a Cloudflare challenge ('Just a moment...')"),
     (Faults(page_status=403), "2025", "answered HTTP 403"),
     (Faults(page_status=401), "2025", "answered HTTP 401"),
     (Faults(), "unknown", "no photo cards found on"),
@@ -163,11 +165,16 @@ def test_refusals_and_unknown_layouts_exit_1_with_their_message(tmp_path, faults
         result = CliRunner().invoke(cli, ["scrape", "--category", "beach", "--out", str(out), "--base-url",
                                           site.base_url, "--scroll-pause", "0.05", "--limit", "5"])
         images = sum(v for k, v in site.hits.items() if k.startswith("/photo-"))
+        page_agents = [h.user_agent for h in site.log if h.path.startswith("/s/photos/")]
     assert result.exit_code == 1, result.output
     assert message in result.output and "Traceback" not in result.output
     assert images == 0
     assert message in json.loads((out / "scrape-run.json").read_text())["error"]  # the run is recorded
     assert not (out / "manifest.json").exists()  # no empty manifest left behind
+    if faults.wall:  # one line whose fix is the Unsplash Dataset, and the browser kept its honest User-Agent
+        assert len(result.output.strip().splitlines()) == 1
+        assert "--dataset" in result.output and "https://unsplash.com/data/lite/latest" in result.output
+        assert page_agents and all("HeadlessChrome" in ua and "colorize/" in ua for ua in page_agents)
     if markup == "unknown":
         assert "the page layout may have changed" in result.output
         saved = out / "scrape-beach-page.html"

@@ -18,7 +18,8 @@ from pathlib import Path
 from colorize import __version__
 from colorize.errors import ColorizeError
 from colorize.io import atomic_write_text
-from colorize.scraper.cards import CARD_LAYERS, ParsedCard, Photo, is_bot_wall, parse_page
+from colorize.scraper.cards import CARD_LAYERS, WALLS, ParsedCard, Photo, bot_wall, parse_page
+from colorize.scraper.unsplash_dataset import LITE_URL
 from colorize.scraper.urls import host_of, search_url
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,17 @@ REVEAL_JS = ("let els = [...document.querySelectorAll(arguments[0])];"
              " const el = els[arguments[1]]; if (el) el.scrollIntoView({block: 'center'}); return !!el;")
 NAV_STATUS_JS = ("const e = performance.getEntriesByType('navigation')[0];"
                  " return e && e.responseStatus ? e.responseStatus : 0;")
-BOT_WALL_FIX = ("colorize never tries to get past bot walls; try again later, or use the official Unsplash "
-                "API or the Unsplash Dataset")
+BOT_WALL_FIX = ("colorize never tries to get past bot walls nor changes its User-Agent to pass; use the Unsplash "
+                f"Dataset instead: download Lite from {LITE_URL}, then run colorize scrape --dataset "
+                "PATH-TO-THE-ZIP --category NAME")
+
+
+def check_wall(html: str, url: str, switched: bool = False) -> None:
+    """Stop with one line naming the wall (and the Unsplash Dataset as the way on) if the page is one."""
+    kind = bot_wall(html)
+    if kind:
+        raise ColorizeError(f"{host_of(url)} {'switched to' if switched else 'answered with'} {WALLS[kind]} "
+                            "instead of search results", BOT_WALL_FIX)
 
 
 @dataclass
@@ -76,12 +86,10 @@ def open_search(driver, url: str) -> str:
     except Exception:  # older browsers do not report the status; the checks below still apply
         status = 0
     html = driver.page_source
+    check_wall(html, url)  # first: walls answer 403 too, and the line should name them
     if status in (401, 403):
         raise ColorizeError(f"{host_of(url)} answered HTTP {status} for {url}",
                             f"the site refuses automated access from here; {BOT_WALL_FIX}")
-    if is_bot_wall(html):
-        raise ColorizeError(f"{host_of(url)} answered with a bot-check page (Anubis) instead of search results",
-                            BOT_WALL_FIX)
     if status >= 400:
         raise ColorizeError(f"{url} answered HTTP {status}", "check --base-url and the query")
     return html
@@ -127,8 +135,7 @@ def harvest(driver, base_url: str, query: str, limit: int, on_photo: Callable[[P
     while not cards and time.monotonic() < deadline:  # give client-side rendering a moment
         time.sleep(0.25)
         html = driver.page_source
-        if is_bot_wall(html):
-            raise ColorizeError(f"{host_of(url)} answered with a bot-check page (Anubis)", BOT_WALL_FIX)
+        check_wall(html, url)
         generation, cards = parse_page(html, base_url)
     if not cards:
         saved = ""
@@ -160,8 +167,7 @@ def harvest(driver, base_url: str, query: str, limit: int, on_photo: Callable[[P
         time.sleep(scroll_pause)
         stats.steps += 1
         html = driver.page_source
-        if is_bot_wall(html):
-            raise ColorizeError(f"{host_of(url)} switched to a bot-check page (Anubis)", BOT_WALL_FIX)
+        check_wall(html, url, switched=True)
         _, cards = parse_page(html, base_url)
         if (queue.next_index, len(cards)) != before:
             idle_steps, last_progress = 0, time.monotonic()

@@ -6,7 +6,7 @@ with a color placeholder and a `data:` src until visible, repeated photos with a
 Unsplash+, sponsored and illustration cards, photographer avatars, a hostile card id, an optional
 consent dialog, `robots.txt`, and image URLs answering real JPEGs of the requested width. Faults can be
 switched on while it runs (`site.faults`): 429 with Retry-After, bursts of 503, slow responses, truncated
-bodies, wrong content type, 404/410 for some ids, a bot wall, 401/403 pages.
+bodies, wrong content type, 404/410 for some ids, bot walls (Anubis deny and challenge, Cloudflare), 401/403 pages.
 
     with LocalSite(gallery=Path("gallery")) as site:   # subfolders = categories of images
         run_scrape(categories=["beach"], base_url=site.base_url, ...)
@@ -30,8 +30,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from PIL import Image
 
 from colorize.scraper.sitepages import (
-    BOT_WALL,
     MARKUPS,
+    WALL_PAGES,
     Card,
     SitePhoto,
     grid_html,
@@ -71,7 +71,7 @@ class Faults:
     wrong_type: set[str] = field(default_factory=set)  # photo ids answered with text/html
     missing: set[str] = field(default_factory=set)  # photo ids answered 404
     gone: set[str] = field(default_factory=set)  # photo ids answered 410
-    bot_wall: bool = False  # search pages are an Anubis challenge
+    wall: str = ""  # search pages are this bot wall: "anubis-challenge", "anubis-deny", "cloudflare-challenge"
     page_status: int = 0  # search pages answer this status (401, 403) with an empty page
     robots_disallow: bool = False  # robots.txt forbids the search path
 
@@ -320,8 +320,9 @@ class _Handler(BaseHTTPRequestHandler):
         site, faults = self.site, self.site.faults
         if faults.page_status:
             return self._send(faults.page_status, b"", headers={"Set-Cookie": "require_cookie_consent=true"})
-        if faults.bot_wall:
-            return self._send(200, BOT_WALL.encode())
+        if faults.wall:
+            status, page = WALL_PAGES[faults.wall]
+            return self._send(status, page.encode())
         cards = site.cards(query)
         first = cards[: site.page_size]
         grid = grid_html(first, site.base_url, site.markup, 0)

@@ -268,6 +268,8 @@ def evaluate(**opts) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--browser", default="/usr/bin/chromium", show_default=True, help="Chromium binary.")
 @click.option("--driver", default="/usr/bin/chromedriver", show_default=True, help="ChromeDriver binary.")
+@click.option("--source", type=click.Choice(["web", "dataset"]), default="web", show_default=True,
+              help="Scrape the local site's search pages, or the gallery written as an Unsplash Dataset release.")
 def demo(**opts) -> None:
     """Run the whole chain offline on an embedded gallery served by a local Unsplash-like site."""
     run_demo = _stage("colorize.demo", "run_demo")

@@ -195,3 +195,26 @@ def test_categories_file_lines_and_query_keywords(tmp_path):
     listing.write_text("beach:\n")
     with pytest.raises(UsageError, match="line 1: category 'beach' has a ':' but no keywords"):
         plan_categories([], listing)
+
+
+def test_demo_source_dataset_writes_the_gallery_as_a_release_and_scrapes_it(tmp_path):
+    import dataclasses
+
+    from colorize import demo
+    from colorize.gallery import build_gallery
+
+    plan = dataclasses.replace(demo.QUICK, categories=("beach", "forest"), per_category=6, image_size=(64, 48),
+                               download_width=32)
+    build_gallery(tmp_path / "gallery", plan.per_category, plan.categories, 0, plan.image_size)
+    info = demo._scrape(plan, tmp_path / "gallery", "/nonexistent/chromium", "/nonexistent/driver", "dataset")(
+        tmp_path / "raw")  # no browser is needed (or started) for the dataset source
+    assert info["photos"] == 12
+    release = tmp_path / demo.DATASET_DIR
+    assert {"photos.tsv000", "photos.tsv001", "keywords.tsv000", "colors.tsv000", "DOCS.md"} <= {
+        p.name for p in release.iterdir()}
+    manifest = json.loads((tmp_path / "raw" / "manifest.json").read_text())
+    assert manifest["source"]["kind"] == "unsplash-dataset" and manifest["source"]["release"]["version"] == "1.4.1"
+    assert {p["category"] for p in manifest["photos"]} == {"beach", "forest"}
+    record = json.loads((tmp_path / "raw" / "scrape-run.json").read_text())
+    assert record["counts"]["beach"]["skipped"] == {"premium": 1}  # the site's Unsplash+ photo, never fetched
+    assert CliRunner().invoke(cli, ["demo", "--help"]).output.count("--source [web|dataset]") == 1

@@ -33,7 +33,7 @@ from colorize.scraper.scrape import (
     _record,
     download_photo,
 )
-from colorize.scraper.unsplash_dataset import UnsplashDataset
+from colorize.scraper.unsplash_dataset import Release, UnsplashDataset
 from colorize.scraper.urls import is_http, query_params
 
 log = logging.getLogger(__name__)
@@ -41,9 +41,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MIN_CONFIDENCE = 50.0
 
 
-def dataset_source(dataset: UnsplashDataset, options: dict[str, Any]) -> dict[str, Any]:
+def dataset_source(dataset: UnsplashDataset, release: Release, options: dict[str, Any]) -> dict[str, Any]:
     """The manifest's `source` record: enough for someone with the same release to rebuild the selection."""
-    release = dataset.release()
     root = len(dataset.root)
     return {"kind": "unsplash-dataset", "file": dataset.path.name,
             "release": {"name": release.name, "version": release.version, "read_from": list(release.read_from)},
@@ -119,8 +118,8 @@ def run_dataset_scrape(dataset: str | Path, categories=(), categories_file=None,
     options = selection_options(plan, min_confidence, limit, width)
     with UnsplashDataset(dataset) as ds:
         selection = select(ds, plan, min_confidence)
-        source = dataset_source(ds, options)
-        license_ = ds.release().license()
+        release = ds.release()
+        source = dataset_source(ds, release, options)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for folder in [out] + [out / c.name for c in plan]:
@@ -148,7 +147,7 @@ def run_dataset_scrape(dataset: str | Path, categories=(), categories_file=None,
     timings = {f"select_{k}": v for k, v in selection.timings.items()}
     futures: dict[cf.Future, tuple[CategoryReport, str]] = {}
     try:
-        _download_all(ctx, selection, reports, limit, workers, {"license": license_}, futures)
+        _download_all(ctx, selection, reports, limit, workers, {"license": release.license()}, futures)
         run["finished"] = time.monotonic()
     except BaseException as exc:
         if manifest.dirty:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from colorize.scraper.categories import Category
-from colorize.scraper.unsplash_dataset import UnsplashDataset
+from colorize.scraper.unsplash_dataset import UnsplashDataset, pick
 from colorize.scraper.urls import ID_RE, USERNAME_RE, is_http, is_premium
 
 log = logging.getLogger(__name__)
@@ -85,22 +85,35 @@ def score_keywords(dataset: UnsplashDataset, categories: list[Category]) -> tupl
             lookup.setdefault(keyword.strip().lower(), []).append((ci, ki))
     n = len(categories)
     best: dict[str, list] = {}
-    rows = matched = 0
-    for pid, keyword, conf1, conf2, by_user in dataset.rows("keywords", KEYWORD_COLUMNS, ("photo_id", "keyword")):
-        rows += 1
-        hits = lookup.get(keyword.strip().lower())
-        if hits is None:
-            continue
-        matched += 1
-        score = 100.0 if by_user.strip().lower() in TRUE else max(_confidence(conf1), _confidence(conf2))
-        scores = best.get(pid)
-        if scores is None:
-            scores = best[pid] = [None] * n
-        for ci, ki in hits:
-            value = (score, -ki, keyword.strip().lower())
-            if scores[ci] is None or value[:2] > scores[ci][:2]:
-                scores[ci] = value
-    return best, rows, matched
+    counts = [0, 0]  # rows, matched rows
+
+    def consume(reader, index: dict[str, int]) -> None:
+        i_kw = index["keyword"]
+        get = pick(index, KEYWORD_COLUMNS)
+        rows = matched = 0
+        for row in reader:  # the hot loop: one dict look-up per row that matches nothing
+            rows += 1
+            try:
+                keyword = row[i_kw].strip().lower()
+            except IndexError:
+                continue  # a blank or truncated line
+            hits = lookup.get(keyword)
+            if hits is None:
+                continue
+            matched += 1
+            pid, _, conf1, conf2, by_user = get(row)
+            score = 100.0 if by_user.strip().lower() in TRUE else max(_confidence(conf1), _confidence(conf2))
+            scores = best.get(pid)
+            if scores is None:
+                scores = best[pid] = [None] * n
+            for ci, ki in hits:
+                if scores[ci] is None or (score, -ki) > scores[ci][:2]:
+                    scores[ci] = (score, -ki, keyword)
+        counts[0] += rows
+        counts[1] += matched
+
+    dataset.scan("keywords", ("photo_id", "keyword"), consume)
+    return best, counts[0], counts[1]
 
 
 def assign(best: dict[str, list], min_confidence: float) -> dict[int, list[tuple[float, str, str]]]:
@@ -136,11 +149,16 @@ def select(dataset: UnsplashDataset, categories: list[Category], min_confidence:
     scored = time.perf_counter()
     wanted = {pid for picks in chosen.values() for _, pid, _ in picks}
     info: dict[str, tuple[str, ...]] = {}
-    photo_rows = 0
-    for row in dataset.rows("photos", PHOTO_COLUMNS, ("photo_id", "photo_image_url")):
-        photo_rows += 1
-        if row[0] in wanted and row[0] not in info:
-            info[row[0]] = row
+    photo_rows = [0]
+
+    def consume(reader, index: dict[str, int]) -> None:
+        i_id, get = index["photo_id"], pick(index, PHOTO_COLUMNS)
+        for row in reader:
+            photo_rows[0] += 1
+            if row and row[i_id] in wanted and row[i_id] not in info:  # a repeated id: the first row counts
+                info[row[i_id]] = get(row)
+
+    dataset.scan("photos", ("photo_id", "photo_image_url"), consume)
     ranked: dict[str, list[Candidate]] = {}
     skipped: dict[str, Counter] = {}
     for ci, category in enumerate(categories):
@@ -160,7 +178,7 @@ def select(dataset: UnsplashDataset, categories: list[Category], min_confidence:
                 alt=" ".join((description.strip() or ai_description.strip()).split()),
                 width=_size(width), height=_size(height), photographer=_photographer(username, first, last)))
         ranked[category.name], skipped[category.name] = out, skips
-    return Selection(categories, ranked, skipped, rows, matched, photo_rows,
+    return Selection(categories, ranked, skipped, rows, matched, photo_rows[0],
                      {"keywords": scored - started, "photos": time.perf_counter() - scored})
 
 

@@ -20,7 +20,7 @@ import io
 import os
 import re
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path, PurePosixPath
@@ -138,8 +138,13 @@ class UnsplashDataset:
         except (OSError, KeyError, zipfile.BadZipFile):
             return ""
 
-    def rows(self, table: str, columns: Sequence[str], required: Sequence[str] = ()) -> Iterator[tuple[str, ...]]:
-        """Yield `columns` of every row of `table`, shard after shard (a column a shard lacks reads "")."""
+    def scan(self, table: str, required: Sequence[str], consume: Callable[[Iterator[list[str]], dict[str, int]], None]
+             ) -> None:
+        """Call `consume(csv_rows, column_index)` for each shard of `table`, after its header, shard by shard.
+
+        The hot loop (millions of keyword rows) lives in `consume` itself, over the csv reader directly:
+        no per-row layer in between. A row may be shorter than the header (read missing cells as absent).
+        """
         if table not in self.shards:
             raise UsageError(f"{self.path} has no {table} table ({table}.tsv000 or {table}.csv000)",
                              f"give the whole Unsplash Dataset release; {GET_IT}")
@@ -147,9 +152,23 @@ class UnsplashDataset:
             raw = _HashingReader(self._open(name))
             text = io.TextIOWrapper(io.BufferedReader(raw, _BUFFER), encoding="utf-8", newline="")
             where = f"{self.path.name}:{name}"
+            reader = csv.reader(text, delimiter="\t", quotechar='"')
             try:
                 with text:
-                    yield from _shard_rows(csv.reader(text, delimiter="\t", quotechar='"'), columns, required, where)
+                    header = next(reader, None)
+                    if header is None:
+                        continue  # an empty shard
+                    index = {h.strip().lstrip("\ufeff").lower(): i for i, h in enumerate(header)}
+                    missing = [c for c in required if c not in index]
+                    if missing:
+                        raise ColorizeError(f"{where} has no column {', '.join(missing)} "
+                                            f"(header: {', '.join(header)[:120]})",
+                                            "this is not an Unsplash Dataset table, or the download is damaged")
+                    consume(reader, index)
+                    text.read()  # to the end, so the hash covers the whole file
+            except csv.Error as exc:
+                raise ColorizeError(f"{where}, line {reader.line_num}: {exc}",
+                                    "the table is damaged; download the dataset again") from None
             except UnicodeDecodeError:
                 raise ColorizeError(f"{where} is not UTF-8 text", "the download is damaged; download it again") from None
             except (OSError, zipfile.BadZipFile, EOFError) as exc:
@@ -187,30 +206,25 @@ class UnsplashDataset:
         return set(self._folder_names())
 
 
-def _shard_rows(reader, columns: Sequence[str], required: Sequence[str], where: str) -> Iterator[tuple[str, ...]]:
-    """The rows of one shard after its header, as tuples of `columns` (read by header name)."""
-    try:
-        header = next(reader, None)
-        if header is None:
-            return  # an empty shard
-        index = {h.strip().lstrip("\ufeff").lower(): i for i, h in enumerate(header)}
-        missing = [c for c in required if c not in index]
-        if missing:
-            raise ColorizeError(f"{where} has no column {', '.join(missing)} (header: {', '.join(header)[:120]})",
-                                "this is not an Unsplash Dataset table, or the download is damaged")
-        width = len(header)
-        picks = [index.get(c, width) for c in columns]  # an absent column reads the padding ""
-        need = max(picks) + 1
-        get = itemgetter(*picks) if len(picks) > 1 else (lambda row: (row[picks[0]],))
-        for row in reader:
-            if len(row) < need:
-                if not row:
-                    continue  # a blank line
-                row += [""] * (need - len(row))
-            yield get(row)
-    except csv.Error as exc:
-        raise ColorizeError(f"{where}, line {reader.line_num}: {exc}",
-                            "the table is damaged; download the dataset again") from None
+def pick(index: dict[str, int], columns: Sequence[str]) -> Callable[[list[str]], tuple[str, ...]]:
+    """A row -> tuple of `columns` getter (a column the shard lacks, or a short row, reads "")."""
+    picks = [index.get(c, -1) for c in columns]
+
+    def padded(row: list[str]) -> tuple[str, ...]:
+        n = len(row)
+        return tuple(row[i] if 0 <= i < n else "" for i in picks)
+
+    if -1 in picks or len(picks) < 2:
+        return padded
+    fast = itemgetter(*picks)
+
+    def get(row: list[str]) -> tuple[str, ...]:
+        try:
+            return fast(row)
+        except IndexError:  # a short row
+            return padded(row)
+
+    return get
 
 
 def _find_tables(names: list[str], where: str) -> tuple[str, dict[str, list[str]]]:

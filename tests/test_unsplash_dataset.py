@@ -47,17 +47,19 @@ def mini(tmp_path_factory):
         yield site, ids, paths, listing
 
 
-def _ranked(path: Path) -> tuple[dict, dict, dict]:
+def _ranked(path: Path) -> tuple[dict, dict, dict, tuple[int, int]]:
     with UnsplashDataset(path) as ds:
         sel = select(ds, CATS, 40)
         hashes = dict(ds.hashes)
-    return {k: [(c.id, c.score, c.keyword) for c in v] for k, v in sel.ranked.items()}, sel.skipped, hashes
+    ranked = {k: [(c.id, c.score, c.keyword) for c in v] for k, v in sel.ranked.items()}
+    return ranked, sel.skipped, hashes, (sel.photo_rows, sel.keyword_rows)
 
 
 def test_selection_is_the_same_from_both_namings_and_the_zip_and_follows_the_rules(mini):
     _, ids, paths, _ = mini
     p = ids.ids
-    ranked, skipped, hashes = _ranked(paths["tsv"])
+    ranked, skipped, hashes, rows = _ranked(paths["tsv"])
+    assert rows == ids.rows  # each shard's header is a header, and multi-line fields are one row
     assert [c[0] for c in ranked["beach"]] == [p[0], p[1], p[2], p[4], *sorted([p[5], p[6]])]
     assert [c[1] for c in ranked["beach"]] == [100.0, 88.5, 70.0, 60.0, 55.0, 55.0]
     assert ranked["beach"][2][2] == "sandy beach" and ranked["beach"][1][2] == "beach"
@@ -67,7 +69,8 @@ def test_selection_is_the_same_from_both_namings_and_the_zip_and_follows_the_rul
     assert sorted(hashes) == sorted(f"{t}.tsv00{i}" for t in ("keywords", "photos") for i in range(3))
     assert hashes["keywords.tsv001"] == sha256_file(paths["tsv"] / "keywords.tsv001")
     for name in ("csv", "zip"):
-        assert _ranked(paths[name])[:2] == (ranked, skipped)
+        again = _ranked(paths[name])
+        assert (again[0], again[1], again[3]) == (ranked, skipped, rows)
     with UnsplashDataset(paths["zip"]) as ds:
         assert (ds.root, ds.naming, ds.release().name, ds.release().version) == (
             "unsplash-research-dataset-lite-1.4.1/", ["tsv"], "lite", "1.4.1")

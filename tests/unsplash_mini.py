@@ -9,8 +9,8 @@ beach  P0 100 (user-suggested; also "Forest " at 95: two categories, the best wi
        (empty confidences), a premium photo scores 100, a hostile id scores 100, P11 has no photo row.
 forest P7 99, P8 90 (description with tab, newline and quotes), P9 80 (unicode name), P10 50 (empty names,
        a username that cannot be a URL), P12 45.
-Every table is split into shards that each start with a header, with an unknown extra column whose
-values hold tabs and quotes.
+Every table is split into shards that each start with a header, with an unknown extra column (last in
+one release, first in the other) whose values hold tabs, quotes and newlines.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class Mini:
 
     ids: list[str]
     premium: str
+    rows: tuple[int, int] = (0, 0)  # (photo rows, keyword rows) written
 
     @property
     def beach(self) -> list[str]:
@@ -91,7 +92,7 @@ def tables(site) -> tuple[Mini, list[dict], list[dict]]:
             keywords.append(_kw(pid, 'the "best"', 50, 50))
     # Interleave, so that matches and shards do not line up.
     keywords = keywords[::2] + keywords[1::2]
-    return Mini(ids, premium.id), photos, keywords
+    return Mini(ids, premium.id, (len(photos), len(keywords))), photos, keywords
 
 
 def write_mini(site, root: Path) -> tuple[Mini, dict[str, Path]]:
@@ -99,8 +100,8 @@ def write_mini(site, root: Path) -> tuple[Mini, dict[str, Path]]:
     1.4.x folder with a top folder, named like the real download."""
     mini, photos, keywords = tables(site)
     tsv = write_release(root / "lite-tsv", photos, keywords, "tsv", 3, extra_columns=("future_column",))
-    csv = write_release(root / "lite-csv", photos, keywords, "csv", 2, extra_columns=("future_column",),
-                        version="1.3.0")
+    csv = write_release(root / "lite-csv", photos, keywords, "csv", 2, leading_columns=("future_column",),
+                        version="1.3.0")  # the unknown column first: only reading by header name works
     zipped = zip_release(tsv, root / "unsplash-research-dataset-lite-1.4.1.zip",
                          top="unsplash-research-dataset-lite-1.4.1")
     return mini, {"tsv": tsv, "csv": csv, "zip": zipped}

@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from colorize.errors import ColorizeError, UsageError
+from colorize.progress import progress
 
 TABLES = ("photos", "keywords", "collections", "conversions", "colors")
 SHARD_RE = re.compile(r"^(?P<table>[a-z_]+)\.(?P<ext>tsv|csv)(?P<index>\d+)$")
@@ -62,9 +63,10 @@ class Release:
 class _HashingReader(io.RawIOBase):
     """A raw stream that feeds every byte it reads into a sha256 (so a table is hashed as it is parsed)."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, on_read: Callable[[int], object] | None = None) -> None:
         self.raw = raw
         self.sha = hashlib.sha256()
+        self.on_read = on_read
 
     def readable(self) -> bool:
         return True
@@ -74,6 +76,8 @@ class _HashingReader(io.RawIOBase):
         n = len(data)
         buffer[:n] = data
         self.sha.update(data)
+        if self.on_read is not None:
+            self.on_read(n)
         return n
 
     def close(self) -> None:
@@ -148,16 +152,25 @@ class UnsplashDataset:
         if table not in self.shards:
             raise UsageError(f"{self.path} has no {table} table ({table}.tsv000 or {table}.csv000)",
                              f"give the whole Unsplash Dataset release; {GET_IT}")
-        for name in self.shards[table]:
-            raw = _HashingReader(self._open(name))
-            text = io.TextIOWrapper(io.BufferedReader(raw, _BUFFER), encoding="utf-8", newline="")
-            where = f"{self.path.name}:{name}"
-            reader = csv.reader(text, delimiter="\t", quotechar='"')
-            try:
-                with text:
-                    header = next(reader, None)
-                    if header is None:
-                        continue  # an empty shard
+        bar = progress(total=sum(self._size(n) for n in self.shards[table]), desc=table, unit="B", unit_scale=True)
+        with bar:
+            for name in self.shards[table]:
+                self._scan_shard(name, required, consume, bar.update)
+
+    def _size(self, name: str) -> int:
+        return self._zip.getinfo(name).file_size if self._zip is not None else (self.path / name).stat().st_size
+
+    def _scan_shard(self, name: str, required: Sequence[str],
+                    consume: Callable[[Iterator[list[str]], dict[str, int]], None], on_read: Callable) -> None:
+        """One shard: header, `consume`, then the sha256 of the whole file into `hashes`."""
+        raw = _HashingReader(self._open(name), on_read)
+        text = io.TextIOWrapper(io.BufferedReader(raw, _BUFFER), encoding="utf-8", newline="")
+        where = f"{self.path.name}:{name}"
+        reader = csv.reader(text, delimiter="\t", quotechar='"')
+        try:
+            with text:
+                header = next(reader, None)
+                if header is not None:  # else an empty shard
                     index = {h.strip().lstrip("\ufeff").lower(): i for i, h in enumerate(header)}
                     missing = [c for c in required if c not in index]
                     if missing:
@@ -165,16 +178,16 @@ class UnsplashDataset:
                                             f"(header: {', '.join(header)[:120]})",
                                             "this is not an Unsplash Dataset table, or the download is damaged")
                     consume(reader, index)
-                    text.read()  # to the end, so the hash covers the whole file
-            except csv.Error as exc:
-                raise ColorizeError(f"{where}, line {reader.line_num}: {exc}",
-                                    "the table is damaged; download the dataset again") from None
-            except UnicodeDecodeError:
-                raise ColorizeError(f"{where} is not UTF-8 text", "the download is damaged; download it again") from None
-            except (OSError, zipfile.BadZipFile, EOFError) as exc:
-                raise ColorizeError(f"cannot read {where} ({type(exc).__name__}: {exc})",
-                                    "the download is damaged or incomplete; download it again") from None
-            self.hashes[name] = raw.sha.hexdigest()
+                text.read()  # to the end, so the hash covers the whole file
+        except csv.Error as exc:
+            raise ColorizeError(f"{where}, line {reader.line_num}: {exc}",
+                                "the table is damaged; download the dataset again") from None
+        except UnicodeDecodeError:
+            raise ColorizeError(f"{where} is not UTF-8 text", "the download is damaged; download it again") from None
+        except (OSError, zipfile.BadZipFile, EOFError) as exc:
+            raise ColorizeError(f"cannot read {where} ({type(exc).__name__}: {exc})",
+                                "the download is damaged or incomplete; download it again") from None
+        self.hashes[name] = raw.sha.hexdigest()
 
     def release(self) -> Release:
         """Release name and version from the file names, then CHANGELOG.md / DOCS.md / README.md if shipped."""

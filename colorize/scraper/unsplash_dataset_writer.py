@@ -62,11 +62,16 @@ def write_table(folder: Path, table: str, columns: Sequence[str], rows: Sequence
 
 def write_release(folder: str | os.PathLike, photos: Sequence[Mapping[str, object]],
                   keywords: Sequence[Mapping[str, object]], naming: str = "tsv", shards: int = 1,
-                  extra_columns: Sequence[str] = (), version: str = "1.4.1") -> Path:
-    """A release folder: the five tables (photos and keywords sharded), DOCS.md and CHANGELOG.md."""
+                  extra_columns: Sequence[str] = (), version: str = "1.4.1", leading_columns: Sequence[str] = ()
+                  ) -> Path:
+    """A release folder: the five tables (photos and keywords sharded), DOCS.md and CHANGELOG.md.
+
+    `extra_columns` / `leading_columns` add columns a newer release might have, after or before the
+    known ones (readers must go by header name)."""
     folder = Path(folder)
-    write_table(folder, "photos", (*PHOTO_COLUMNS, *extra_columns), photos, naming, shards)
-    kw_columns = (*KEYWORD_COLUMNS, "suggested_by_ai_service_3", "confirmed_by_ai_service_3", *extra_columns)
+    write_table(folder, "photos", (*leading_columns, *PHOTO_COLUMNS, *extra_columns), photos, naming, shards)
+    kw_columns = (*leading_columns, *KEYWORD_COLUMNS, "suggested_by_ai_service_3", "confirmed_by_ai_service_3",
+                  *extra_columns)
     write_table(folder, "keywords", kw_columns, keywords, naming, shards)
     for table, columns in OTHER_TABLES.items():
         write_table(folder, table, columns, [], naming, 1)

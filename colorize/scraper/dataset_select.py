@@ -92,11 +92,11 @@ def score_keywords(dataset: UnsplashDataset, categories: list[Category]) -> tupl
         get = pick(index, KEYWORD_COLUMNS)
         rows = matched = 0
         for row in reader:  # the hot loop: one dict look-up per row that matches nothing
-            rows += 1
             try:
                 keyword = row[i_kw].strip().lower()
             except IndexError:
-                continue  # a blank or truncated line
+                continue  # a blank or truncated line is not a row
+            rows += 1
             hits = lookup.get(keyword)
             if hits is None:
                 continue

@@ -19,6 +19,7 @@ import base64
 import hashlib
 import logging
 import re
+import sys
 import threading
 import time
 from collections import Counter
@@ -219,7 +220,7 @@ class LocalSite:
             pass
 
         Handler.site = site
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="localsite",
@@ -262,6 +263,16 @@ class LocalSite:
             with self._lock:
                 self._jpeg_cache[key] = data
         return data
+
+
+class _Server(ThreadingHTTPServer):
+    """A client that hangs up mid-request (a cancelled download, a closing browser) is not a site error."""
+
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("localsite: %s hung up", client_address, exc_info=True)
+        else:
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

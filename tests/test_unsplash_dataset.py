@@ -221,3 +221,32 @@ def test_demo_source_dataset_writes_the_gallery_as_a_release_and_scrapes_it(tmp_
     record = json.loads((tmp_path / "raw" / "scrape-run.json").read_text())
     assert record["counts"]["beach"]["skipped"] == {"premium": 1}  # the site's Unsplash+ photo, never fetched
     assert CliRunner().invoke(cli, ["demo", "--help"]).output.count("--source [web|dataset]") == 1
+
+
+def test_selection_memory_does_not_grow_with_the_keywords_table(tmp_path):
+    """10x more keyword rows that match nothing must not raise the peak of Python allocations."""
+    import tracemalloc
+
+    from colorize.scraper.unsplash_dataset_writer import KEYWORD_COLUMNS, PHOTO_COLUMNS
+
+    def release(folder: Path, noise_rows: int) -> Path:
+        folder.mkdir()
+        (folder / "photos.tsv000").write_text("\t".join(PHOTO_COLUMNS) + "\n" + "".join(
+            f"p{i:010d}\t\thttps://images.unsplash.com/photo-1-{i}" + "\t" * (len(PHOTO_COLUMNS) - 3) + "\n"
+            for i in range(50)))
+        with open(folder / "keywords.tsv000", "w") as fh:
+            fh.write("\t".join(KEYWORD_COLUMNS) + "\n")
+            fh.writelines(f"p{i % 50:010d}\tbeach\t{i % 90}.5\t\tf\t\n" for i in range(50))
+            fh.writelines(f"p{i % 50:010d}\tword {i}\t{i % 97}.25\t12\tf\t\n" for i in range(noise_rows))
+        return folder
+
+    peaks = []
+    for n in (10_000, 100_000):
+        path = release(tmp_path / f"r{n}", n)
+        tracemalloc.start()
+        with UnsplashDataset(path) as ds:
+            sel = select(ds, [Category("beach", ("beach",))], 0)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert sel.keyword_rows == n + 50 and len(sel.ranked["beach"]) == 50
+    assert peaks[1] < peaks[0] + 256 * 1024, peaks

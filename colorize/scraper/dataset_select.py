@@ -102,7 +102,10 @@ def score_keywords(dataset: UnsplashDataset, categories: list[Category]) -> tupl
                 continue
             matched += 1
             pid, _, conf1, conf2, by_user = get(row)
-            score = 100.0 if by_user.strip().lower() in TRUE else max(_confidence(conf1), _confidence(conf2))
+            if by_user == "t" or (by_user and by_user.strip().lower() in TRUE):
+                score = 100.0
+            else:  # empty confidences are common: no call for them
+                score = max(_confidence(conf1) if conf1 else 0.0, _confidence(conf2) if conf2 else 0.0)
             scores = best.get(pid)
             if scores is None:
                 scores = best[pid] = [None] * n

@@ -64,6 +64,7 @@ def test_scrape_gets_exactly_the_expected_photos_with_manifest_and_attribution(t
                            | {f"{c}/{i}.jpg" for c, ids in expected.items() for i in ids})
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["schema"] == "colorize.dataset/1" and manifest["base_url"] == site.base_url
+    assert manifest["source"] == {"kind": "unsplash-search", "base_url": site.base_url}
     assert manifest["browser_version"] and manifest["query_params"]["w"] == WIDTH
     photos = manifest["photos"]
     assert len(photos) == 2 * LIMIT

@@ -157,8 +157,10 @@ def select(dataset: UnsplashDataset, categories: list[Category], min_confidence:
     def consume(reader, index: dict[str, int]) -> None:
         i_id, get = index["photo_id"], pick(index, PHOTO_COLUMNS)
         for row in reader:
+            if len(row) <= i_id:
+                continue  # a blank or truncated line is not a row
             photo_rows[0] += 1
-            if row and row[i_id] in wanted and row[i_id] not in info:  # a repeated id: the first row counts
+            if row[i_id] in wanted and row[i_id] not in info:  # a repeated id: the first row counts
                 info[row[i_id]] = get(row)
 
     dataset.scan("photos", ("photo_id", "photo_image_url"), consume)
@@ -169,15 +171,16 @@ def select(dataset: UnsplashDataset, categories: list[Category], min_confidence:
         out: list[Candidate] = []
         for score, pid, keyword in sorted(chosen.get(ci, []), key=lambda t: (-t[0], t[1])):
             row = info.get(pid)
+            image = row[2].strip() if row is not None else ""
             reason = ("bad_id" if not ID_RE.match(pid) else "no_photo_row" if row is None
-                      else "bad_url" if not is_http(row[2]) else "premium" if is_premium(row[2]) else "")
+                      else "bad_url" if not is_http(image) else "premium" if is_premium(image) else "")
             if reason:
                 skips[reason] += 1
                 continue
-            _, page, image, width, height, description, ai_description, username, first, last = row
+            _, page, _, width, height, description, ai_description, username, first, last = row
             out.append(Candidate(
                 id=pid, category=category.name, keyword=keyword, score=score, rank=len(out) + 1,
-                image_url=image.strip(), page_url=page.strip() if is_http(page.strip()) else PAGE_URL.format(id=pid),
+                image_url=image, page_url=page.strip() if is_http(page.strip()) else PAGE_URL.format(id=pid),
                 alt=" ".join((description.strip() or ai_description.strip()).split()),
                 width=_size(width), height=_size(height), photographer=_photographer(username, first, last)))
         ranked[category.name], skipped[category.name] = out, skips

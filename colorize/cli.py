@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from colorize import __version__, progress
-from colorize.errors import ColorizeError
+from colorize.errors import ColorizeError, UsageError
 from colorize.scraper import DOWNLOAD_DEADLINE_S
 
 log = logging.getLogger("colorize")
@@ -91,8 +91,12 @@ def _download_options(command):
 # --------------------------------------------------------------------------------------------- scrape
 @cli.command()
 @click.option("--category", "categories", multiple=True, help="Category to scrape (repeatable); its query defaults to its name.")
-@click.option("--categories-file", type=click.Path(exists=True, dir_okay=False), help="One category per line (# comments allowed).")
-@click.option("--query", help="Search text to use instead of the category name (single category only).")
+@click.option("--categories-file", type=click.Path(exists=True, dir_okay=False),
+              help="One category per line: `name` or `name: keyword, keyword` (# comments allowed).")
+@click.option("--query", help="Keywords instead of the category name, comma-separated (single category; the web "
+                              "search uses the first).")
+@click.option("--dataset", type=click.Path(), help="Take photos from the Unsplash Dataset: its .zip or unzipped folder.")
+@click.option("--min-confidence", type=click.FloatRange(0, 100), help="--dataset: least keyword score 0-100 [50].")
 @click.option("--limit", type=click.IntRange(1), default=200, show_default=True, help="Photos per category.")
 @click.option("--out", type=click.Path(file_okay=False), help="Dataset folder [DATA/raw].")
 @click.option("--base-url", default="https://unsplash.com", show_default=True)
@@ -105,12 +109,22 @@ def _download_options(command):
 @click.option("--show-browser", is_flag=True, help="Run the browser with a window (needs a display).")
 @_download_options
 @click.pass_context
-def scrape(ctx: click.Context, **opts) -> None:
-    """Harvest Unsplash search results with headless Chromium and download them with a manifest."""
-    run_scrape = _stage("colorize.scraper.scrape", "run_scrape")
-
+def scrape(ctx: click.Context, dataset: str | None, min_confidence: float | None, **opts) -> None:
+    """Download category folders of Unsplash photos with a manifest: from web search (headless Chromium)
+    or, with --dataset, from the Unsplash Dataset."""
     opts["out"] = _default(opts["out"], ctx, "raw")
-    report = run_scrape(**opts)
+    if dataset is None:
+        if min_confidence is not None:
+            raise UsageError("--min-confidence works with --dataset only", "add --dataset PATH, or drop it")
+        run_scrape = _stage("colorize.scraper.scrape", "run_scrape")
+
+        report = run_scrape(**opts)
+    else:
+        run_dataset_scrape = _stage("colorize.scraper.dataset_scrape", "run_dataset_scrape")
+
+        web_only = ("scroll_pause", "browser", "driver", "show_browser")
+        report = run_dataset_scrape(dataset=dataset, min_confidence=min_confidence,
+                                    **{k: v for k, v in opts.items() if k not in web_only})
     _say(report)
 
 
@@ -270,6 +284,8 @@ def evaluate(**opts) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--browser", default="/usr/bin/chromium", show_default=True, help="Chromium binary.")
 @click.option("--driver", default="/usr/bin/chromedriver", show_default=True, help="ChromeDriver binary.")
+@click.option("--source", type=click.Choice(["web", "dataset"]), default="web", show_default=True,
+              help="Scrape the local site's search pages, or the gallery written as an Unsplash Dataset release.")
 def demo(**opts) -> None:
     """Run the whole chain offline on an embedded gallery served by a local Unsplash-like site."""
     run_demo = _stage("colorize.demo", "run_demo")

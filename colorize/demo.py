@@ -10,6 +10,8 @@ Layout of `--out` (default `demo-run/`)::
 
     gallery/      the generated photos, as the local site serves them (<category>/*.jpg)
     raw/          the scraped dataset: manifest.json, <category>/<id>.jpg, ATTRIBUTION.md
+    unsplash-dataset/  --source dataset: the gallery as a miniature Unsplash Dataset release (the
+                  real format), which `scrape --dataset` reads instead of the search pages
     shards/       prep output: {train,val,test}-NNNNN.npz, stats.npz, manifest.json
     run/          training: last.pt, best.pt, metrics.jsonl, pictures
     holdout/      photos never served nor trained on: color/<category>/*.jpg (truth), gray/*.jpg (input)
@@ -51,6 +53,7 @@ log = logging.getLogger(__name__)
 STATE_FILE = "demo-state.json"
 RECORD_FILE = "demo-run.json"
 STEPS = ("gallery", "scrape", "prep", "train", "holdout", "predict", "eval")
+DATASET_DIR = "unsplash-dataset"  # --source dataset: the gallery written as a miniature Unsplash Dataset release
 _FOLDERS = {"gallery": "gallery", "scrape": "raw", "prep": "shards", "train": "run",
             "holdout": "holdout", "predict": "colorized", "eval": "eval"}
 
@@ -122,7 +125,7 @@ def _load_state(out: Path, params: dict[str, Any]) -> dict[str, Any]:
         if state.get("params") == params and state.get("tool_version") == __version__:
             return state
         log.info("demo parameters changed: rebuilding %s", out)
-        for name in (*_FOLDERS.values(), RECORD_FILE):
+        for name in (*_FOLDERS.values(), RECORD_FILE, DATASET_DIR):
             _remove(out / name)
     state = {"schema": "colorize.demo/1", "tool_version": __version__, "params": params, "done": {}}
     atomic_write_json(state_path, state)
@@ -172,17 +175,27 @@ def _gallery(plan: DemoPlan, seed: int) -> Callable[[Path], dict[str, Any]]:
     return body
 
 
-def _scrape(plan: DemoPlan, gallery: Path, browser: str, driver: str) -> Callable[[Path], dict[str, Any]]:
+def _scrape(plan: DemoPlan, gallery: Path, browser: str, driver: str, source: str = "web"
+            ) -> Callable[[Path], dict[str, Any]]:
     def body(folder: Path) -> dict[str, Any]:
         from colorize.scraper.localsite import LocalSite
         from colorize.scraper.scrape import run_scrape
 
         with LocalSite(gallery=gallery) as site:
-            result = run_scrape(categories=plan.categories, categories_file=None, query=None,
-                                limit=plan.per_category, out=folder, base_url=site.base_url,
-                                width=plan.download_width, workers=4, per_host=4, scroll_pause=0.1,
-                                browser=browser, driver=driver,
-                                show_browser=False, first_wait=3.0, idle_seconds=1.0)
+            if source == "dataset":  # the gallery as an Unsplash Dataset release, then `scrape --dataset`
+                from colorize.scraper.dataset_scrape import run_dataset_scrape
+                from colorize.scraper.unsplash_dataset_writer import site_release
+
+                release = site_release(site, plan.categories, folder.parent / DATASET_DIR)
+                result = run_dataset_scrape(release, categories=plan.categories, limit=plan.per_category,
+                                            out=folder, base_url=site.base_url, width=plan.download_width,
+                                            workers=4, per_host=4)
+            else:
+                result = run_scrape(categories=plan.categories, categories_file=None, query=None,
+                                    limit=plan.per_category, out=folder, base_url=site.base_url,
+                                    width=plan.download_width, workers=4, per_host=4, scroll_pause=0.1,
+                                    browser=browser, driver=driver,
+                                    show_browser=False, first_wait=3.0, idle_seconds=1.0)
         photos = [p for p in read_json(folder / "manifest.json")["photos"] if p.get("status") == "ok"]
         if len({p["category"] for p in photos}) < len(plan.categories):
             raise ColorizeError(f"the scrape found photos in only {len({p['category'] for p in photos})} "
@@ -291,7 +304,8 @@ def headline(eval_json: dict[str, Any]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------- entry
 def run_demo(out: str | os.PathLike = "demo-run", quick: bool = False, seed: int = 0,
-             browser: str = "/usr/bin/chromium", driver: str = "/usr/bin/chromedriver") -> DemoReport:
+             browser: str = "/usr/bin/chromium", driver: str = "/usr/bin/chromedriver",
+             source: str = "web") -> DemoReport:
     """Generate, serve, scrape, prep, train, predict and evaluate; return a report with the headline.
 
     `browser`/`driver` only say where Chromium is; they do not change the results, so they are not part
@@ -299,14 +313,14 @@ def run_demo(out: str | os.PathLike = "demo-run", quick: bool = False, seed: int
     """
     out = Path(out)
     plan = QUICK if quick else FULL
-    params = json.loads(dumps_json({"quick": quick, "seed": seed, "plan": plan.params()}))  # as stored
+    params = json.loads(dumps_json({"quick": quick, "seed": seed, "plan": plan.params(), "source": source}))
     state = _load_state(out, params)
     report = DemoReport(out)
     start = time.perf_counter()
     d = {name: out / folder for name, folder in _FOLDERS.items()}
 
     _run_step(out, state, report, "gallery", _gallery(plan, seed))
-    _run_step(out, state, report, "scrape", _scrape(plan, d["gallery"], browser, driver))
+    _run_step(out, state, report, "scrape", _scrape(plan, d["gallery"], browser, driver, source))
     _run_step(out, state, report, "prep", _prep(plan, d["scrape"], seed))
     trained = _run_step(out, state, report, "train", _train(plan, d["prep"], seed))
     model = d["train"] / trained["checkpoint"]

@@ -7,9 +7,9 @@ from collections import Counter
 import pytest
 
 from colorize.errors import ColorizeError, UsageError
-from colorize.scraper.cards import is_bot_wall, parse_page
+from colorize.scraper.cards import bot_wall, parse_page
 from colorize.scraper.localsite import LocalSite
-from colorize.scraper.sitepages import BOT_WALL, grid_html, search_page
+from colorize.scraper.sitepages import WALL_PAGES, grid_html, search_page
 from colorize.scraper.urls import (
     bare_url,
     check_category,
@@ -107,9 +107,12 @@ def test_download_url_is_explicit_and_reproducible():
     assert search_url("https://unsplash.com/", "sandy  beach") == "https://unsplash.com/s/photos/sandy-beach?license=free"
 
 
-def test_bot_wall_is_recognised():
-    assert is_bot_wall(BOT_WALL)
-    assert not is_bot_wall(_page("2025")[1])
+def test_each_bot_wall_is_recognised_and_a_real_page_is_none():
+    assert {name: bot_wall(page) for name, (_, page) in WALL_PAGES.items()} == {
+        name: name for name in ("anubis-challenge", "anubis-deny", "cloudflare-challenge")}
+    assert bot_wall(_page("2025")[1]) == ""
+    # A photo captioned "access denied" on a real page is still a real page.
+    assert bot_wall(_page("2025")[1].replace("</h1>", " access denied</h1>")) == ""
 
 
 @pytest.mark.parametrize("name", ["..", "../x", "a/b", "", ".hidden", "a\\b", "x" * 80, "new york"])

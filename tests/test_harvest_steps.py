@@ -57,9 +57,9 @@ def test_a_bot_wall_served_mid_scroll_is_still_noticed():
         def wall_after_two_steps() -> None:
             ticks.append(1)
             if len(ticks) == 2:  # the site starts answering with Anubis and the page is reloaded
-                site.faults.bot_wall = True
+                site.faults.wall = "anubis-challenge"
                 driver.refresh()
 
-        with pytest.raises(ColorizeError, match="switched to a bot-check page"):
+        with pytest.raises(ColorizeError, match="switched to .*Anubis.*--dataset"):
             harvest(driver, site.base_url, "beach", 60, lambda p: None, scroll_pause=0.05, idle_seconds=0.5,
                     tick=wall_after_two_steps)

@@ -8,7 +8,7 @@ import pytest
 import requests
 from PIL import Image
 
-from colorize.scraper.cards import is_bot_wall, parse_page
+from colorize.scraper.cards import bot_wall, parse_page
 from colorize.scraper.localsite import Faults, LocalSite, stable_id
 
 
@@ -91,8 +91,12 @@ def test_faults_answer_as_configured(site):
 def test_page_faults_robots_and_bot_wall(site):
     robots = requests.get(site.base_url + "/robots.txt", timeout=10).text
     assert "Allow: /s/photos/" in robots
-    site.faults = Faults(robots_disallow=True, bot_wall=True)
+    site.faults = Faults(robots_disallow=True, wall="anubis-challenge")
     assert "Disallow: /s/" in requests.get(site.base_url + "/robots.txt", timeout=10).text
-    assert is_bot_wall(requests.get(site.base_url + "/s/photos/beach", timeout=10).text)
+    assert bot_wall(requests.get(site.base_url + "/s/photos/beach", timeout=10).text) == "anubis-challenge"
+    for wall, status in (("anubis-deny", 403), ("cloudflare-challenge", 403)):
+        site.faults = Faults(wall=wall)
+        page = requests.get(site.base_url + "/s/photos/beach", timeout=10)
+        assert page.status_code == status and bot_wall(page.text) == wall
     site.faults = Faults(page_status=403)
     assert requests.get(site.base_url + "/s/photos/beach", timeout=10).status_code == 403

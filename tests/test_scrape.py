@@ -65,6 +65,7 @@ def test_scrape_gets_exactly_the_expected_photos_with_manifest_and_attribution(t
                            | {f"{c}/{i}.jpg" for c, ids in expected.items() for i in ids})
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["schema"] == "colorize.dataset/1" and manifest["base_url"] == site.base_url
+    assert manifest["source"] == {"kind": "unsplash-search", "base_url": site.base_url}
     assert manifest["browser_version"] and manifest["query_params"]["w"] == WIDTH
     photos = manifest["photos"]
     assert len(photos) == 2 * LIMIT
@@ -156,7 +157,9 @@ def test_faults_are_survived_or_reported_and_a_rerun_fetches_only_what_is_missin
 
 @pytest.mark.browser
 @pytest.mark.parametrize("faults,markup,message", [
-    (Faults(bot_wall=True), "2025", "answered with a bot-check page (Anubis)"),
+    (Faults(wall="anubis-challenge"), "2025", "answered with an Anubis proof-of-work challenge"),
+    (Faults(wall="anubis-deny"), "2025", "answered with an Anubis 'Access Denied' page"),
+    (Faults(wall="cloudflare-challenge"), "2025", "answered with a Cloudflare challenge ('Just a moment...')"),
     (Faults(page_status=403), "2025", "answered HTTP 403"),
     (Faults(page_status=401), "2025", "answered HTTP 401"),
     (Faults(), "unknown", "no photo cards found on"),
@@ -167,11 +170,16 @@ def test_refusals_and_unknown_layouts_exit_1_with_their_message(tmp_path, faults
         result = CliRunner().invoke(cli, ["scrape", "--category", "beach", "--out", str(out), "--base-url",
                                           site.base_url, "--scroll-pause", "0.05", "--limit", "5"])
         images = sum(v for k, v in site.hits.items() if k.startswith("/photo-"))
+        page_agents = [h.user_agent for h in site.log if h.path.startswith("/s/photos/")]
     assert result.exit_code == 1, result.output
     assert message in result.output and "Traceback" not in result.output
     assert images == 0
     assert message in json.loads((out / "scrape-run.json").read_text())["error"]  # the run is recorded
     assert not (out / "manifest.json").exists()  # no empty manifest left behind
+    if faults.wall:  # one line whose fix is the Unsplash Dataset, and the browser kept its honest User-Agent
+        assert len(result.output.strip().splitlines()) == 1
+        assert "--dataset" in result.output and "https://unsplash.com/data/lite/latest" in result.output
+        assert page_agents and all("HeadlessChrome" in ua and "colorize/" in ua for ua in page_agents)
     if markup == "unknown":
         assert "the page layout may have changed" in result.output
         saved = out / "scrape-beach-page.html"
@@ -230,9 +238,9 @@ def test_categories_file_and_query_defaults(tmp_path):
 
     listing = tmp_path / "cats.txt"
     listing.write_text("# my categories\nbeach\n\nnew-york  # the city\nbeach\nsnow_field\n")
-    assert plan_categories(["forest"], listing, None) == [
+    assert [(c.name, c.query) for c in plan_categories(["forest"], listing, None)] == [
         ("forest", "forest"), ("beach", "beach"), ("new-york", "new york"), ("snow_field", "snow field")]
-    assert plan_categories(["beach"], None, " sandy beach ") == [("beach", "sandy beach")]
+    assert [(c.name, c.query) for c in plan_categories(["beach"], None, " sandy beach ")] == [("beach", "sandy beach")]
     # An unreadable listing is a one-line usage error, not a traceback.
     (tmp_path / "binary.txt").write_bytes(b"\xff\xfebeach\n")
     for bad in (tmp_path / "binary.txt", tmp_path / "absent.txt", tmp_path):

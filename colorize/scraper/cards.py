@@ -37,8 +37,17 @@ IMG_SELECTORS = (
 )
 SPONSOR_WORDS = re.compile(r"\b(Promoted|Sponsored)\b")
 SPONSOR_TESTID = re.compile(r"(?<!non-)sponsor")
-BOT_WALL_MARKERS = ("anubis_version", "/.within.website/", "Making sure you&#39;re not a bot",
-                    "Making sure you're not a bot")
+ANUBIS_MARKERS = ("anubis_version", "anubis_challenge", "/.within.website/", "Making sure you&#39;re not a bot",
+                  "Making sure you're not a bot")
+CLOUDFLARE_MARKERS = ("challenge-platform", "cf-chl", "_cf_chl_opt")
+CLOUDFLARE_TITLE = re.compile(r"<title>\s*Just a moment\.\.\.\s*</title>", re.I)
+ACCESS_DENIED = re.compile(r"access denied", re.I)
+# What each wall is, in the words of the error line.
+WALLS = {
+    "anubis-deny": "an Anubis 'Access Denied' page (Anubis's default policy denies HeadlessChrome)",
+    "anubis-challenge": "an Anubis proof-of-work challenge ('Making sure you're not a bot!')",
+    "cloudflare-challenge": "a Cloudflare challenge ('Just a moment...')",
+}
 
 
 @dataclass(frozen=True)
@@ -72,9 +81,20 @@ class ParsedCard:
     id: str | None = None  # when known (for duplicate counting)
 
 
-def is_bot_wall(html: str) -> bool:
-    """An Anubis (or similar) JavaScript challenge instead of the page: stop, never try to pass it."""
-    return any(marker in html for marker in BOT_WALL_MARKERS)
+def bot_wall(html: str) -> str:
+    """Which bot wall the page is (a key of `WALLS`), or "" for a real page: stop at one, never try to pass it.
+
+    Anubis serves both its deny page and its challenge from `/.within.website/`; the deny page says
+    "Access Denied" and carries no challenge. Cloudflare's challenge is "Just a moment..." with its
+    `challenge-platform` script and `cf-chl` markers.
+    """
+    if any(marker in html for marker in ANUBIS_MARKERS):
+        if ACCESS_DENIED.search(html) and "anubis_challenge" not in html:
+            return "anubis-deny"
+        return "anubis-challenge"
+    if CLOUDFLARE_TITLE.search(html) or any(marker in html for marker in CLOUDFLARE_MARKERS):
+        return "cloudflare-challenge"
+    return ""
 
 
 def find_cards(soup: BeautifulSoup, base_url: str) -> tuple[str, list[Tag]]:

@@ -21,13 +21,15 @@ from colorize import __version__
 from colorize.errors import ColorizeError
 from colorize.io import atomic_write_text
 from colorize.scraper.cards import (
+    WALLS,
     ParsedCard,
     Photo,
+    bot_wall,
     card_selector,
-    is_bot_wall,
     parse_fragments,
     parse_page,
 )
+from colorize.scraper.unsplash_dataset import LITE_URL
 from colorize.scraper.urls import host_of, search_url
 
 log = logging.getLogger(__name__)
@@ -52,8 +54,21 @@ NEW_CARDS_JS = ("let els = [...document.querySelectorAll(arguments[0])];"
                 " return {total: els.length, same: same, cards: els.slice(arguments[1]).map((e) => e.outerHTML)};")
 NAV_STATUS_JS = ("const e = performance.getEntriesByType('navigation')[0];"
                  " return e && e.responseStatus ? e.responseStatus : 0;")
-BOT_WALL_FIX = ("colorize never tries to get past bot walls; try again later, or use the official Unsplash "
-                "API or the Unsplash Dataset")
+BOT_WALL_FIX = ("colorize never tries to get past bot walls nor changes its User-Agent to pass; use the Unsplash "
+                f"Dataset instead: download Lite from {LITE_URL}, then run colorize scrape --dataset "
+                "PATH-TO-THE-ZIP --category NAME")
+
+
+def wall_error(kind: str, url: str, switched: bool = False) -> ColorizeError:
+    """One line naming the wall `kind` (a key of cards.WALLS) and the Unsplash Dataset as the way on."""
+    return ColorizeError(f"{host_of(url)} {'switched to' if switched else 'answered with'} {WALLS[kind]} "
+                         "instead of search results", BOT_WALL_FIX)
+
+
+def check_wall(html: str, url: str, switched: bool = False) -> None:
+    """Stop at a bot wall, never try to pass it."""
+    if kind := bot_wall(html):
+        raise wall_error(kind, url, switched)
 
 
 @dataclass
@@ -91,12 +106,10 @@ def open_search(driver, url: str) -> str:
     except Exception:  # older browsers do not report the status; the checks below still apply
         status = 0
     html = driver.page_source
+    check_wall(html, url)  # first: walls answer 403 too, and the line should name them
     if status in (401, 403):
         raise ColorizeError(f"{host_of(url)} answered HTTP {status} for {url}",
                             f"the site refuses automated access from here; {BOT_WALL_FIX}")
-    if is_bot_wall(html):
-        raise ColorizeError(f"{host_of(url)} answered with a bot-check page (Anubis) instead of search results",
-                            BOT_WALL_FIX)
     if status >= 400:
         raise ColorizeError(f"{url} answered HTTP {status}", "check --base-url and the query")
     return html
@@ -128,17 +141,17 @@ class _Queue:
     placeholder_steps: int = 0
 
 
-def new_cards(driver, generation: str, start: int, base_url: str) -> tuple[list[ParsedCard], bool]:
-    """(parsed cards from DOM index `start` on, bot wall?): the step's new part, never the whole page.
+def new_cards(driver, generation: str, start: int, base_url: str) -> tuple[list[ParsedCard], str]:
+    """(parsed cards from DOM index `start` on, the bot wall's kind or ""): the step's new part only.
 
     The whole page is looked at (for a bot wall, not parsed) only when it is not the document the
     previous step saw (a navigation: a wall is served that way) or when its cards vanished.
     """
     selector, structural = card_selector(generation)
     got = driver.execute_script(NEW_CARDS_JS, selector, start, structural) or {}
-    wall = False
+    wall = ""
     if not got.get("same") or int(got.get("total") or 0) < start:
-        wall = is_bot_wall(driver.page_source)
+        wall = bot_wall(driver.page_source)
     return parse_fragments(list(got.get("cards") or []), base_url), wall
 
 
@@ -156,8 +169,7 @@ def harvest(driver, base_url: str, query: str, limit: int, on_photo: Callable[[P
     while not cards and time.monotonic() < deadline:  # give client-side rendering a moment
         time.sleep(0.25)
         html = driver.page_source
-        if is_bot_wall(html):
-            raise ColorizeError(f"{host_of(url)} answered with a bot-check page (Anubis)", BOT_WALL_FIX)
+        check_wall(html, url)
         generation, cards = parse_page(html, base_url)
     if not cards:
         saved = ""
@@ -190,7 +202,7 @@ def harvest(driver, base_url: str, query: str, limit: int, on_photo: Callable[[P
         stats.steps += 1
         fresh, wall = new_cards(driver, generation, queue.next_index, base_url)
         if wall:
-            raise ColorizeError(f"{host_of(url)} switched to a bot-check page (Anubis)", BOT_WALL_FIX)
+            raise wall_error(wall, url, switched=True)
         cards = cards[: queue.next_index] + fresh  # cards before the queue position are consumed already
         if (queue.next_index, len(cards)) != before:
             idle_steps, last_progress = 0, time.monotonic()

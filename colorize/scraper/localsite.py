@@ -6,7 +6,7 @@ with a color placeholder and a `data:` src until visible, repeated photos with a
 Unsplash+, sponsored and illustration cards, photographer avatars, a hostile card id, an optional
 consent dialog, `robots.txt`, and image URLs answering real JPEGs of the requested width. Faults can be
 switched on while it runs (`site.faults`): 429 with Retry-After, bursts of 503, slow responses, truncated
-bodies, wrong content type, 404/410 for some ids, a bot wall, 401/403 pages.
+bodies, wrong content type, 404/410 for some ids, bot walls (Anubis deny and challenge, Cloudflare), 401/403 pages.
 
     with LocalSite(gallery=Path("gallery")) as site:   # subfolders = categories of images
         run_scrape(categories=["beach"], base_url=site.base_url, ...)
@@ -19,6 +19,7 @@ import base64
 import hashlib
 import logging
 import re
+import sys
 import threading
 import time
 from collections import Counter
@@ -30,8 +31,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from PIL import Image
 
 from colorize.scraper.sitepages import (
-    BOT_WALL,
     MARKUPS,
+    WALL_PAGES,
     Card,
     SitePhoto,
     grid_html,
@@ -71,7 +72,7 @@ class Faults:
     wrong_type: set[str] = field(default_factory=set)  # photo ids answered with text/html
     missing: set[str] = field(default_factory=set)  # photo ids answered 404
     gone: set[str] = field(default_factory=set)  # photo ids answered 410
-    bot_wall: bool = False  # search pages are an Anubis challenge
+    wall: str = ""  # search pages are this bot wall: "anubis-challenge", "anubis-deny", "cloudflare-challenge"
     page_status: int = 0  # search pages answer this status (401, 403) with an empty page
     robots_disallow: bool = False  # robots.txt forbids the search path
 
@@ -219,7 +220,7 @@ class LocalSite:
             pass
 
         Handler.site = site
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="localsite",
@@ -262,6 +263,16 @@ class LocalSite:
             with self._lock:
                 self._jpeg_cache[key] = data
         return data
+
+
+class _Server(ThreadingHTTPServer):
+    """A client that hangs up mid-request (a cancelled download, a closing browser) is not a site error."""
+
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("localsite: %s hung up", client_address, exc_info=True)
+        else:
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -320,8 +331,9 @@ class _Handler(BaseHTTPRequestHandler):
         site, faults = self.site, self.site.faults
         if faults.page_status:
             return self._send(faults.page_status, b"", headers={"Set-Cookie": "require_cookie_consent=true"})
-        if faults.bot_wall:
-            return self._send(200, BOT_WALL.encode())
+        if faults.wall:
+            status, page = WALL_PAGES[faults.wall]
+            return self._send(status, page.encode())
         cards = site.cards(query)
         first = cards[: site.page_size]
         grid = grid_html(first, site.base_url, site.markup, 0)

@@ -29,9 +29,9 @@ STATUSES = ("ok", "missing", "changed", "failed")
 
 
 def photo_entry(photo: Photo, category: str, query: str, image_url: str, sha256: str, nbytes: int,
-                width: int, height: int) -> dict[str, Any]:
-    """One manifest entry (the contract's fields, nothing else)."""
-    return {
+                width: int, height: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One manifest entry: the contract's fields, plus the source's own (`extra`: keyword, score, license)."""
+    entry = {
         "id": photo.id, "category": category, "query": query, "rank": photo.rank, "slug": photo.slug,
         "page_url": photo.page_url, "image_url": image_url, "file": photo_file(category, photo.id),
         "sha256": sha256, "bytes": nbytes, "width": width, "height": height, "alt": photo.alt,
@@ -39,6 +39,31 @@ def photo_entry(photo: Photo, category: str, query: str, image_url: str, sha256:
                          "url": photo.photographer.url},
         "license": dict(LICENSE), "scraped_at": utc_now(), "status": "ok",
     }
+    entry.update(extra or {})
+    return entry
+
+
+def search_source(base_url: str) -> dict[str, Any]:
+    """The manifest's `source` record for the web search scrape."""
+    return {"kind": "unsplash-search", "base_url": base_url}
+
+
+def check_source(manifest: Manifest, source: dict[str, Any]) -> None:
+    """Refuse to add photos to a dataset folder that holds another source's (or another selection's) photos.
+
+    A web scrape manifest from before the `source` record counts as `unsplash-search`. A dataset
+    selection is kept whole: its manifest must be rebuildable from its release and options alone.
+    """
+    if not manifest.photos:
+        return
+    old = manifest.header.get("source") or {"kind": "unsplash-search"}
+    if old.get("kind") != source["kind"]:
+        raise ColorizeError(f"{manifest.path.parent} holds photos from {old.get('kind')}, not {source['kind']}",
+                            "write to another --out folder (one source per dataset folder)")
+    if source["kind"] == "unsplash-dataset" and any(old.get(k) != source.get(k) for k in ("tables", "options")):
+        raise ColorizeError(f"{manifest.path.parent} holds another selection from the Unsplash Dataset "
+                            "(other release files or options)", "write to another --out folder, or rerun with the "
+                            "same release and options (they are in its manifest.json under \"source\")")
 
 
 def validate_entry(entry: Any, where: str) -> dict[str, Any]:
@@ -153,8 +178,9 @@ def _link(url: object) -> str:
 
 def write_attribution(out: Path, category: str, entries: list[dict[str, Any]]) -> Path:
     """`<out>/<category>/ATTRIBUTION.md`: "Photo by <name> on Unsplash", with links, one line per photo."""
+    terms = (entries[0].get("license") if entries else None) or LICENSE  # the dataset's terms, or the site's
     lines = [f"# Attribution: {_md(category)}", "",
-             f"Photos from Unsplash under the [{LICENSE['name']}]({LICENSE['url']}), listed as the "
+             f"Photos from Unsplash under the [{_md(terms.get('name', ''))}]({_link(terms.get('url'))}), listed as the "
              "Unsplash guidelines ask. For personal research use within Unsplash's terms.", ""]
     for e in entries:
         who = e.get("photographer") or {}

@@ -23,6 +23,7 @@ from colorize.progress import progress
 from colorize.scraper import DOWNLOAD_DEADLINE_S
 from colorize.scraper.browser import browser_version, chromium
 from colorize.scraper.cards import Photo
+from colorize.scraper.categories import plan_categories
 from colorize.scraper.download import (
     ROBOTS_AGENT,
     Caps,
@@ -35,10 +36,16 @@ from colorize.scraper.download import (
 )
 from colorize.scraper.harvest import harvest, identify_browser
 from colorize.scraper.hosts import HostPolicy
-from colorize.scraper.manifest import MANIFEST_NAME, Manifest, photo_entry, write_attribution
+from colorize.scraper.manifest import (
+    MANIFEST_NAME,
+    Manifest,
+    check_source,
+    photo_entry,
+    search_source,
+    write_attribution,
+)
 from colorize.scraper.urls import (
     browser_hosts,
-    check_category,
     download_url,
     is_http,
     is_photo_url,
@@ -91,34 +98,6 @@ class ScrapeReport:
                 f"-> {self.out / MANIFEST_NAME}")
 
 
-def plan_categories(categories: tuple[str, ...] | list[str], categories_file: str | Path | None,
-                    query: str | None) -> list[tuple[str, str]]:
-    """[(category, search query)] from the options; the query defaults to the name."""
-    names = list(categories or ())
-    if categories_file:
-        try:
-            text = Path(categories_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read --categories-file {categories_file} ({type(exc).__name__})",
-                             "give a UTF-8 text file with one category per line") from None
-        for line in text.splitlines():
-            line = line.split("#", 1)[0].strip()
-            if line:
-                names.append(line)
-    names = list(dict.fromkeys(names))
-    if not names:
-        raise UsageError("no category given", "pass --category NAME (repeatable) or --categories-file FILE")
-    for name in names:
-        check_category(name)
-    if query is not None:
-        if len(names) != 1:
-            raise UsageError("--query works with a single category", "scrape one category at a time with --query")
-        if not query.strip():
-            raise UsageError("--query is empty", "give the search text, e.g. --query 'sandy beach'")
-        return [(names[0], query.strip())]
-    return [(n, " ".join(n.replace("-", " ").replace("_", " ").split())) for n in names]
-
-
 def check_robots(session: requests.Session, base_url: str, urls: list[str], caps: Caps | None = None) -> None:
     """Refuse to scrape paths the site's robots.txt disallows for us (Protego: wildcards, `$`, longest match)."""
     robots_url = base_url.rstrip("/") + "/robots.txt"
@@ -152,8 +131,13 @@ class DownloadContext:
     manifest: Manifest
 
 
-def download_photo(ctx: DownloadContext, category: str, query: str, photo: Photo) -> tuple[str, str]:
-    """Make `<out>/<category>/<id>.jpg` present and verified; returns (outcome, failure reason)."""
+def download_photo(ctx: DownloadContext, category: str, query: str, photo: Photo,
+                   extra: dict | None = None) -> tuple[str, str]:
+    """Make `<out>/<category>/<id>.jpg` present and verified; returns (outcome, failure reason).
+
+    Both sources (web search and Unsplash Dataset) download through here, so one host policy and one
+    set of checks apply to every photo; `extra` adds the source's own fields to the manifest entry.
+    """
     if not is_photo_url(photo.image_url, ctx.base_url) or is_premium(photo.image_url):
         return "failed", "bad_url"
     path = ctx.out / photo_file(category, photo.id)
@@ -165,11 +149,11 @@ def download_photo(ctx: DownloadContext, category: str, query: str, photo: Photo
                 return "reused", ""
             if previous is None and (adopted := _adopt(path, ctx.caps)):  # a killed run's finished file
                 data, w, h = adopted
-                ctx.manifest.put(photo_entry(photo, category, query, url, sha256_bytes(data), len(data), w, h))
+                ctx.manifest.put(photo_entry(photo, category, query, url, sha256_bytes(data), len(data), w, h, extra))
                 return "adopted", ""
         data, w, h = fetch_bytes(ctx.session, url, ctx.caps, ctx.limiter)
         atomic_write_bytes(path, data)
-        ctx.manifest.put(photo_entry(photo, category, query, url, sha256_bytes(data), len(data), w, h))
+        ctx.manifest.put(photo_entry(photo, category, query, url, sha256_bytes(data), len(data), w, h, extra))
         return "downloaded", ""
     except DownloadError as exc:
         log.warning("%s/%s: %s", category, photo.id, exc)
@@ -213,23 +197,24 @@ def run_scrape(categories=(), categories_file=None, query=None, limit: int = 200
     caps = caps or Caps(deadline=timeout)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for folder in [out] + [out / c for c, _ in plan]:
+    for folder in [out] + [out / c.name for c in plan]:
         if remove_stale_temps(folder):
             log.info("removed temp files a killed run left in %s", folder)
     manifest = Manifest.load(out / MANIFEST_NAME)
+    check_source(manifest, search_source(base_url))
     if manifest.header.get("base_url") not in (None, base_url):
         log.warning("%s was scraped from %s; adding photos from %s", manifest.path, manifest.header["base_url"], base_url)
     if (n := _prune(manifest, out)):
         log.warning("%d manifest entries had no file; they are fetched again if still found", n)
     session = make_session(per_host, policy)
-    check_robots(session, base_url, [search_url(base_url, q) for _, q in plan], caps)
+    check_robots(session, base_url, [search_url(base_url, c.query) for c in plan], caps)
     ctx = DownloadContext(out, base_url, width, session, HostLimiter(per_host), caps, manifest)
-    reports = [CategoryReport(c, q) for c, q in plan]
+    reports = [CategoryReport(c.name, c.query) for c in plan]
     futures: dict[cf.Future, tuple[CategoryReport, str]] = {}
     pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="download")
     bar = progress(total=0, desc="photos", unit="img")
     run = {"version": "", "harvest_done": 0.0, "finished": 0.0}
-    params = {"categories": [c for c, _ in plan], "queries": [q for _, q in plan], "limit": limit,
+    params = {"categories": [c.name for c in plan], "queries": [c.query for c in plan], "limit": limit,
               "base_url": base_url, "width": width, "workers": workers, "per_host": per_host,
               "scroll_pause": scroll_pause, "headless": not show_browser, "allow_hosts": list(policy.allow_hosts),
               "timeout": caps.deadline}
@@ -239,7 +224,7 @@ def run_scrape(categories=(), categories_file=None, query=None, limit: int = 200
             identify_browser(wd)
             run["version"] = browser_version(wd)
             manifest.header.update(base_url=base_url, browser_version=run["version"],
-                                   query_params=query_params(width))
+                                   query_params=query_params(width), source=search_source(base_url))
             for report in reports:
                 def on_photo(photo: Photo, report: CategoryReport = report) -> None:
                     future = pool.submit(download_photo, ctx, report.category, report.query, photo)
@@ -282,7 +267,7 @@ def run_scrape(categories=(), categories_file=None, query=None, limit: int = 200
 
 
 def _record(out: Path, params: dict, reports: list[CategoryReport], futures: dict, started: float,
-            run: dict, error: str | None = None) -> ScrapeReport:
+            run: dict, error: str | None = None, extra_timings: dict | None = None, **extra) -> ScrapeReport:
     """Tally the finished downloads into the reports and write `<out>/scrape-run.json`."""
     failures = []
     for future, (report, pid) in futures.items():
@@ -302,12 +287,13 @@ def _record(out: Path, params: dict, reports: list[CategoryReport], futures: dic
     timings = {f"harvest_{r.category}": r.harvest_s for r in reports}
     if run["finished"]:
         timings["downloads_after_harvest"] = run["finished"] - run["harvest_done"]
+    timings.update(extra_timings or {})
     write_run_record(
         out / "scrape-run.json", "scrape", params=params,
         counts={r.category: {"cards_seen": r.cards_seen, "kept": r.kept, "skipped": dict(r.skipped),
                              "downloaded": r.downloaded, "reused": r.reused, "adopted": r.adopted,
                              "failed": dict(r.failed), "markup": r.generation} for r in reports},
         timings={**timings, "total": result.seconds}, browser_version=run["version"],
-        manifest=str(out / MANIFEST_NAME), failures=failures, error=error,
+        manifest=str(out / MANIFEST_NAME), failures=failures, error=error, **extra,
     )
     return result

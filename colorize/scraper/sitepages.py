@@ -182,13 +182,37 @@ def search_page(query: str, grid: str, markup: str, more: bool, consent: bool) -
             f'<script>{PAGE_SCRIPT}</script></body></html>')
 
 
-BOT_WALL = """<!doctype html><html lang="en"><head><title>Making sure you&#39;re not a bot!</title>
+# The bot walls unsplash.com (Anubis, since 2026-03) and other sites (Cloudflare) answer instead of a page.
+ANUBIS_CHALLENGE = """<!doctype html><html lang="en"><head><title>Making sure you&#39;re not a bot!</title>
 <link rel="stylesheet" href="/.within.website/x/xess/xess.css">
 <script id="anubis_version" type="application/json">"v1.21.3"</script>
 <script id="anubis_challenge" type="application/json">{"rules":{"algorithm":"fast","difficulty":4}}</script>
 </head><body id="top"><main><h1 id="title" class="centered-div">Making sure you&#39;re not a bot!</h1>
 <p id="status">Loading...</p><p>Protected by <a href="https://github.com/TecharoHQ/anubis">Anubis</a></p>
 <script async type="module" src="/.within.website/x/cmd/anubis/static/js/main.mjs"></script></main></body></html>"""
+
+# Anubis's DENY action (its default policy's `headless-chrome` rule matches a HeadlessChrome User-Agent).
+ANUBIS_DENY = """<!doctype html><html lang="en"><head><title>Oh noes!</title>
+<link rel="stylesheet" href="/.within.website/x/xess/xess.css">
+<meta name="viewport" content="width=device-width, initial-scale=1.0"></head>
+<body id="top"><main><h1 id="title" class="centered-div">Oh noes!</h1>
+<div class="centered-div"><img id="image" alt="Sad Anubis" style="width:100%;max-width:256px;"
+src="/.within.website/x/cmd/anubis/static/img/reject.webp"><p>Access Denied: error code 7f3a9c</p>
+<p>Go <a href="/">home</a> or contact the administrator of this site.</p></div>
+<footer><p>Protected by <a href="https://github.com/TecharoHQ/anubis">Anubis</a></p></footer></main></body></html>"""
+
+CLOUDFLARE_CHALLENGE = """<!DOCTYPE html><html lang="en-US"><head><title>Just a moment...</title>
+<meta http-equiv="Content-Type" content="text/html; charset=UTF-8"><meta name="robots" content="noindex,nofollow">
+<style>*{box-sizing:border-box;margin:0;padding:0}</style></head><body><div class="main-wrapper" role="main">
+<div class="main-content"><noscript><div class="h2"><span id="challenge-error-text">Enable JavaScript and cookies to
+continue</span></div></noscript></div></div><script>(function(){window._cf_chl_opt={cvId: '3',cZone: 'unsplash.com',
+cType: 'managed',cRay: '8f0c2e1a2b3c4d5e'};var cpo=document.createElement('script');
+cpo.src='/cdn-cgi/challenge-platform/h/g/orchestrate/chl_page/v1?ray=8f0c2e1a2b3c4d5e';
+document.getElementsByTagName('head')[0].appendChild(cpo);}());</script></body></html>"""
+
+# wall name -> (HTTP status, page), as the real walls answer.
+WALL_PAGES = {"anubis-challenge": (200, ANUBIS_CHALLENGE), "anubis-deny": (403, ANUBIS_DENY),
+              "cloudflare-challenge": (403, CLOUDFLARE_CHALLENGE)}
 
 
 # ------------------------------------------------------------------------------------------ pictures

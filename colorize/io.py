@@ -249,7 +249,7 @@ def remove_stale_temps(folder: str | os.PathLike, root: str | os.PathLike | None
                 folder.resolve().relative_to(Path(root).resolve())
                 inside = True
         if not inside:
-            log.warning("not cleaning temp files in %s: it is a symlink and may lead elsewhere", folder)
+            log.info("not cleaning temp files in %s: it is a symlink and may lead elsewhere", folder)
             return 0
     if not folder.is_dir():
         return 0

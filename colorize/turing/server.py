@@ -83,8 +83,6 @@ class _PooledHTTPServer(HTTPServer):
     fresh socket never blocks) and closed, so neither threads nor a queue grow with the load.
     """
 
-    daemon_threads = True
-
     def __init__(self, address: tuple[str, int], handler: type, max_threads: int = MAX_THREADS) -> None:
         # Set before binding: a failed bind calls server_close() from inside HTTPServer.__init__.
         self.max_threads = max_threads

@@ -150,6 +150,8 @@ def read_folder_record(folder: str | os.PathLike, record: str, not_ours: str, fi
     from colorize.errors import ColorizeError, UsageError
 
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder} exists and is a file, not a folder", fix)
     if not (folder.exists() and any(folder.iterdir())):
         return None
     path = folder / record

@@ -182,3 +182,5 @@ def test_folder_record_of_another_kind_is_refused_with_exit_2(tmp_path):
     (tmp_path / "manifest.json").unlink()
     (tmp_path / "other.txt").write_text("x")
     assert read_folder_record(tmp_path, "manifest.json", "a shard folder", "fix", missing_ok=True) is None
+    with pytest.raises(UsageError, match="is a file, not a folder"):  # was a NotADirectoryError traceback
+        read_folder_record(tmp_path / "other.txt", "manifest.json", "a shard folder", "fix", missing_ok=True)

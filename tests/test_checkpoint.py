@@ -68,3 +68,60 @@ def test_nearest_bin_lut_maps_every_int8_pair():
     lut = nearest_bin_lut(CENTERS)
     assert lut.shape == (256, 256) and lut.dtype == np.int16
     assert lut[0 + 128, 0 + 128] == 0 and lut[29 + 128, 31 + 128] == 1 and lut[-128 + 128, 127 + 128] == 2
+
+
+def _payload(**changes):
+    from colorize.models.checkpoint import untrained_payload
+
+    payload = untrained_payload(CENTERS, size=32, width=4)
+    for key, value in changes.items():
+        if key.startswith("config_"):
+            payload["config"][key[len("config_"):]] = value
+        else:
+            payload[key] = value
+    return payload
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"centers": CENTERS.tolist()}, "centers must be a tensor"),  # was an AttributeError
+    ({"centers": torch.zeros(4, 3)}, "centers must be a tensor of shape"),
+    ({"centers": torch.zeros(1, 2)}, "centers must be a tensor of shape"),
+    ({"centers": torch.full((4, 2), float("nan"))}, "finite"),
+    ({"config_width": 3000}, "config width must be an integer in 1..1024"),  # allocated 1.3 GB
+    ({"config_width": 64}, "do not fit a ColorUNet of width 64"),  # a lie within bounds: shapes caught on meta
+    ({"config_width": "32"}, "config width must be an integer"),
+    ({"config_size": 10 ** 9}, "config size must be an integer"),
+    ({"config": ["width", 32]}, "config must be a dict"),
+    ({"model": [1, 2]}, "model must be a dict of named tensors"),
+    ({"model": {"head.weight": "x"}}, "model must be a dict of named tensors"),
+    ({"weights": torch.ones(5)}, "weights must be a finite float tensor of shape [4]"),
+    ({"prior": [0.25] * 4}, "prior must be a finite float tensor"),
+    ({"ab_lut": torch.full((256, 256), 9, dtype=torch.int16)}, "ab_lut must be integer bin indices"),
+    ({"ab_lut": torch.zeros(3, 3, dtype=torch.int16)}, "ab_lut must be integer bin indices"),
+    ({"config_n_bins": 7}, "config n_bins 7 differs from the 4 centers"),
+])
+def test_payload_is_checked_before_the_model_is_built(changes, message, monkeypatch):
+    """Each malformed payload is one ColorizeError line, raised before a real ColorUNet is allocated."""
+    import colorize.models.checkpoint as ck
+    from colorize.models.checkpoint import Colorizer, validate_payload
+
+    payload = _payload(**changes)
+    built = []
+    real = ck.ColorUNet
+    monkeypatch.setattr(ck, "ColorUNet", lambda *a, **k: built.append(torch.empty(0).device) or real(*a, **k))
+    with pytest.raises(ColorizeError) as err:
+        Colorizer.from_payload(payload, torch.device("cpu"))
+    assert message in err.value.line() and "\n" not in err.value.line()
+    assert all(d.type == "meta" for d in built)  # only shape-only models were made
+    with pytest.raises(ColorizeError):
+        validate_payload(payload)
+
+
+def test_a_valid_payload_passes_validation():
+    from colorize.models.checkpoint import validate_payload
+
+    validate_payload(_payload())
+    with pytest.raises(ColorizeError, match="expected a dict"):
+        validate_payload([1])
+    with pytest.raises(ColorizeError, match="keys centers missing"):
+        validate_payload({"model": {}, "config": {}})

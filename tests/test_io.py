@@ -91,3 +91,96 @@ def test_folder_record_new_ours_and_foreign(tmp_path):
     (tmp_path / "rec.json").write_bytes(b"\xff not json")
     with pytest.raises(ColorizeError, match="is not a thing"):
         read_folder_record(tmp_path, "rec.json", "a thing", "fix")
+
+
+def test_atomic_write_fsyncs_the_folder_after_the_rename(tmp_path, monkeypatch):
+    """Without an fsync of the folder, a power cut after os.replace can bring back the old record."""
+    import os
+    import stat
+
+    import colorize.io as cio
+
+    seen: list[tuple[bool, bool]] = []
+    real_fsync = os.fsync
+
+    def spy(fd):
+        seen.append((stat.S_ISDIR(os.fstat(fd).st_mode), (tmp_path / "rec.json").exists()))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(cio.os, "fsync", spy)
+    atomic_write_json(tmp_path / "rec.json", {"a": 1})
+    assert seen == [(False, False), (True, True)]  # the file before the rename, its folder after it
+
+
+def test_remove_stale_temps_never_follows_a_symlinked_folder_out(tmp_path):
+    import os
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / ".tmp-precious").write_bytes(b"not ours")
+    out = tmp_path / "out"
+    out.mkdir()
+    os.symlink(outside, out / "beach")  # a category folder that leads out of --out
+    assert remove_stale_temps(out / "beach") == 0
+    assert remove_stale_temps(out / "beach", root=out) == 0  # resolves outside the root: still not followed
+    assert (outside / ".tmp-precious").exists()
+    # The user's own --out may be a symlink: cleaning it with itself as root is fine.
+    os.symlink(outside, tmp_path / "link-out")
+    assert remove_stale_temps(tmp_path / "link-out", root=tmp_path / "link-out") == 1
+
+
+def test_remove_stale_temps_skips_a_bad_entry_and_cleans_the_rest(tmp_path):
+    """A folder named like a temp file (or one we cannot remove) must not abort the run being prepared."""
+    import os
+
+    (tmp_path / ".tmp-dir").mkdir()
+    (tmp_path / ".tmp-dir" / "inside").write_bytes(b"x")
+    (tmp_path / ".tmp-a.jpg.1").write_bytes(b"x")
+    os.symlink(tmp_path / "nowhere", tmp_path / ".tmp-dangling")
+    assert remove_stale_temps(tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp-dir"]
+    assert (tmp_path / ".tmp-dir" / "inside").exists()
+
+
+@pytest.mark.timeout(20)
+def test_special_files_are_never_opened_as_data(tmp_path):
+    """A FIFO named x.jpg blocks a plain open() forever; reading refuses it at once with its kind."""
+    import os
+    import socket
+
+    from colorize.io import read_regular_bytes
+
+    os.mkfifo(tmp_path / "x.jpg")
+    for reader in (read_regular_bytes, sha256_file):
+        with pytest.raises(OSError, match="FIFO"):
+            reader(tmp_path / "x.jpg")
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.bind(str(tmp_path / "s.jpg"))
+        with pytest.raises(OSError, match="socket"):
+            read_regular_bytes(tmp_path / "s.jpg")
+    finally:
+        sock.close()
+    with pytest.raises(OSError, match="character device"):
+        read_regular_bytes("/dev/zero")  # would stream without end
+    (tmp_path / "big").write_bytes(b"x" * 11)
+    with pytest.raises(OSError, match="10 byte cap"):
+        read_regular_bytes(tmp_path / "big", max_bytes=10)
+    assert read_regular_bytes(tmp_path / "big", max_bytes=11) == b"x" * 11
+
+
+def test_folder_record_of_another_kind_is_refused_with_exit_2(tmp_path):
+    from colorize.errors import UsageError
+
+    atomic_write_json(tmp_path / "manifest.json", {"schema": "colorize.dataset/1", "photos": []})
+    with pytest.raises(UsageError, match="another tool's manifest.json") as err:
+        read_folder_record(tmp_path, "manifest.json", "a shard folder", "pick another --out", schema="colorize.shards/1")
+    assert err.value.exit_code == 2 and "\n" not in err.value.line()
+    atomic_write_json(tmp_path / "manifest.json", {"schema": "colorize.shards/1"})
+    assert read_folder_record(tmp_path, "manifest.json", "a shard folder", "fix", schema="colorize.shards/1") \
+        == {"schema": "colorize.shards/1"}
+    (tmp_path / "manifest.json").unlink()
+    (tmp_path / "other.txt").write_text("x")
+    assert read_folder_record(tmp_path, "manifest.json", "a shard folder", "fix", missing_ok=True) is None
+    with pytest.raises(UsageError, match="is a file, not a folder"):  # was a NotADirectoryError traceback
+        read_folder_record(tmp_path / "other.txt", "manifest.json", "a shard folder", "fix", missing_ok=True)

@@ -350,3 +350,75 @@ def test_augmentation_randomness_comes_only_from_seed_photo_and_variant():
     assert augment.variants_for("train", 7) == augment.VARIANTS
     assert augment.variants_for("train", 3) == ("orig", "flip", "noise1")
     assert augment.variants_for("val", 7) == augment.variants_for("train", 0) == ("orig",)
+
+
+def test_prep_refuses_to_write_into_a_dataset_folder(dataset, tmp_path):
+    """--out pointing at a scraped dataset would replace its manifest.json: refused, exit 2, untouched."""
+    target = tmp_path / "scraped"
+    target.mkdir()
+    record = json.dumps({"schema": "colorize.dataset/1", "photos": []})
+    (target / "manifest.json").write_text(record)
+    result = CliRunner().invoke(cli, ["prep", "--src", str(dataset), "--out", str(target), "--size", "32",
+                                      "--workers", "1"])
+    assert result.exit_code == 2, result.output
+    assert "another tool's manifest.json" in result.output and len(result.output.strip().splitlines()) == 1
+    assert (target / "manifest.json").read_text() == record and sorted(p.name for p in target.iterdir()) == ["manifest.json"]
+
+
+@pytest.mark.timeout(60)
+def test_special_files_in_a_source_folder_are_skipped_not_opened(tmp_path):
+    """A FIFO named x.jpg hung prep (open() waits for a writer); FIFOs and sockets are skipped with a reason."""
+    import socket
+
+    src = make_dataset(tmp_path / "raw", n_per_category=2, categories=("beach",))
+    os.mkfifo(src / "beach" / "x.jpg")
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.bind(str(src / "beach" / "s.jpg"))
+        report = run_prep(src, tmp_path / "out", size=32, bins=4, augment=1, split="1,0,0", workers=1)
+    finally:
+        sock.close()
+    skipped = {s["file"]: s["reason"] for s in report.skipped_list}
+    assert "FIFO" in skipped["beach/x.jpg"] and "socket" in skipped["beach/s.jpg"]
+    assert report.photos == 2
+
+
+def test_reserved_category_folders_are_skipped_with_a_reason(tmp_path):
+    src = make_dataset(tmp_path / "raw", n_per_category=2, categories=("beach", "stats"))
+    report = run_prep(src, tmp_path / "out", size=32, bins=4, augment=1, split="1,0,0", workers=1)
+    reasons = [s["reason"] for s in report.skipped_list if s["file"].startswith("stats/")]
+    assert len(reasons) == 2 and all("reserved category name" in r for r in reasons)
+    assert read_manifest(tmp_path / "out")["categories"] == ["beach"]
+
+
+def test_manifest_ids_sharing_one_file_are_detected(tmp_path):
+    """Two ids naming one file (same path, a hard link, or a copy) would put one photo in train and test."""
+    import hashlib
+
+    src = tmp_path / "raw"
+    (src / "dog").mkdir(parents=True)
+    photos = []
+    for i in range(3):
+        data = jpeg_bytes(photo_like(80, 60, seed=i))
+        (src / "dog" / f"id{i:09d}.jpg").write_bytes(data)
+        photos.append({"id": f"id{i:09d}", "category": "dog", "file": f"dog/id{i:09d}.jpg",
+                       "sha256": hashlib.sha256(data).hexdigest(), "status": "ok"})
+    os.link(src / "dog" / "id000000000.jpg", src / "dog" / "hardlink000.jpg")
+    (src / "dog" / "copy0000000.jpg").write_bytes((src / "dog" / "id000000001.jpg").read_bytes())
+    photos += [
+        {"id": "samepath000", "category": "dog", "file": "dog/id000000000.jpg", "status": "ok"},
+        {"id": "hardlink000", "category": "dog", "file": "dog/hardlink000.jpg", "status": "ok",
+         "sha256": "f" * 64},  # lies about its content: still the same file
+        {"id": "copy0000000", "category": "dog", "file": "dog/copy0000000.jpg", "status": "ok"},
+        {"id": "reserved000", "category": "manifest.json", "file": "dog/id000000002.jpg", "status": "ok"},
+    ]
+    (src / "manifest.json").write_text(json.dumps({"schema": "colorize.dataset/1", "photos": photos}))
+    report = run_prep(src, tmp_path / "out", size=32, bins=4, augment=1, split="0.5,0,0.5", workers=1)
+    skipped = [(s["file"], s["reason"]) for s in read_manifest(tmp_path / "out")["skipped"]]
+    assert len(skipped) == 4, skipped  # each duplicate has its own entry and reason
+    reasons = dict(skipped)
+    assert reasons["dog/hardlink000.jpg"] == "same file as photo id000000000"
+    assert reasons["dog/copy0000000.jpg"] == "same content (sha256) as photo id000000001"
+    assert sum("same file as photo id000000000" == r for f, r in skipped if f == "dog/id000000000.jpg") == 1
+    assert any("reserved category name" in r for f, r in skipped if f == "dog/id000000002.jpg")
+    assert report.photos == 3 and sorted(set(_photo_splits(tmp_path / "out"))) == [f"id{i:09d}" for i in range(3)]

@@ -132,3 +132,26 @@ def test_stats_command_prints_table_and_draws_pictures(tmp_path):
     from colorize.dataset.shards import load_stats
 
     assert bin_table(load_stats(out)).count("\n") == 8 + 1
+
+
+def test_bins_csv_quotes_and_defuses_hostile_category_names(tmp_path):
+    """Category names come from folder names and shared manifests: a comma must not shift the columns and
+    a formula prefix (= + - @ tab CR) must not run in a spreadsheet (OWASP CSV injection)."""
+    import csv
+    import io
+
+    from colorize.dataset.stats import _write_csv
+
+    st = compute_bin_stats(_fine({(0, 0): 50, (30, 30): 40, (-40, 20): 10}), grid=10, bins=3, lam=0.5, sigma=0.0)
+    names = ["a,b", '=HYPERLINK("http://evil.example","x")', "+1", "-2", "@SUM(A1)", "\tx", "\rx", 'q"uote', "ok"]
+    per_category = {n: np.full(st.n_bins, 1.0 / st.n_bins) for n in names}
+    _write_csv(st, per_category, tmp_path / "bins.csv")
+    text = (tmp_path / "bins.csv").read_bytes().decode("utf-8")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert len(rows) == 1 + st.n_bins and all(len(r) == 6 + len(names) for r in rows)
+    header = rows[0][6:]
+    assert header[0] == "a,b" and header[-1] == "ok" and header[7] == 'q"uote'
+    assert all(h.startswith("'") for h in header[1:7]) and header[1] == "'" + names[1]
+    assert not any(cell.startswith(("=", "+", "@", "\t", "\r")) for cell in rows[0])
+    assert rows[1][1:3] == ["0", "0"] and float(rows[2][1]) == 30  # numbers stay numbers (negatives too)
+    assert any(float(r[1]) < 0 for r in rows[1:]) and text.count("\n") == 1 + st.n_bins

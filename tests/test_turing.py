@@ -236,6 +236,14 @@ def test_cli_serves_until_ctrl_c_then_writes_the_tally(tmp_path):
         http(url + "api/answer", {"participant": created["participant"], "position": 0, "trial": trial["id"],
                                   "choice": "left", "rt_ms": 640})
         assert http(url + "api/study")[2]["view_ms"] == 500
+        # The running tally: not for participants, only at the token URL printed for the experimenter.
+        results_line = proc.stdout.readline()
+        assert "experimenter only" in results_line, results_line
+        results_url = results_line.rsplit(" ", 1)[1].strip()
+        assert results_url.startswith(url + "results/") and len(results_url) > len(url + "results/") + 20
+        assert http(url + "api/results")[0] == 404 and http(url + "results")[0] == 404
+        token = results_url.rsplit("/", 1)[1]
+        assert http(url + "api/results/" + token)[2]["answers"]["practice"] == 1
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
@@ -412,7 +420,7 @@ def test_http_api_headers_and_path_checks(tmp_path):
         assert status == 200 and res["recorded"] and "feedback" in res
         img = urllib.request.urlopen(base + res["state"]["trial"]["images"][0], timeout=10)
         assert img.headers["Content-Type"] == "image/jpeg" and img.read(2) == b"\xff\xd8"
-        assert http(base + "/api/results")[2]["answers"]["practice"] == 1
+        assert http(server.results_url.replace("/results/", "/api/results/"))[2]["answers"]["practice"] == 1
         assert all(client == "127.0.0.1" for _, _, client in server.requests)
         rebound = urllib.request.Request(base + "/api/study", headers={"Host": "evil.example"})
         with pytest.raises(urllib.error.HTTPError, match="403"):

@@ -132,7 +132,7 @@ def test_take_practice_and_test_reload_resumes_answers_saved_all_local(tmp_path)
         # A second participant, answered through the API, and the results view of both.
         store = AnswerStore(study_dir, study, VIEW_MS)
         answer_all(store, store.new_participant(), lambda t: other(t.real_side), rt_ms=100.0)
-        driver.get(server.url + "results")
+        driver.get(server.results_url)  # the experimenter's address (the token printed at start)
         _wait(driver, "document.body.dataset.results === '1'")
         overall = _text(driver, "results-overall")
         participants = _text(driver, "results-participants")
@@ -161,7 +161,9 @@ def test_take_practice_and_test_reload_resumes_answers_saved_all_local(tmp_path)
     assert violations == []
     assert seen_urls and all(urlsplit(u).hostname == "127.0.0.1" for u in seen_urls), seen_urls
     assert {c for _, _, c in requests} == {"127.0.0.1"}
-    assert {"/", "/static/app.js", "/static/style.css", "/api/study", "/results"} <= {urlsplit(p).path for _, p, _ in requests}
+    paths = {urlsplit(p).path for _, p, _ in requests}
+    assert {"/", "/static/app.js", "/static/style.css", "/api/study"} <= paths
+    assert {urlsplit(server.results_url).path, urlsplit(server.results_url).path.replace("/results/", "/api/results/")} <= paths
 
 
 def test_page_assets_reference_nothing_external():

@@ -30,7 +30,9 @@ from colorize.io import (
     atomic_write_json,
     atomic_write_text,
     dumps_json,
+    read_folder_record,
     read_json,
+    read_regular_bytes,
     remove_stale_temps,
     sha256_bytes,
     sha256_file,
@@ -175,10 +177,8 @@ def run_shard_task(task: ShardTask) -> ShardResult:
 
 def _photo_samples(photo: Photo, variants: list[str], task: ShardTask) -> dict[str, aug.Sample]:
     path = Path(task.src) / photo.file
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise ColorizeError(f"{photo.file}: file over the {MAX_FILE_BYTES} byte cap")
-        data = path.read_bytes()
+    try:  # never opens a FIFO or device (it could block or stream forever), even one swapped in since discovery
+        data = read_regular_bytes(path, MAX_FILE_BYTES)
     except OSError as exc:
         raise ColorizeError(f"{photo.file}: cannot read ({exc.strerror or exc})") from exc
     if photo.sha256 and sha256_bytes(data) != photo.sha256:
@@ -228,8 +228,11 @@ def run_prep(src: str | os.PathLike, out: str | os.PathLike, size: int = 256, fi
     photos, skipped_upfront, source_sha, source_kind = source.photos, source.skipped, source.manifest_sha256, source.kind
     if not photos:
         raise ColorizeError(f"no usable photos in {src}", "give prep a scraped dataset or category folders of images")
+    read_folder_record(out, shards.MANIFEST, "a shard folder written by colorize prep",
+                       "pass --out a new folder for the shards (e.g. data/shards)", schema=shards.SCHEMA,
+                       missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out)
+    remove_stale_temps(out, root=out)
     _retire_other_manifest(out, source_sha, params)
     if source.derived_manifest is not None:  # the folder's derived manifest, hashed into the shard manifest
         atomic_write_text(out / DERIVED_MANIFEST, source.derived_manifest)

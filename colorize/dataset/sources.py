@@ -8,6 +8,7 @@ hash identifies the input of a prep run just like a scraped manifest's does.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,8 @@ from typing import Any
 
 from colorize.dataset.images import MAX_FILE_BYTES
 from colorize.errors import ColorizeError
-from colorize.io import dumps_json, read_json, sha256_bytes, sha256_file
+from colorize.io import dumps_json, not_regular_reason, read_json, sha256_bytes, sha256_file
+from colorize.names import reserved_reason
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -39,6 +41,32 @@ def _safe_relpath(src: Path, rel: str) -> Path | None:
     except ValueError:
         return None
     return path
+
+
+def _file_problem(path: Path) -> tuple[str | None, os.stat_result | None]:
+    """(why `path` cannot be read as a photo, its stat): missing, or a FIFO, socket, device or folder.
+
+    Checked with stat before anything opens the file: opening a FIFO named x.jpg would block forever.
+    """
+    try:
+        st = path.stat()
+    except OSError as exc:
+        return ("file is missing" if isinstance(exc, FileNotFoundError) else f"cannot read ({exc.strerror or exc})"), None
+    reason = not_regular_reason(st.st_mode)
+    return reason, (None if reason else st)
+
+
+def _hash_or_none(path: Path) -> str | None:
+    """The file's sha256, or None when it cannot be read (no permission, swapped for a FIFO since stat)."""
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None
+
+
+def _category_problem(category: str) -> str | None:
+    why = reserved_reason(category)
+    return f"reserved category name ({why})" if why else None
 
 
 @dataclass
@@ -73,26 +101,44 @@ def _from_manifest(src: Path, path: Path) -> tuple[list[Photo], list[dict[str, s
     except (OSError, ValueError, KeyError, TypeError, AssertionError) as exc:
         raise ColorizeError(f"{path} is not a dataset manifest ({exc})", "re-run scrape, or remove it") from exc
     photos, skipped, seen = [], [], set()
+    by_file: dict[tuple[int, int], str] = {}  # (device, inode) -> id: one file named twice
+    by_sha: dict[str, str] = {}  # content -> id: the same photo under two ids leaks between splits
     for entry in entries:
         rel = str(entry.get("file", "")) if isinstance(entry, dict) else ""
         pid = str(entry.get("id", "")) if isinstance(entry, dict) else ""
-        reason = None
-        if not _ID_RE.match(pid):
-            reason = f"invalid photo id {pid[:40]!r}"
-        elif _safe_relpath(src, rel) is None:
-            reason = "file path escapes the dataset folder"
-        elif entry.get("status", "ok") != "ok":
-            reason = f"status {entry.get('status')!r} in the manifest"
-        elif pid in seen:
-            reason = f"duplicate photo id {pid}"
-        elif not (src / rel).is_file():
-            reason = "file is missing"
+        reason = _entry_problem(src, entry, pid, rel, seen)
+        if reason is None:
+            reason, st = _file_problem(src / rel)
+        if reason is None:
+            key = (st.st_dev, st.st_ino)
+            sha = entry.get("sha256") if isinstance(entry.get("sha256"), str) else None
+            if key in by_file:
+                reason = f"same file as photo {by_file[key]}"
+            elif (sha := sha or _hash_or_none(src / rel)) is None:
+                reason = "cannot read the file"
+            elif sha in by_sha:
+                reason = f"same content (sha256) as photo {by_sha[sha]}"
+            else:
+                by_file[key] = by_sha[sha] = pid
         if reason:
             skipped.append({"file": rel or f"<{pid}>", "reason": reason})
             continue
         seen.add(pid)
         photos.append(Photo(pid, str(entry.get("category") or "uncategorized"), rel, entry.get("sha256")))
     return sorted(photos, key=lambda p: p.id), skipped, sha256_file(path)
+
+
+def _entry_problem(src: Path, entry: Any, pid: str, rel: str, seen: set[str]) -> str | None:
+    """Why a manifest entry cannot be used, judged from the entry alone (its file is checked next)."""
+    if not _ID_RE.match(pid):
+        return f"invalid photo id {pid[:40]!r}"
+    if _safe_relpath(src, rel) is None:
+        return "file path escapes the dataset folder"
+    if entry.get("status", "ok") != "ok":
+        return f"status {entry.get('status')!r} in the manifest"
+    if pid in seen:
+        return f"duplicate photo id {pid}"
+    return _category_problem(str(entry.get("category") or "uncategorized"))
 
 
 def _from_folder(src: Path, exclude: Path | None = None) -> tuple[list[Photo], list[dict[str, str]], dict[str, Any]]:
@@ -106,16 +152,22 @@ def _from_folder(src: Path, exclude: Path | None = None) -> tuple[list[Photo], l
         if excluded is not None and excluded in path.resolve().parents:
             continue
         parts = rel.split("/")
+        problem, st = _file_problem(path)
         if path.is_symlink() and _safe_relpath(src, rel) is None:
             skipped.append({"file": rel, "reason": "symlink points outside the dataset folder"})
+        elif problem is not None:
+            skipped.append({"file": rel, "reason": problem})
         elif path.suffix.lower() not in IMAGE_EXTENSIONS:
             skipped.append({"file": rel, "reason": f"not an image file extension ({path.suffix or 'none'})"})
         elif len(parts) != 2:
             skipped.append({"file": rel, "reason": "not directly inside a category folder"})
-        elif path.stat().st_size > MAX_FILE_BYTES:
+        elif (bad_category := _category_problem(parts[0])) is not None:
+            skipped.append({"file": rel, "reason": bad_category})
+        elif st.st_size > MAX_FILE_BYTES:
             skipped.append({"file": rel, "reason": f"file over the {MAX_FILE_BYTES} byte cap"})
+        elif (digest := _hash_or_none(path)) is None:
+            skipped.append({"file": rel, "reason": "cannot read the file"})
         else:
-            digest = sha256_file(path)
             pid = digest[:16]
             if pid in by_id:
                 skipped.append({"file": rel, "reason": f"duplicate of {by_id[pid].file}"})

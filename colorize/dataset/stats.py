@@ -362,16 +362,20 @@ def draw_pictures(stats: BinStats, per_category: dict[str, np.ndarray], out_dir:
 
 
 def _write_csv(stats: BinStats, per_category: dict[str, np.ndarray], path: Path) -> Path:
-    """The bin table as CSV (one row per bin, one column per category's share) for spreadsheets and papers."""
-    from colorize.io import atomic_write_text
+    """The bin table as CSV (one row per bin, one column per category's share) for spreadsheets and papers.
+
+    Category names come from folder names and shared manifests, so they are written through
+    `io.atomic_write_csv`: quoted when they hold a comma or quote, defused when they start like a formula.
+    """
+    from colorize.io import atomic_write_csv
 
     cats = list(per_category)
-    rows = [",".join(["bin", "a", "b", "prior", "prior_smoothed", "weight", *cats])]
+    rows: list[list[str | int | float]] = [["bin", "a", "b", "prior", "prior_smoothed", "weight", *cats]]
     for i in range(stats.n_bins):
         a, b = stats.centers[i]
-        rows.append(",".join([str(i), f"{a:g}", f"{b:g}", f"{stats.prior[i]:.6g}", f"{stats.prior_smoothed[i]:.6g}",
-                              f"{stats.weights[i]:.6g}", *(f"{per_category[c][i]:.6g}" for c in cats)]))
-    atomic_write_text(path, "\n".join(rows) + "\n")
+        rows.append([i, float(a), float(b), float(stats.prior[i]), float(stats.prior_smoothed[i]),
+                     float(stats.weights[i]), *(float(per_category[c][i]) for c in cats)])
+    atomic_write_csv(path, rows)
     return path
 
 

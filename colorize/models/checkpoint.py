@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 CHECKPOINT_SCHEMA = "colorize.checkpoint/1"
 # What `load_colorizer` needs; a training checkpoint also has optimizer, scheduler, rng, ...
 REQUIRED_KEYS = ("model", "config", "centers")
+# Sanity bounds for a payload's numbers, checked before anything is allocated: far above anything
+# `colorize train` writes (width 32, size <= 1024, a few hundred bins), far below what hurts a machine.
+MAX_WIDTH = 1024
+SIZE_RANGE = (8, 4096)
+MAX_BINS = 256 * 256  # one bin per int8 (a, b) pair is already the finest possible
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
@@ -96,6 +101,7 @@ class Colorizer:
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], device: torch.device) -> Colorizer:
+        validate_payload(payload)
         cfg = dict(payload["config"])
         centers = payload["centers"].float()
         n_bins = int(centers.shape[0])
@@ -118,6 +124,78 @@ class Colorizer:
             config=cfg,
             device=device,
         )
+
+
+def _bad(what: str) -> ColorizeError:
+    return ColorizeError(f"checkpoint payload: {what}", "the file is damaged, hostile or not from `colorize train`; "
+                                                        "retrain or use another checkpoint")
+
+
+def _int_in(cfg: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:
+    value = cfg.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise _bad(f"config {key} must be an integer in {lo}..{hi}, got {str(value)[:40]!r}")
+    return value
+
+
+def _check_vector(payload: dict[str, Any], key: str, n: int) -> None:
+    value = payload.get(key)
+    if value is None:
+        return
+    if not isinstance(value, torch.Tensor) or value.shape != (n,) or not value.is_floating_point() \
+            or not torch.isfinite(value).all():
+        raise _bad(f"{key} must be a finite float tensor of shape [{n}], got {_describe(value)}")
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {str(value.dtype).replace('torch.', '')} tensor of shape {list(value.shape)}"
+    return f"a {type(value).__name__}"
+
+
+def validate_payload(payload: object) -> None:
+    """Check a loaded payload's types, shapes and sizes before any model is built from it.
+
+    A checkpoint is a file from elsewhere: `weights_only=True` keeps code out, but not nonsense. Without
+    this a `centers` list gives an AttributeError deep inside, and `config.width = 3000` makes the model
+    constructor allocate 1.3 GB before the weights are found not to fit. Every problem is one
+    ColorizeError line. The model's expected weight shapes are taken from a ColorUNet built on the
+    "meta" device (shapes only, no memory), so lying about width or bins is caught without allocating.
+    """
+    if not isinstance(payload, dict):
+        raise _bad(f"expected a dict, got {_describe(payload)}")
+    missing = [k for k in REQUIRED_KEYS if k not in payload]
+    if missing:
+        raise _bad(f"keys {', '.join(missing)} missing")
+    cfg, centers, weights = payload["config"], payload["centers"], payload["model"]
+    if not isinstance(cfg, dict):
+        raise _bad(f"config must be a dict, got {_describe(cfg)}")
+    width = _int_in(cfg, "width", 32, 1, MAX_WIDTH)
+    _int_in(cfg, "size", 256, *SIZE_RANGE)
+    if not isinstance(centers, torch.Tensor) or centers.ndim != 2 or centers.shape[1] != 2 \
+            or not 2 <= centers.shape[0] <= MAX_BINS:
+        raise _bad(f"centers must be a tensor of shape [n, 2] with 2 <= n <= {MAX_BINS}, got {_describe(centers)}")
+    if centers.is_complex() or centers.dtype == torch.bool or not torch.isfinite(centers.float()).all():
+        raise _bad("centers must be finite real numbers")
+    n = int(centers.shape[0])
+    if "n_bins" in cfg and cfg["n_bins"] != n:
+        raise _bad(f"config n_bins {str(cfg['n_bins'])[:20]} differs from the {n} centers")
+    _check_vector(payload, "weights", n)
+    _check_vector(payload, "prior", n)
+    lut = payload.get("ab_lut")
+    if lut is not None and (not isinstance(lut, torch.Tensor) or lut.shape != (256, 256)
+                            or lut.is_floating_point() or lut.is_complex() or lut.dtype == torch.bool
+                            or int(lut.min()) < 0 or int(lut.max()) >= n):
+        raise _bad(f"ab_lut must be integer bin indices [256, 256] in 0..{n - 1}, got {_describe(lut)}")
+    if not isinstance(weights, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                for k, v in weights.items()):
+        raise _bad(f"model must be a dict of named tensors, got {_describe(weights)}")
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in ColorUNet(n, width).state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in weights.items()}
+    if got != expected:
+        wrong = sorted(set(got) ^ set(expected)) or sorted(k for k in got if got[k] != expected[k])
+        raise _bad(f"model weights do not fit a ColorUNet of width {width} with {n} bins (first: {wrong[0]})")
 
 
 def load_colorizer(path: str | os.PathLike, device: str | torch.device = "auto") -> Colorizer:

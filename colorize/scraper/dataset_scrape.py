@@ -129,7 +129,7 @@ def run_dataset_scrape(dataset: str | Path, categories=(), categories_file=None,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for folder in [out] + [out / c.name for c in plan]:
-        remove_stale_temps(folder)
+        remove_stale_temps(folder, root=out)
     manifest = Manifest.load(out / MANIFEST_NAME)
     check_source(manifest, source)
     if (n := _prune(manifest, out)):

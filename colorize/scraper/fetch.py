@@ -124,7 +124,7 @@ def run_fetch(manifest_path: Path | str, out: Path | str, workers: int = 8, allo
     entries = source.entries()
     categories = sorted({e["category"] for e in entries})
     for folder in [out] + [out / c for c in categories] + [out / CHANGED_DIR / c for c in categories]:
-        remove_stale_temps(folder)
+        remove_stale_temps(folder, root=out)
     session, limiter = make_session(per_host, policy), HostLimiter(per_host)
     caps = caps or Caps(deadline=timeout)
     report = FetchReport(out)

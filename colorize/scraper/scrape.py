@@ -198,7 +198,7 @@ def run_scrape(categories=(), categories_file=None, query=None, limit: int = 200
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for folder in [out] + [out / c.name for c in plan]:
-        if remove_stale_temps(folder):
+        if remove_stale_temps(folder, root=out):
             log.info("removed temp files a killed run left in %s", folder)
     manifest = Manifest.load(out / MANIFEST_NAME)
     check_source(manifest, search_source(base_url))

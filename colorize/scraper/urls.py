@@ -11,6 +11,7 @@ import re
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from colorize.errors import ColorizeError, UsageError
+from colorize.names import reserved_reason
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{11}$")
 CATEGORY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -29,10 +30,13 @@ def check_id(pid: object) -> str:
 
 
 def check_category(name: object) -> str:
-    """`name` if it is safe as a folder name (no separators, no dots first), else a usage error."""
+    """`name` if it is safe as a folder name (no separators, no dots first, not one of our own file
+    names: `colorize.names`), else a usage error."""
     if not isinstance(name, str) or not CATEGORY_RE.match(name):
         raise UsageError(f"invalid category name {str(name)[:40]!r}",
                          "use letters, digits, '-', '_' or '.', starting with a letter or digit (e.g. new-york)")
+    if (why := reserved_reason(name)) is not None:
+        raise UsageError(f"reserved category name {name!r}: {why}", "choose another category name (e.g. add a suffix)")
     return name
 
 

@@ -195,7 +195,8 @@ def run_turing(models: Sequence[str] = (), shards: str | None = None, split: str
     if not server.loopback:
         log.warning("serving on %s: anyone who can reach this machine on port %d can take part", host, server.port)
     report.url = server.url
-    print(f"turing: study running at {server.url} (results at {server.url}results); press Ctrl-C to stop",
+    print(f"turing: study running at {server.url} (press Ctrl-C to stop)", flush=True)
+    print(f"turing: running tally for the experimenter only (keep this address private): {server.results_url}",
           flush=True)
     report.tally = server.serve_until_interrupted()
     report.action = "served"

@@ -1,8 +1,14 @@
 """The study's local web server: the page, the pair images and a tiny JSON API, on the standard library.
 
 Why `http.server` and not a framework: a study is a handful of people on one machine or one network, the
-page is three static files, and nothing extra has to be installed. `ThreadingHTTPServer` lets several
-participants answer at once; one lock orders every write.
+page is three static files, and nothing extra has to be installed. A bounded pool of threads lets several
+participants answer at once (a flood of connections gets a quick 503, never one thread each); one lock
+orders every write. Every connection has a socket timeout, so a silent client frees its thread.
+
+The running tally is for the experimenter only: a participant id is the only credential, so whoever
+could read the tally could see (and answer as) other participants. It is served at
+`/results/<token>` with a random token printed on the console at start (or tallied offline with
+`colorize turing --results DIR`).
 
 Answers are recorded by `store.AnswerStore` (appended + fsynced per answer; see there).
 
@@ -13,14 +19,20 @@ it served (tests check that the page asked for nothing else).
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import contextlib
 import errno
+import hmac
+import ipaddress
 import json
 import logging
+import secrets
 import signal
+import socket
 import threading
 import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,8 +47,11 @@ from .study import SIDES, TRIAL_RE, load_study
 log = logging.getLogger(__name__)
 
 MAX_BODY = 4096
+MAX_THREADS = 16  # concurrent connections served; more get 503 at once (a study is a handful of people)
+SOCKET_TIMEOUT_S = 20.0  # a client silent this long (mid-request or idle keep-alive) is dropped
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+RESULTS_PAGE, RESULTS_API = "/results/", "/api/results/"
 STATIC_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
-                "/results": ("index.html", "text/html; charset=utf-8"),
                 "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
                 "/static/style.css": ("style.css", "text/css; charset=utf-8")}
 SECURITY_HEADERS = {
@@ -60,11 +75,65 @@ def bind_error(exc: OSError, host: str, port: int) -> ColorizeError:
     return ColorizeError(f"cannot serve on {host}:{port} ({exc.strerror or exc})", "pick another --host/--port")
 
 
+class _PooledHTTPServer(HTTPServer):
+    """HTTPServer whose connections run on a fixed pool of `max_threads` threads.
+
+    `ThreadingHTTPServer` starts one thread per connection without limit. Here a connection that
+    finds every thread busy is answered 503 right away by the accepting thread (a tiny write into a
+    fresh socket never blocks) and closed, so neither threads nor a queue grow with the load.
+    """
+
+    def __init__(self, address: tuple[str, int], handler: type, max_threads: int = MAX_THREADS) -> None:
+        # Set before binding: a failed bind calls server_close() from inside HTTPServer.__init__.
+        self.max_threads = max_threads
+        self._slots = threading.BoundedSemaphore(max_threads)
+        self._pool = cf.ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="turing-http")
+        self._live: set[socket.socket] = set()  # connections being served, closed by server_close
+        self._live_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def process_request(self, request: socket.socket, client_address: Any) -> None:  # type: ignore[override]
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\nContent-Length: 0\r\n"
+                                b"Connection: close\r\n\r\n")
+            self.shutdown_request(request)
+            return
+        self._pool.submit(self._work, request, client_address)
+
+    def _work(self, request: socket.socket, client_address: Any) -> None:
+        with self._live_lock:
+            self._live.add(request)
+        try:
+            self.finish_request(request, client_address)
+        except Exception:  # noqa: BLE001 - what socketserver does: log, and keep serving the others
+            self.handle_error(request, client_address)
+        finally:
+            with self._live_lock:
+                self._live.discard(request)
+            self.shutdown_request(request)
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("connection from %s dropped", client_address, exc_info=True)
+
+    def server_close(self) -> None:
+        """Stop listening and end the connections still open, so no pool thread outlives the server."""
+        super().server_close()
+        with self._live_lock:
+            live = list(self._live)
+        for conn in live:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 class _Handler(BaseHTTPRequestHandler):
     """Routes for the page; `self.server.app` is the StudyServer."""
 
     server_version = "colorize-turing"
     sys_version = ""
+    timeout = SOCKET_TIMEOUT_S  # StreamRequestHandler sets it on the connection
 
     # ------------------------------------------------------------------------------------------ plumbing
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
@@ -85,14 +154,18 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(obj, sort_keys=True).encode("utf-8"), "application/json")
 
     def _body(self) -> dict[str, Any]:
-        try:
-            length = int(self.headers.get("Content-Length", "0"))
-        except ValueError as exc:
-            raise ApiError(HTTPStatus.BAD_REQUEST, "bad Content-Length") from exc
+        if "Transfer-Encoding" in self.headers:
+            raise ApiError(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length")
+        text = self.headers.get("Content-Length", "0").strip()
+        # Digits only: int() also takes "-5" (which read() treats as "read to the end", past the limit),
+        # "+5", "1_0" and spaces.
+        if not text.isascii() or not text.isdigit():
+            raise ApiError(HTTPStatus.BAD_REQUEST, "bad Content-Length")
+        length = int(text)
         if length > MAX_BODY:
             raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request too large")
         try:
-            obj = json.loads(self.rfile.read(length) or b"{}")
+            obj = json.loads(self.rfile.read(length) or b"{}", parse_constant=_no_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(HTTPStatus.BAD_REQUEST, "body is not JSON") from exc
         if not isinstance(obj, dict):
@@ -137,7 +210,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(app.public_study())
         elif path.startswith("/api/participants/"):
             self._json(app.store.state(path[len("/api/participants/"):]))
-        elif path == "/api/results":
+        elif path.startswith(RESULTS_PAGE) and app.results_token_ok(path[len(RESULTS_PAGE):]):
+            self._send(200, app.static("index.html"), "text/html; charset=utf-8", cache="no-store")
+        elif path.startswith(RESULTS_API) and app.results_token_ok(path[len(RESULTS_API):]):
             self._json(app.results())
         else:
             raise ApiError(HTTPStatus.NOT_FOUND, "not found")
@@ -151,25 +226,31 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/api/answer":
             try:
                 pid = str(body["participant"])
-                position = int(body["position"])
+                position = int(body["position"])  # 1e400 parses as inf: OverflowError
                 trial = str(body["trial"])
                 choice = str(body["choice"])
                 rt_ms = float(body["rt_ms"])
-            except (KeyError, TypeError, ValueError) as exc:
+            except (KeyError, TypeError, ValueError, OverflowError) as exc:
                 raise ApiError(HTTPStatus.BAD_REQUEST, "answer needs participant, position, trial, choice, rt_ms") from exc
             self._json(app.store.record(pid, position, trial, choice, rt_ms))
         else:
             raise ApiError(HTTPStatus.NOT_FOUND, "not found")
 
 
+def _no_constant(name: str) -> None:
+    """json.loads accepts NaN and Infinity (not JSON); an answer holding one is a bad request."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
 class StudyServer:
-    """Binds, serves and stops the study; `url` is where participants go.
+    """Binds, serves and stops the study; `url` is where participants go, `results_url` the experimenter.
 
     Binding happens in the constructor so a port in use fails at once, with one clear error.
     """
 
     def __init__(self, study_dir: str | Path, host: str = "127.0.0.1", port: int = 8765, view_ms: int = 1000,
-                 title: str = "Real or colorized?") -> None:
+                 title: str = "Real or colorized?", max_threads: int = MAX_THREADS,
+                 socket_timeout: float = SOCKET_TIMEOUT_S) -> None:
         self.dir = Path(study_dir)
         self.study = load_study(self.dir)
         self.store = AnswerStore(self.dir, self.study, view_ms)
@@ -179,18 +260,28 @@ class StudyServer:
         self._static: dict[str, bytes] = {}
         self._thread: threading.Thread | None = None
         try:
-            self.httpd = ThreadingHTTPServer((host, port), _Handler)
+            handler = type("_Handler", (_Handler,), {"timeout": socket_timeout})
+            self.httpd = _PooledHTTPServer((host, port), handler, max_threads)
         except OSError as exc:
             raise bind_error(exc, host, port) from exc
-        self.httpd.daemon_threads = True
         self.httpd.app = self  # type: ignore[attr-defined]
         self.host, self.port = self.httpd.server_address[:2]
-        self.loopback = str(self.host).startswith("127.") or self.host in ("::1", "localhost")
+        self.loopback = _is_loopback(str(self.host))
+        self.allowed_hosts = allowed_host_names(host, str(self.host))
+        self.results_token = secrets.token_urlsafe(18)
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in str(self.host) else self.host
         return f"http://{host}:{self.port}/"
+
+    @property
+    def results_url(self) -> str:
+        """The experimenter's view of the running tally (the token is the only key: keep it private)."""
+        return f"{self.url}results/{self.results_token}"
+
+    def results_token_ok(self, token: str) -> bool:
+        return hmac.compare_digest(token.encode("utf-8", "replace"), self.results_token.encode())
 
     # ------------------------------------------------------------------------------------- content
     def static(self, name: str) -> bytes:
@@ -219,12 +310,17 @@ class StudyServer:
         return tally_study(self.dir)
 
     def check_host(self, host_header: str) -> None:
-        """On a loopback address, accept only loopback Host names: a web page elsewhere cannot reach the
-        study through DNS rebinding. On another address (--host) participants may use any name."""
-        if not self.loopback:
-            return
-        name = urlsplit("//" + host_header).hostname or ""
-        if name not in ("127.0.0.1", "localhost", "::1") and not name.startswith("127."):
+        """Accept only the exact names this server was started with, on its own port: a web page elsewhere
+        cannot reach the study through DNS rebinding (`127.0.0.1.evil.example`, `evil.example:8765`)."""
+        if not host_header or any(c in host_header for c in "/@?#\\ \t") or not host_header.isascii():
+            raise ApiError(HTTPStatus.FORBIDDEN, "unexpected Host header")
+        parts = urlsplit("//" + host_header)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        name = (parts.hostname or "").lower()
+        if name not in self.allowed_hosts or port not in (self.port, None if self.port == 80 else self.port):
             raise ApiError(HTTPStatus.FORBIDDEN, "unexpected Host header")
 
     def log_request_seen(self, method: str, path: str, client: str) -> None:
@@ -271,6 +367,32 @@ class StudyServer:
             tally = self.results()
             atomic_write_json(self.dir / "tally.json", tally)
         return tally
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def allowed_host_names(requested: str, bound: str) -> frozenset[str]:
+    """The Host names a participant's browser may send: the loopback names always (the experimenter
+    on this machine), the --host value as given and the address it bound; for a wildcard bind
+    (0.0.0.0, ::) also this machine's name and addresses, the names it is reached by on the network."""
+    names = {*LOOPBACK_NAMES, requested.strip("[]").lower(), bound.lower()}
+    try:
+        wildcard = ipaddress.ip_address(bound).is_unspecified
+    except ValueError:
+        wildcard = False
+    if wildcard:
+        for machine in {socket.gethostname(), socket.getfqdn()}:
+            names.add(machine.lower())
+            try:
+                names.update(str(info[4][0]).lower() for info in socket.getaddrinfo(machine, None))
+            except OSError:
+                pass
+    return frozenset(n for n in names if n)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -242,7 +242,9 @@
     show("results");
     $("progress-box").classList.add("hidden");
     let r;
-    try { r = await api("GET", "/api/results"); } catch (err) { fail(err); return; }
+    // The experimenter's page is /results/<token>; the same token opens the tally API.
+    const token = location.pathname.slice("/results/".length);
+    try { r = await api("GET", "/api/results/" + encodeURIComponent(token)); } catch (err) { fail(err); return; }
     const box = $("results-body");
     box.replaceChildren();
     const ms = (v) => (v === null || v === undefined ? "–" : Math.round(v) + " ms");
@@ -311,7 +313,7 @@
   async function boot() {
     try { study = await api("GET", "/api/study"); } catch (err) { fail(err); return; }
     $("title").textContent = study.title;
-    if (location.pathname === "/results") { showResults(); return; }
+    if (location.pathname.startsWith("/results/")) { showResults(); return; }
     resumeOrWelcome();
   }
   boot();

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from colorize.models.checkpoint import untrained_payload
-from colorize.models.predict import colorize_rgb
-from colorize.models.profiles import bin_histograms
-from colorize.models.router import RouterCNN, RouterConfig, router_payload
-from colorize.models.routing import load_bundle, write_bundle
+from colorize.models.infer.predict import colorize_rgb
+from colorize.models.net.bundle import load_bundle, write_bundle
+from colorize.models.net.checkpoint import untrained_payload
+from colorize.models.net.router import RouterCNN, RouterConfig, router_payload
+from colorize.models.routing.profiles import bin_histograms
 
 
 def _cpu(fn, repeat: int = 3) -> float:

@@ -195,11 +195,11 @@ def train(ctx: click.Context, **opts) -> None:
     route = opts.pop("route")
     profiles = opts.pop("profiles")
     if route == "none":
-        run_train = _stage("colorize.models.train", "run_train")
+        run_train = _stage("colorize.models.train.loop", "run_train")
 
         result = run_train(**opts)
     else:
-        run_train_routed = _stage("colorize.models.routing", "run_train_routed")
+        run_train_routed = _stage("colorize.models.net.bundle", "run_train_routed")
 
         result = run_train_routed(route=route, profiles=profiles, **opts)
     _say(result)
@@ -222,7 +222,7 @@ def train(ctx: click.Context, **opts) -> None:
               help="Bundles: below this router confidence use the global model.")
 def predict(**opts) -> None:
     """Colorize images, folders and videos at full resolution."""
-    run_predict = _stage("colorize.models.predict", "run_predict")
+    run_predict = _stage("colorize.models.infer.predict", "run_predict")
 
     report = run_predict(**opts)
     _say(report)
@@ -241,7 +241,7 @@ def predict(**opts) -> None:
 @click.option("--gallery", type=click.IntRange(0), default=12, show_default=True, help="Samples shown in the report.")
 def evaluate(**opts) -> None:
     """Measure a model against the gray baseline and write eval.json + report.html."""
-    run_eval = _stage("colorize.models.evaluate", "run_eval")
+    run_eval = _stage("colorize.models.evaluate.run", "run_eval")
 
     report = run_eval(**opts)
     _say(report)
@@ -256,7 +256,7 @@ def evaluate(**opts) -> None:
 @click.option("--driver", default="/usr/bin/chromedriver", show_default=True, help="ChromeDriver binary.")
 def demo(**opts) -> None:
     """Run the whole chain offline on an embedded gallery served by a local Unsplash-like site."""
-    run_demo = _stage("colorize.demo", "run_demo")
+    run_demo = _stage("colorize.demo.run", "run_demo")
 
     _say(run_demo(**opts))
 

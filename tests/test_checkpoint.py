@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from colorize.errors import ColorizeError
-from colorize.models.checkpoint import (
+from colorize.models.net.checkpoint import (
     load_checkpoint,
     load_colorizer,
     nearest_bin_lut,

@@ -15,11 +15,11 @@ from colorize.dataset.color import stored_to_rgb
 from colorize.dataset.images import load_rgb
 from colorize.dataset.prep import run_prep
 from colorize.dataset.shards import list_shards, load_shard, load_stats
-from colorize.models import routing
-from colorize.models.checkpoint import load_colorizer, write_untrained_checkpoint
-from colorize.models.evaluate import run_eval
-from colorize.models.metrics import colorfulness, psnr
-from colorize.models.predict import colorize_rgb
+from colorize.models.evaluate.metrics import colorfulness, psnr
+from colorize.models.evaluate.run import run_eval
+from colorize.models.infer.predict import colorize_rgb
+from colorize.models.net import bundle as routing
+from colorize.models.net.checkpoint import load_colorizer, write_untrained_checkpoint
 
 TINTS = {"beach": (200, 180, 120), "forest": (40, 120, 50)}
 

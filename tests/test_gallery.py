@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from colorize.dataset.color import rgb_to_lab
+from colorize.demo.scenes import CATEGORIES, build_gallery, region_id, render_scene
 from colorize.errors import ColorizeError
-from colorize.gallery import CATEGORIES, build_gallery, region_id, render_scene
 from colorize.io import read_json
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from colorize.models.router import (
+from colorize.models.net.router import (
     RouterConfig,
     class_weights,
     predict_probs,

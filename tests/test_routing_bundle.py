@@ -9,10 +9,7 @@ import pytest
 import torch
 
 from colorize.errors import ColorizeError
-from colorize.models.checkpoint import untrained_payload
-from colorize.models.profiles import ColorProfiles
-from colorize.models.router import RouterCNN, RouterConfig, router_payload
-from colorize.models.routing import (
+from colorize.models.net.bundle import (
     GLOBAL,
     INDEX,
     choose_routes,
@@ -21,6 +18,9 @@ from colorize.models.routing import (
     read_index,
     write_bundle,
 )
+from colorize.models.net.checkpoint import untrained_payload
+from colorize.models.net.router import RouterCNN, RouterConfig, router_payload
+from colorize.models.routing.profiles import ColorProfiles
 
 CENTERS = np.array([[0, 0], [40, 40], [-40, 30], [20, -50]], np.float32)
 ROUTES = ["beach", "forest"]
@@ -78,7 +78,7 @@ def test_bundle_round_trip_and_routing(tmp_path):
 
 
 def test_bundle_colorize_uses_the_routed_specialist_or_the_global_model(tmp_path):
-    from colorize.models.predict import colorize_rgb
+    from colorize.models.infer.predict import colorize_rgb
 
     bundle = load_bundle(_bundle(tmp_path, logits=(0.0, 2.0)), "cpu")  # forest with p = 0.88
     photo = _photo(1)

@@ -8,14 +8,14 @@ import torch
 
 from colorize.dataset.shards import load_stats
 from colorize.errors import ColorizeError
-from colorize.models.routing_train import _histograms, assign_routes, route_weights
+from colorize.models.routing.train import _histograms, assign_routes, route_weights
 
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     """Three gallery categories with distinct palettes, prepped to 32 px shards (no augmentation)."""
     from colorize.dataset.prep import run_prep
-    from colorize.gallery import build_gallery
+    from colorize.demo.scenes import build_gallery
 
     root = tmp_path_factory.mktemp("routed")
     build_gallery(root / "photos", per_category=14, categories=("beach", "forest", "sunset"), size=(48, 40))
@@ -69,7 +69,7 @@ TINY = dict(epochs=1, batch_size=8, lr=2e-3, width=4, workers=0, device="cpu", a
 def test_category_bundle_end_to_end_train_predict_eval(shards, tmp_path):
     import json
 
-    from colorize.models.routing import is_bundle, load_bundle, run_eval_bundle, run_train_routed
+    from colorize.models.net.bundle import is_bundle, load_bundle, run_eval_bundle, run_train_routed
 
     out = tmp_path / "bundle"
     report = run_train_routed("category", 4, shards=shards, out=out, seed=0, **TINY)
@@ -137,7 +137,7 @@ def test_profile_bundle_records_profiles_and_evaluates_on_an_image_folder(shards
 
     from PIL import Image
 
-    from colorize.models.routing import load_bundle, run_eval_bundle, run_train_routed
+    from colorize.models.net.bundle import load_bundle, run_eval_bundle, run_train_routed
 
     out = tmp_path / "prof"
     report = run_train_routed("profile", 2, shards=shards, out=out, seed=3, **TINY)
@@ -155,7 +155,7 @@ def test_profile_bundle_records_profiles_and_evaluates_on_an_image_folder(shards
 
     # Eval on a folder of color photos (subfolders = categories): per-category table for profile bundles.
     photos = tmp_path / "photos"
-    from colorize.gallery import build_gallery
+    from colorize.demo.scenes import build_gallery
 
     build_gallery(photos, per_category=2, categories=("beach", "forest"), size=(40, 40), seed=5)
     rep = run_eval_bundle(out, None, "test", photos, 0.38, tmp_path / "ev", "cpu", 0)
@@ -173,7 +173,7 @@ def test_cli_route_errors_are_one_line(shards, tmp_path):
     # Shards with one category cannot be routed by category: one clear line, exit 1.
     one = tmp_path / "one"
     from colorize.dataset.prep import run_prep
-    from colorize.gallery import build_gallery
+    from colorize.demo.scenes import build_gallery
 
     build_gallery(tmp_path / "p", per_category=4, categories=("snow",), size=(40, 32))
     run_prep(tmp_path / "p", one, size=32, bins=8, augment=1, split="0.5,0.25,0.25", workers=1)

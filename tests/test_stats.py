@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from imagedata import make_dataset
 from PIL import Image
-from test_images_data import make_dataset
 
 from colorize.cli import cli
 from colorize.dataset.prep import run_prep

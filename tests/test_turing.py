@@ -183,7 +183,7 @@ def test_interrupted_preparation_resumes_where_it_stopped(tmp_path):
 def test_prepare_with_a_real_checkpoint_and_shards(tmp_path):
     """End to end through run_turing: prep's shards + a (tiny, untrained) checkpoint -> a study."""
     from colorize.dataset.prep import run_prep
-    from colorize.models.checkpoint import write_untrained_checkpoint
+    from colorize.models.net.checkpoint import write_untrained_checkpoint
 
     make_images(tmp_path / "raw", per_category=5)
     run_prep(tmp_path / "raw", tmp_path / "shards", size=32, augment=0, split="0.2,0,0.8", bins=8,
@@ -215,7 +215,7 @@ def test_prepare_with_a_real_checkpoint_and_shards(tmp_path):
 
 def test_cli_serves_until_ctrl_c_then_writes_the_tally(tmp_path):
     """The real command: prepare, then serve (prints the URL first), answer over HTTP, Ctrl-C, tally."""
-    from colorize.models.checkpoint import write_untrained_checkpoint
+    from colorize.models.net.checkpoint import write_untrained_checkpoint
 
     make_images(tmp_path / "images", per_category=2)
     centers = np.array([(a, b) for a in (-20, 20) for b in (-20, 20)], np.float32)

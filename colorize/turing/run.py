@@ -105,8 +105,8 @@ def make_conditions(models: Sequence[str | Path], temperatures: Sequence[float])
 
 def load_colorizers(conds: Sequence[tuple[Condition, Path]]) -> dict[str, ColorizeFn]:
     """One colorize function per condition; each checkpoint is loaded once (GPU when present)."""
-    from colorize.models.checkpoint import load_colorizer
-    from colorize.models.predict import colorize_rgb
+    from colorize.models.infer.predict import colorize_rgb
+    from colorize.models.net.checkpoint import load_colorizer
 
     loaded: dict[Path, Any] = {}
     fns: dict[str, ColorizeFn] = {}

@@ -23,9 +23,9 @@ from torch import nn
 
 from colorize.errors import ColorizeError
 from colorize.io import atomic_write_bytes
-from colorize.models.decode import softmax_probs
-from colorize.models.runtime import resolve_device
-from colorize.models.unet import ColorUNet, l_to_input
+from colorize.models.net.annealed import softmax_probs
+from colorize.models.net.runtime import resolve_device
+from colorize.models.net.unet import ColorUNet, l_to_input
 
 log = logging.getLogger(__name__)
 

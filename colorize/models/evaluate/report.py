@@ -89,7 +89,7 @@ def strip_image(panels: Sequence[tuple[str, np.ndarray]], max_height: int = STRI
 def prediction_pictures(pred: Any, temperatures: Sequence[float], with_confidence: bool) -> list[tuple[str, np.ndarray]]:
     """(tag, picture) for one `predict.ImagePrediction`: tags `color` (or `t<T>.color` for each of several
     temperatures), `strip` (gray input + each temperature) and `confidence`."""
-    from colorize.models.predict import gray_of
+    from colorize.models.infer.predict import gray_of
 
     if len(temperatures) == 1:
         return [("color", pred.colors[0])] + _confidence_picture(pred, with_confidence)

@@ -37,15 +37,21 @@ from colorize.io import (
     sha256_file,
     write_run_record,
 )
-from colorize.models.profiles import (
+from colorize.models.net.bundle import GLOBAL, specialist_file, write_bundle
+from colorize.models.net.router import (
+    RouterConfig,
+    router_from_payload,
+    router_payload,
+    shrink_l,
+    train_router,
+)
+from colorize.models.routing.profiles import (
     ColorProfiles,
     PhotoHistograms,
     collect_histograms,
     fit_profiles,
     palette_image,
 )
-from colorize.models.router import RouterConfig, router_from_payload, router_payload, shrink_l, train_router
-from colorize.models.routing import GLOBAL, specialist_file, write_bundle
 from colorize.progress import progress
 
 log = logging.getLogger(__name__)
@@ -164,8 +170,8 @@ def train_routed(route: str, n_profiles: int, shards, out, seed: int = 0, resume
                  max_minutes: float | None = None, device: str = "auto", router_size: int = 64,
                  router_width: int = 16, router_epochs: int | None = None, **train_opts: Any) -> RoutedTrainReport:
     """Train a routed bundle into `out` (see the module docstring); `train_opts` are run_train's options."""
-    from colorize.models.checkpoint import load_checkpoint
-    from colorize.models.runtime import resolve_device
+    from colorize.models.net.checkpoint import load_checkpoint
+    from colorize.models.net.runtime import resolve_device
 
     t0 = time.perf_counter()
     shards, out = Path(shards), Path(out)
@@ -273,7 +279,7 @@ def _train_or_reuse_router(shards: Path, path: Path, data: RouteData, resume: bo
                            device: torch.device, seed: int, cfg: RouterConfig, epochs: int,
                            batch_size: int) -> dict[str, Any]:
     """The router payload: reused with --resume when a finished one for the same routes and config exists."""
-    from colorize.models.checkpoint import save_checkpoint
+    from colorize.models.net.checkpoint import save_checkpoint
 
     if resume and path.is_file():
         try:
@@ -303,7 +309,7 @@ def train_colorizer(shards: Path, out: Path, *, subset: dict[str, Any], resume: 
     Returns (checkpoint to keep, how training stopped). With --resume, a model whose run folder has no
     last.pt yet simply starts; a finished one returns at once.
     """
-    from colorize.models.train import TrainConfig, train
+    from colorize.models.train.loop import TrainConfig, train
 
     cfg = TrainConfig(shards=shards, out=out, resume=resume and (out / "last.pt").is_file(), **opts, **subset)
     best = out / "best.pt"

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from colorize.errors import ColorizeError
-from colorize.models.inference import (  # noqa: F401  (colorize_rgb & co. re-exported: the contract's names)
+from colorize.models.infer.arrays import (  # noqa: F401  (colorize_rgb & co. re-exported: the contract's names)
     ImagePrediction,
     colorize_rgb,
     compose,
@@ -76,7 +76,7 @@ class PredictReport:
 
 def collect_inputs(inputs: Sequence[Path], out: Path) -> tuple[list[Job], list[dict[str, Any]], int]:
     """Files and folders (recursive) -> jobs with unique output stems, missing paths, ignored count."""
-    from colorize.models.video import VIDEO_EXTS
+    from colorize.models.infer.video import VIDEO_EXTS
 
     out_abs = out.resolve()
     jobs: list[Job] = []
@@ -123,20 +123,20 @@ def _named(out: Path, stem: Path, tag: str, suffix: str) -> Path:
 def open_model(model: Path, device: str) -> Any:
     """A checkpoint -> Colorizer; a bundle folder -> routing.Bundle (routing is imported only then)."""
     if model.is_dir():
-        from colorize.models import routing
+        from colorize.models.net import bundle as routing
 
         if not routing.is_bundle(model):
             raise ColorizeError(f"{model} is a folder but not a model bundle (no bundle index)",
                                 "pass a .pt checkpoint or a folder written by `colorize train --route ...`")
         return routing.load_bundle(model, device)
-    from colorize.models.checkpoint import load_colorizer
+    from colorize.models.net.checkpoint import load_colorizer
 
     return load_colorizer(model, device)
 
 
 def _route(bundle: Any, rgb: np.ndarray, min_confidence: float) -> tuple[Any, dict[str, Any]]:
     """Pick a bundle's colorizer for one photo (router top route, or global below min_confidence)."""
-    from colorize.models.routing import choose_routes
+    from colorize.models.net.bundle import choose_routes
 
     choice = choose_routes(bundle.route_rgb(rgb), bundle.routes, min_confidence)[0]
     return bundle.model_for(choice.route), choice.info()
@@ -145,7 +145,7 @@ def _route(bundle: Any, rgb: np.ndarray, min_confidence: float) -> tuple[Any, di
 def _image_outputs(out: Path, job: Job, temps: Sequence[float], pred: ImagePrediction, with_confidence: bool,
                    protected: set[Path]) -> list[Path]:
     """Write one photo's colorized file(s), strip and confidence map; returns the paths written."""
-    from colorize.models.report import prediction_pictures, write_image
+    from colorize.models.evaluate.report import prediction_pictures, write_image
 
     suffix = ".jpg" if job.src.suffix.lower() in (".jpg", ".jpeg") else ".png"
     todo = [(_named(out, job.stem, tag, ".png" if tag == "confidence" else suffix), rgb)
@@ -187,7 +187,7 @@ def run_predict(model: str | Path, inputs: Sequence[str | Path], out: str | Path
     """`colorize predict`: colorize every image and video in `inputs`; a bad input is recorded, not fatal."""
     from colorize.dataset.images import load_rgb
     from colorize.io import remove_stale_temps, sha256_file, write_run_record
-    from colorize.models import video as vid
+    from colorize.models.infer import video as vid
     from colorize.progress import progress
 
     t0 = time.perf_counter()

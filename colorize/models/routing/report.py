@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from colorize.io import atomic_write_text
-from colorize.models.report import write_image
+from colorize.models.evaluate.report import write_image
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:.5em 0 1.5em}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}

@@ -34,8 +34,8 @@ from colorize import __version__
 from colorize.dataset.color import rgb_to_stored
 from colorize.errors import ColorizeError
 from colorize.io import atomic_write_json, read_json, sha256_file
-from colorize.models.profiles import ColorProfiles
-from colorize.models.router import RouterCNN, predict_probs, router_from_payload
+from colorize.models.net.router import RouterCNN, predict_probs, router_from_payload
+from colorize.models.routing.profiles import ColorProfiles
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class Bundle:
 
     def colorize(self, rgb_u8: np.ndarray, temperature: float, min_confidence: float) -> tuple[np.ndarray, dict]:
         """Color one photo (uint8 RGB, color or gray, any size) -> (uint8 RGB, route info for the record)."""
-        from colorize.models.predict import colorize_rgb
+        from colorize.models.infer.predict import colorize_rgb
 
         if not 0.0 <= min_confidence <= 1.0:
             raise ColorizeError(f"min-confidence must be within 0..1, got {min_confidence}", "pass e.g. 0.5")
@@ -174,8 +174,8 @@ class Bundle:
 
 def load_bundle(path: str | Path, device: torch.device | str = "cpu") -> Bundle:
     """Load and verify a bundle (every file present, sha256 matching, weights-only) onto `device`."""
-    from colorize.models.checkpoint import load_colorizer
-    from colorize.models.runtime import resolve_device
+    from colorize.models.net.checkpoint import load_colorizer
+    from colorize.models.net.runtime import resolve_device
 
     root = Path(path)
     device = resolve_device(device)
@@ -234,7 +234,7 @@ def write_bundle(out: str | Path, kind: str, routes: list[str], router: dict[str
     `router` is `router.router_payload(...)`; the others are colorizer checkpoint payloads.
     `info` adds fields (e.g. photo counts) to the index entry of a role ("global" or a route).
     """
-    from colorize.models.checkpoint import save_checkpoint
+    from colorize.models.net.checkpoint import save_checkpoint
 
     if kind not in ROUTE_KINDS:
         raise ValueError(f"route kind must be one of {ROUTE_KINDS}")
@@ -266,14 +266,14 @@ def write_bundle(out: str | Path, kind: str, routes: list[str], router: dict[str
 
 def run_train_routed(route: str, profiles: int, **train_opts: Any):
     """`colorize train --route category|profile`: see `routing_train.train_routed`."""
-    from colorize.models.routing_train import train_routed
+    from colorize.models.routing.train import train_routed
 
     return train_routed(route=route, n_profiles=profiles, **train_opts)
 
 
 def run_eval_bundle(model, shards, split, images, temperature, out, device, gallery):
     """`colorize eval --model BUNDLE`: see `routing_eval.evaluate_bundle`."""
-    from colorize.models.routing_eval import evaluate_bundle
+    from colorize.models.routing.evaluate import evaluate_bundle
 
     return evaluate_bundle(model=model, shards=shards, split=split, images=images, temperature=temperature,
                            out=out, device=device, gallery=gallery)

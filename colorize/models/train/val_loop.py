@@ -19,12 +19,12 @@ from torch.utils.data import DataLoader
 
 from colorize.dataset.color import stored_to_rgb
 from colorize.dataset.loader import ShardDataset, iterate
-from colorize.models import metrics
-from colorize.models.decode import annealed_mean, softmax_probs
-from colorize.models.loss import RebalancedLoss
-from colorize.models.plots import sample_grid
-from colorize.models.runtime import autocast
-from colorize.models.unet import l_to_input
+from colorize.models.evaluate import metrics
+from colorize.models.net.annealed import annealed_mean, softmax_probs
+from colorize.models.net.loss import RebalancedLoss
+from colorize.models.net.runtime import autocast
+from colorize.models.net.unet import l_to_input
+from colorize.models.train.plots import sample_grid
 
 
 @dataclass

@@ -25,9 +25,9 @@ from colorize import __version__
 from colorize.dataset.color import stored_to_rgb
 from colorize.errors import ColorizeError, UsageError
 from colorize.io import atomic_write_json, remove_stale_temps, sha256_file, write_run_record
-from colorize.models.metrics import CONVENTIONS, Totals, score_image
-from colorize.models.predict import IMAGE_EXTS, gray_of, open_model, predict_images
-from colorize.models.report import colormap_image, write_image, write_report
+from colorize.models.evaluate.metrics import CONVENTIONS, Totals, score_image
+from colorize.models.evaluate.report import colormap_image, write_image, write_report
+from colorize.models.infer.predict import IMAGE_EXTS, gray_of, open_model, predict_images
 from colorize.progress import progress
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ def run_eval(model: str | Path, shards: str | Path | None = None, split: str = "
     if (shards is None) == (images is None):
         raise UsageError("give exactly one of --shards DIR or --images DIR", "e.g. --shards data/shards --split test")
     if model.is_dir():
-        from colorize.models import routing
+        from colorize.models.net import bundle as routing
 
         if routing.is_bundle(model):
             return routing.run_eval_bundle(model=model, shards=shards, split=split, images=images,

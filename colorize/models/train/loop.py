@@ -29,14 +29,14 @@ from colorize.dataset.loader import ShardDataset, iterate, make_loader
 from colorize.dataset.shards import MANIFEST, list_shards
 from colorize.errors import ColorizeError
 from colorize.io import atomic_write_text, remove_stale_temps, sha256_file, write_run_record
-from colorize.models import ddp
-from colorize.models.checkpoint import CHECKPOINT_SCHEMA, load_checkpoint, model_state, save_checkpoint
-from colorize.models.loss import RebalancedLoss
-from colorize.models.plots import loss_curve
-from colorize.models.runtime import amp_dtype, autocast
-from colorize.models.train_config import TrainConfig, TrainResult
-from colorize.models.unet import ColorUNet, count_parameters, l_to_input
-from colorize.models.validation import validate, write_sample_grid
+from colorize.models.net.checkpoint import CHECKPOINT_SCHEMA, load_checkpoint, model_state, save_checkpoint
+from colorize.models.net.loss import RebalancedLoss
+from colorize.models.net.runtime import amp_dtype, autocast
+from colorize.models.net.unet import ColorUNet, count_parameters, l_to_input
+from colorize.models.train import ddp
+from colorize.models.train.config import TrainConfig, TrainResult
+from colorize.models.train.plots import loss_curve
+from colorize.models.train.val_loop import validate, write_sample_grid
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ import numpy as np
 from colorize.dataset.color import decode_l, rgb_to_stored, stored_to_rgb
 from colorize.errors import ColorizeError
 from colorize.io import atomic_write_json, write_run_record
-from colorize.models.metrics import CONVENTIONS, Totals, score_image
-from colorize.models.predict import IMAGE_EXTS
-from colorize.models.profiles import bin_histograms
-from colorize.models.routing import GLOBAL, Bundle, choose_routes, load_bundle
+from colorize.models.evaluate.metrics import CONVENTIONS, Totals, score_image
+from colorize.models.infer.predict import IMAGE_EXTS
+from colorize.models.net.bundle import GLOBAL, Bundle, choose_routes, load_bundle
+from colorize.models.routing.profiles import bin_histograms
 from colorize.progress import progress
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def _from_images(folder: Path, size: int, fit_mode: str) -> Samples:
 
 def _predict_rgb(colorizer, L: np.ndarray, temperature: float) -> np.ndarray:
     """A batch colored by one model at the shard size: its bin probabilities, annealed mean, + the input's L."""
-    from colorize.models.predict import compose, decode_ab, model_probs
+    from colorize.models.infer.predict import compose, decode_ab, model_probs
 
     ab = decode_ab(model_probs(colorizer, L), colorizer.centers, temperature)
     return np.stack([compose(decode_l(L[k]), ab[k]) for k in range(len(L))])
@@ -222,7 +222,7 @@ class BundleEvalReport:
 def evaluate_bundle(model, shards, split: str, images, temperature: float, out, device, gallery: int,
                     batch: int = 16) -> BundleEvalReport:
     """Evaluate a bundle on a shard split (or a folder of photos); write eval.json, report.html, a run record."""
-    from colorize.models.routing_report import write_report
+    from colorize.models.routing.report import write_report
 
     t0 = time.perf_counter()
     if (shards is None) == (images is None):

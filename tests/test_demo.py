@@ -21,8 +21,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from colorize.demo import run as demo
 from colorize.cli import cli
+from colorize.demo import run as demo
 from colorize.errors import ColorizeError
 from colorize.io import read_json, sha256_file
 

@@ -222,14 +222,15 @@ def _holdout(plan: DemoPlan, seed: int) -> Callable[[Path], dict[str, Any]]:
 
     def body(folder: Path) -> dict[str, Any]:
         from colorize.dataset.color import gray_rgb
-        from colorize.demo.scenes import encode_jpeg, render_scene
+        from colorize.demo.scenes import JPEG_QUALITY, render_scene
+        from colorize.imaging import encode_image
 
         n = 0
         for category in plan.categories:
             for i in range(plan.per_category, plan.per_category + plan.holdout):
                 rgb, _ = render_scene(category, seed, i, plan.image_size)
-                atomic_write_bytes(folder / "color" / category / f"{category}-{i:04d}.jpg", encode_jpeg(rgb))
-                atomic_write_bytes(folder / "gray" / f"{category}-{i:04d}.jpg", encode_jpeg(gray_rgb(rgb)))
+                atomic_write_bytes(folder / "color" / category / f"{category}-{i:04d}.jpg", encode_image(rgb, ".jpg", JPEG_QUALITY))
+                atomic_write_bytes(folder / "gray" / f"{category}-{i:04d}.jpg", encode_image(gray_rgb(rgb), ".jpg", JPEG_QUALITY))
                 n += 1
         return {"photos": n, "summary": f"holdout: {n} photos never served nor trained on -> {folder}"}
 

@@ -24,14 +24,13 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from colorize.errors import ColorizeError
+from colorize.imaging import encode_image
 from colorize.io import (
     atomic_write_bytes,
     atomic_write_json,
@@ -316,12 +315,6 @@ def region_id(name: str) -> int:
     return _REGION_ID[name]
 
 
-def encode_jpeg(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
-    buf = BytesIO()
-    Image.fromarray(rgb, "RGB").save(buf, format="JPEG", quality=quality, subsampling=0)
-    return buf.getvalue()
-
-
 @dataclass
 class GalleryReport:
     folder: Path
@@ -368,7 +361,7 @@ def build_gallery(folder: str | os.PathLike, per_category: int = 40, categories:
             kept += 1
             continue
         rgb, _ = render_scene(category, seed, i, size)
-        atomic_write_bytes(path, encode_jpeg(rgb))
+        atomic_write_bytes(path, encode_image(rgb, ".jpg", JPEG_QUALITY))
         written += 1
     for category in categories:
         remove_stale_temps(folder / category)

@@ -12,7 +12,6 @@ already refer to it); different settings over a study that has answers is refuse
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -23,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from colorize.errors import ColorizeError
+from colorize.imaging import IMAGE_EXTS, encode_image
 from colorize.io import (
     atomic_write_bytes,
     atomic_write_json,
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 
 JPEG_QUALITY = 90
 MAX_SIDE = 256  # display size of photos taken from --images (Zhang et al. showed 256 px pairs)
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 PREFERRED_VARIANTS = ("orig", "original", "base", "0", "")
 JOURNAL = "pairs-journal.json"
 
@@ -192,10 +191,7 @@ def balanced(values: Sequence[str], n: int, rng: np.random.Generator) -> list[st
 
 def encode_jpeg(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     """The one encoder both sides of a pair go through: fixed quality and subsampling, no metadata."""
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB").save(
-        buf, "JPEG", quality=quality, subsampling=2, optimize=False, progressive=False)
-    return buf.getvalue()
+    return encode_image(rgb, ".jpg", quality, subsampling=2)
 
 
 # ------------------------------------------------------------------------------------------- building

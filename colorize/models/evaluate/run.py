@@ -24,10 +24,12 @@ import numpy as np
 from colorize import __version__
 from colorize.dataset.color import stored_to_rgb
 from colorize.errors import ColorizeError, UsageError
+from colorize.imaging import IMAGE_EXTS, write_image
 from colorize.io import atomic_write_json, remove_stale_temps, sha256_file, write_run_record
 from colorize.models.evaluate.metrics import CONVENTIONS, Totals, score_image
-from colorize.models.evaluate.report import colormap_image, write_image, write_report
-from colorize.models.infer.predict import IMAGE_EXTS, gray_of, open_model, predict_images
+from colorize.models.evaluate.report import write_report
+from colorize.models.infer.pictures import colormap_image
+from colorize.models.infer.predict import gray_of, open_model, predict_images
 from colorize.progress import progress
 
 log = logging.getLogger(__name__)

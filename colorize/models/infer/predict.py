@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from colorize.errors import ColorizeError
+from colorize.imaging import IMAGE_EXTS, JPEG_SUFFIXES, write_image
 from colorize.models.infer.arrays import (  # noqa: F401  (colorize_rgb & co. re-exported: the contract's names)
     ImagePrediction,
     colorize_rgb,
@@ -28,12 +29,12 @@ from colorize.models.infer.arrays import (  # noqa: F401  (colorize_rgb & co. re
     predict_images,
     prepare,
 )
+from colorize.models.infer.pictures import prediction_pictures
 
 log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------------------ the run
-IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 RECORD_NAME = "predict-run.json"
 RECORD_EVERY_S = 10.0
 
@@ -145,9 +146,8 @@ def _route(bundle: Any, rgb: np.ndarray, min_confidence: float) -> tuple[Any, di
 def _image_outputs(out: Path, job: Job, temps: Sequence[float], pred: ImagePrediction, with_confidence: bool,
                    protected: set[Path]) -> list[Path]:
     """Write one photo's colorized file(s), strip and confidence map; returns the paths written."""
-    from colorize.models.evaluate.report import prediction_pictures, write_image
 
-    suffix = ".jpg" if job.src.suffix.lower() in (".jpg", ".jpeg") else ".png"
+    suffix = ".jpg" if job.src.suffix.lower() in JPEG_SUFFIXES else ".png"
     todo = [(_named(out, job.stem, tag, ".png" if tag == "confidence" else suffix), rgb)
             for tag, rgb in prediction_pictures(pred, temps, with_confidence)]
     for path, _ in todo:

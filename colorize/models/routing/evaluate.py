@@ -23,9 +23,9 @@ import numpy as np
 
 from colorize.dataset.color import decode_l, rgb_to_stored, stored_to_rgb
 from colorize.errors import ColorizeError
+from colorize.imaging import IMAGE_EXTS
 from colorize.io import atomic_write_json, write_run_record
 from colorize.models.evaluate.metrics import CONVENTIONS, Totals, score_image
-from colorize.models.infer.predict import IMAGE_EXTS
 from colorize.models.net.bundle import GLOBAL, Bundle, choose_routes, load_bundle
 from colorize.models.routing.profiles import bin_histograms
 from colorize.progress import progress

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from colorize.errors import ColorizeError
+from colorize.models.infer.colorizer import load_colorizer
 from colorize.models.net.checkpoint import (
     load_checkpoint,
-    load_colorizer,
     nearest_bin_lut,
     save_checkpoint,
     write_untrained_checkpoint,

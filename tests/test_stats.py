@@ -9,16 +9,16 @@ from imagedata import make_dataset
 from PIL import Image
 
 from colorize.cli import cli
-from colorize.dataset.prep import run_prep
-from colorize.dataset.stats import (
+from colorize.dataset.bins import (
     ab_histogram,
-    bin_table,
     cell_index,
     compute_bin_stats,
     gaussian_smooth_2d,
     grid_cells,
     rebalance,
 )
+from colorize.dataset.prep import run_prep
+from colorize.dataset.stats import bin_table
 from colorize.errors import ColorizeError
 
 

@@ -16,7 +16,8 @@ from test_loader_shards import make_shards
 
 from colorize.cli import cli
 from colorize.errors import ColorizeError
-from colorize.models.net.checkpoint import load_checkpoint, load_colorizer
+from colorize.models.infer.colorizer import load_colorizer
+from colorize.models.net.checkpoint import load_checkpoint
 from colorize.models.train.ddp import weights_digest
 from colorize.models.train.loop import TrainConfig, train
 

@@ -253,7 +253,7 @@ def test_bad_input_is_one_clear_error(tmp_path):
     with pytest.raises(ColorizeError, match="model .*nope.pt not found"):
         run_turing(models=[str(tmp_path / "nope.pt")], images=str(tmp_path / "images"), no_serve=True)
     (tmp_path / "m.pt").write_bytes(b"x")
-    with pytest.raises(UsageError, match="exactly one photo source"):
+    with pytest.raises(UsageError, match="exactly one of --shards"):
         run_turing(models=[str(tmp_path / "m.pt")], no_serve=True)
     with pytest.raises(UsageError, match="temperature"):
         run_turing(models=[str(tmp_path / "m.pt")], images=str(tmp_path / "images"), temperature="hot",
@@ -454,7 +454,8 @@ def test_source_fingerprint_changes_with_the_photos(tmp_path):
 
 
 def test_conditions_from_models_and_temperatures(tmp_path):
-    from colorize.turing.run import make_conditions, parse_temperatures
+    from colorize.models.infer.arrays import parse_temperatures
+    from colorize.turing.run import make_conditions
 
     a, b = tmp_path / "a.pt", tmp_path / "b.pt"
     a.write_bytes(b"model a")
@@ -469,6 +470,8 @@ def test_conditions_from_models_and_temperatures(tmp_path):
     assert names([a, b], "0.2,0.9") == [("A", "a.pt", 0.2), ("B", "b.pt", 0.9)]
     for models, temps, msg in (([a, a], "0.38", "same model at the same temperature"),
                                ([a, b, a], "0.38", "at most two"), ([a], "0.1,0.2,0.3", "one or two"),
-                               ([a], "0", "one or two")):
+                               ([a], "0", "not a positive number"), ([a], "0.38,inf", "not a positive number")):
         with pytest.raises(UsageError, match=msg):
             make_conditions(models, parse_temperatures(temps))
+    # The one temperature parser merges a repeated value: "0.38,0.38" is one condition, not two equal ones.
+    assert names([a], "0.38,0.38") == [("A", "a.pt", 0.38)]

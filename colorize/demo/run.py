@@ -241,9 +241,7 @@ def _predict(model: Path, inputs: Path) -> Callable[[Path], dict[str, Any]]:
     def body(folder: Path) -> dict[str, Any]:
         from colorize.models.infer.predict import run_predict
 
-        result = run_predict(model=str(model), inputs=(str(inputs),), out=str(folder), temperature="0.38",
-                             confidence=True, device="auto", batch=8, alpha=0.2, window=20,
-                             min_confidence=0.5)
+        result = run_predict(model=str(model), inputs=(str(inputs),), out=str(folder), confidence=True)
         if getattr(result, "failed", 0):
             raise ColorizeError(f"predict failed on {result.failed} held-out photos", "see the log above")
         return {"summary": _summary(result)}

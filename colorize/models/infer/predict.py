@@ -1,8 +1,9 @@
 """`colorize predict`: color on the user's own black-and-white photos, folders and films.
 
-This module is the command: finding inputs, naming outputs, resuming, records and failures. How one
-image is colorized (the network sees the photo fitted as in training; the output keeps the input's own
-full-resolution L) lives in `inference.py`; films in `video.py`.
+This module is the command: finding inputs (`collect_inputs`), coloring them in batches (`_Batch`),
+resuming and keeping the record (`_Record`). How one image is colorized (the network sees the photo
+fitted as in training; the output keeps the input's own full-resolution L) lives in `arrays.py`; films
+in `video.py`; the loaded model (checkpoint or bundle) in `colorizer.py`.
 """
 
 from __future__ import annotations
@@ -10,26 +11,23 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from colorize import __version__
+from colorize.dataset.images import load_rgb
 from colorize.errors import ColorizeError
 from colorize.imaging import IMAGE_EXTS, JPEG_SUFFIXES, write_image
-from colorize.models.infer.arrays import (  # noqa: F401  (colorize_rgb & co. re-exported: the contract's names)
-    ImagePrediction,
-    colorize_rgb,
-    compose,
-    decode_ab,
-    gray_of,
-    model_probs,
-    parse_temperatures,
-    predict_images,
-    prepare,
-)
+from colorize.io import read_json, remove_stale_temps, sha256_file, write_run_record
+from colorize.models.infer import video as vid
+from colorize.models.infer.arrays import ImagePrediction, parse_temperatures, predict_images
+from colorize.models.infer.colorizer import Bundle, Colorizer, open_model
 from colorize.models.infer.pictures import prediction_pictures
+from colorize.models.net.bundle import DEFAULT_MIN_CONFIDENCE
+from colorize.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +75,6 @@ class PredictReport:
 
 def collect_inputs(inputs: Sequence[Path], out: Path) -> tuple[list[Job], list[dict[str, Any]], int]:
     """Files and folders (recursive) -> jobs with unique output stems, missing paths, ignored count."""
-    from colorize.models.infer.video import VIDEO_EXTS
-
     out_abs = out.resolve()
     jobs: list[Job] = []
     missing: list[dict[str, Any]] = []
@@ -86,7 +82,7 @@ def collect_inputs(inputs: Sequence[Path], out: Path) -> tuple[list[Job], list[d
     used: set[str] = set()
 
     def add(src: Path, rel: Path) -> None:
-        kind = "video" if src.suffix.lower() in VIDEO_EXTS else "image"
+        kind = "video" if src.suffix.lower() in vid.VIDEO_EXTS else "image"
         stem = rel.with_name(rel.stem)
         if str(stem).lower() in used:  # photo.png and photo.tif: keep both
             stem = rel.with_name(rel.name.replace(".", "_"))
@@ -105,7 +101,7 @@ def collect_inputs(inputs: Sequence[Path], out: Path) -> tuple[list[Job], list[d
                     continue
                 if f.resolve().is_relative_to(out_abs):  # our own outputs from an earlier run
                     continue
-                if f.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS:
+                if f.suffix.lower() in IMAGE_EXTS | vid.VIDEO_EXTS:
                     add(f, rel)
                 else:
                     ignored += 1
@@ -121,32 +117,9 @@ def _named(out: Path, stem: Path, tag: str, suffix: str) -> Path:
     return out / stem.parent / f"{stem.name}.{tag}{suffix}"
 
 
-def open_model(model: Path, device: str) -> Any:
-    """A checkpoint -> Colorizer; a bundle folder -> routing.Bundle (routing is imported only then)."""
-    if model.is_dir():
-        from colorize.models.net import bundle as routing
-
-        if not routing.is_bundle(model):
-            raise ColorizeError(f"{model} is a folder but not a model bundle (no bundle index)",
-                                "pass a .pt checkpoint or a folder written by `colorize train --route ...`")
-        return routing.load_bundle(model, device)
-    from colorize.models.net.checkpoint import load_colorizer
-
-    return load_colorizer(model, device)
-
-
-def _route(bundle: Any, rgb: np.ndarray, min_confidence: float) -> tuple[Any, dict[str, Any]]:
-    """Pick a bundle's colorizer for one photo (router top route, or global below min_confidence)."""
-    from colorize.models.net.bundle import choose_routes
-
-    choice = choose_routes(bundle.route_rgb(rgb), bundle.routes, min_confidence)[0]
-    return bundle.model_for(choice.route), choice.info()
-
-
 def _image_outputs(out: Path, job: Job, temps: Sequence[float], pred: ImagePrediction, with_confidence: bool,
                    protected: set[Path]) -> list[Path]:
     """Write one photo's colorized file(s), strip and confidence map; returns the paths written."""
-
     suffix = ".jpg" if job.src.suffix.lower() in JPEG_SUFFIXES else ".png"
     todo = [(_named(out, job.stem, tag, ".png" if tag == "confidence" else suffix), rgb)
             for tag, rgb in prediction_pictures(pred, temps, with_confidence)]
@@ -160,17 +133,12 @@ def _image_outputs(out: Path, job: Job, temps: Sequence[float], pred: ImagePredi
 
 def _fingerprint(model: Path, **options: Any) -> dict[str, Any]:
     """What decides the outputs' content: the model's bytes (a bundle's index pins all its files) + options."""
-    from colorize import __version__
-    from colorize.io import sha256_file
-
     return {"model_sha256": sha256_file(model / "bundle.json" if model.is_dir() else model),
             "tool_version": __version__, **options}
 
 
 def _previous_items(record: Path, fingerprint: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Finished items of an earlier run into the same --out with the same fingerprint (what resume may keep)."""
-    from colorize.io import read_json
-
     try:
         old = read_json(record)
     except (OSError, ValueError):
@@ -181,15 +149,123 @@ def _previous_items(record: Path, fingerprint: dict[str, Any]) -> dict[str, dict
             and isinstance(i.get("input"), str) and isinstance(i.get("outputs"), list) and i.get("input_sha256")}
 
 
+@dataclass
+class _Record:
+    """Keeping the record: one item per input (ok, kept or failed), resume against an earlier run, saving."""
+
+    report: PredictReport
+    params: dict[str, Any]
+    fingerprint: dict[str, Any]
+    previous: dict[str, dict[str, Any]]
+    t0: float
+    input_sha: dict[Path, str] = field(default_factory=dict)
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        assert self.report.items is not None
+        return self.report.items
+
+    def failed(self, job: Job, exc: ColorizeError) -> None:
+        self.items.append({"input": str(job.src), "kind": job.kind, "status": "failed", "error": exc.line()})
+        log.error("%s", exc.line())
+
+    def done(self, job: Job, outputs: Sequence[Path], route: dict[str, Any] | None, **facts: Any) -> None:
+        self.items.append({"input": str(job.src), "input_sha256": self.input_sha[job.src], "kind": job.kind,
+                           "status": "ok", **facts, "outputs": [str(p) for p in outputs],
+                           **({"route": route} if route else {})})
+
+    def unchanged(self, job: Job) -> bool:
+        """Resume: an earlier run with the same fingerprint already wrote this input's outputs."""
+        try:
+            self.input_sha[job.src] = sha256_file(job.src)
+        except OSError as exc:
+            raise ColorizeError(f"cannot read {job.src}: {exc.strerror or exc}", "check the file") from exc
+        prev = self.previous.get(str(job.src))
+        if not prev or prev["input_sha256"] != self.input_sha[job.src] or not all(
+                Path(p).is_file() for p in prev["outputs"]):
+            return False
+        self.items.append({**prev, "kept": True})
+        self.report.kept += 1
+        return True
+
+    def save(self) -> None:
+        r = self.report
+        r.failed = sum(1 for i in self.items if i["status"] == "failed")
+        write_run_record(r.record, "predict", self.params,
+                         {"images": r.images, "videos": r.videos, "kept": r.kept, "failed": r.failed,
+                          "ignored": r.ignored}, {"total": time.perf_counter() - self.t0},
+                         fingerprint=self.fingerprint, items=self.items)
+
+
+@dataclass
+class _Batch:
+    """Coloring: photos in batches through one forward pass (a bundle routes each photo first), films one by one."""
+
+    engine: Colorizer | Bundle
+    record: _Record
+    out: Path
+    temps: list[float]
+    confidence: bool
+    min_confidence: float
+    protected: set[Path]
+    pending: list[tuple[Job, np.ndarray]] = field(default_factory=list)
+
+    def _pick(self, rgb: np.ndarray) -> tuple[Colorizer, dict[str, Any] | None]:
+        if isinstance(self.engine, Bundle):
+            return self.engine.pick(rgb, self.min_confidence)
+        return self.engine, None
+
+    def add(self, job: Job, rgb: np.ndarray, size: int) -> None:
+        self.pending.append((job, rgb))
+        if len(self.pending) >= size:
+            self.flush()
+
+    def flush(self) -> None:
+        chunk, self.pending = self.pending, []
+        if not chunk:
+            return
+        if isinstance(self.engine, Bundle):  # each photo may go to a different specialist
+            preds = []
+            for job, rgb in chunk:
+                try:
+                    col, info = self._pick(rgb)
+                except ColorizeError as exc:
+                    self.record.failed(job, exc)
+                    continue
+                preds.append((job, predict_images(col, [rgb], self.temps)[0], info))
+        else:
+            batch_preds = predict_images(self.engine, [rgb for _, rgb in chunk], self.temps)
+            preds = [(job, p, None) for (job, _), p in zip(chunk, batch_preds)]
+        for job, pred, info in preds:
+            try:
+                written = _image_outputs(self.out, job, self.temps, pred, self.confidence, self.protected)
+            except ColorizeError as exc:
+                self.record.failed(job, exc)
+                continue
+            h, w = pred.colors[0].shape[:2]
+            self.record.done(job, written, info, width=w, height=h,
+                             mean_confidence=round(pred.mean_confidence(), 6))
+            self.record.report.images += 1
+
+    def video(self, job: Job, batch: int, alpha: float, window: int) -> None:
+        multi = len(self.temps) > 1
+        suffix = vid.output_suffix(job.src)
+        paths = [_named(self.out, job.stem, f"t{t:g}.color" if multi else "color", suffix) for t in self.temps]
+        if any(p.resolve() in self.protected for p in paths):
+            raise ColorizeError(f"output {paths[0]} would overwrite an input", "choose another --out folder")
+        if self.confidence:
+            log.info("%s: --confidence maps are written for photos only", job.src)
+        col, info = self._pick(vid.read_first_frame(job.src))
+        stats = vid.colorize_video(col, job.src, paths, self.temps, batch=batch, alpha=alpha, window=window)
+        self.record.done(job, paths, info, **stats.__dict__)
+        self.record.report.videos += 1
+
+
 def run_predict(model: str | Path, inputs: Sequence[str | Path], out: str | Path = "colorized",
                 temperature: str | float = "0.38", confidence: bool = False, device: str = "auto",
-                batch: int = 8, alpha: float = 0.2, window: int = 20, min_confidence: float = 0.5) -> PredictReport:
+                batch: int = 8, alpha: float = 0.2, window: int = 20,
+                min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> PredictReport:
     """`colorize predict`: colorize every image and video in `inputs`; a bad input is recorded, not fatal."""
-    from colorize.dataset.images import load_rgb
-    from colorize.io import remove_stale_temps, sha256_file, write_run_record
-    from colorize.models.infer import video as vid
-    from colorize.progress import progress
-
     t0 = time.perf_counter()
     temps = parse_temperatures(temperature)
     out = Path(out)
@@ -198,110 +274,36 @@ def run_predict(model: str | Path, inputs: Sequence[str | Path], out: str | Path
         raise ColorizeError(f"no images or videos found in {', '.join(map(str, inputs))}",
                             f"pass image files ({' '.join(sorted(IMAGE_EXTS))}), videos or folders of them")
     engine = open_model(Path(model), device)
-    is_bundle = not hasattr(engine, "probs")
-    protected = {j.src.resolve() for j in jobs}
     report = PredictReport(out=out, record=out / RECORD_NAME, ignored=ignored, items=items)
-    multi = len(temps) > 1
     fingerprint = _fingerprint(Path(model), temperatures=temps, confidence=confidence, alpha=alpha, window=window,
                                min_confidence=min_confidence)
-    previous = _previous_items(report.record, fingerprint)
-    input_sha: dict[Path, str] = {}
-
-    def failed(job: Job, exc: ColorizeError) -> None:
-        items.append({"input": str(job.src), "kind": job.kind, "status": "failed", "error": exc.line()})
-        log.error("%s", exc.line())
-
-    def flush(chunk: list[tuple[Job, np.ndarray]]) -> None:
-        if not chunk:
-            return
-        if is_bundle:  # each photo may go to a different specialist
-            preds = []
-            for job, rgb in chunk:
-                try:
-                    col, info = _route(engine, rgb, min_confidence)
-                except ColorizeError as exc:
-                    failed(job, exc)
-                    continue
-                preds.append((job, predict_images(col, [rgb], temps)[0], info))
-        else:
-            batch_preds = predict_images(engine, [rgb for _, rgb in chunk], temps)
-            preds = [(job, p, None) for (job, _), p in zip(chunk, batch_preds)]
-        for job, pred, info in preds:
-            try:
-                written = _image_outputs(out, job, temps, pred, confidence, protected)
-            except ColorizeError as exc:
-                failed(job, exc)
-                continue
-            h, w = pred.colors[0].shape[:2]
-            items.append({"input": str(job.src), "input_sha256": input_sha[job.src], "kind": "image", "status": "ok",
-                          "width": w, "height": h,
-                          "outputs": [str(p) for p in written], "mean_confidence": round(pred.mean_confidence(), 6),
-                          **({"route": info} if info else {})})
-            report.images += 1
-
-    def do_video(job: Job) -> None:
-        suffix = vid.output_suffix(job.src)
-        paths = [_named(out, job.stem, f"t{t:g}.color" if multi else "color", suffix) for t in temps]
-        if any(p.resolve() in protected for p in paths):
-            raise ColorizeError(f"output {paths[0]} would overwrite an input", "choose another --out folder")
-        if confidence:
-            log.info("%s: --confidence maps are written for photos only", job.src)
-        col, info = _route(engine, vid.read_first_frame(job.src), min_confidence) if is_bundle else (engine, None)
-        stats = vid.colorize_video(col, job.src, paths, temps, batch=batch, alpha=alpha, window=window)
-        items.append({"input": str(job.src), "input_sha256": input_sha[job.src], "kind": "video", "status": "ok",
-                      "outputs": [str(p) for p in paths],
-                      **stats.__dict__, **({"route": info} if info else {})})
-        report.videos += 1
-
-    def save_record() -> None:
-        report.failed = sum(1 for i in items if i["status"] == "failed")
-        write_run_record(report.record, "predict",
-                         {"model": str(model), "inputs": [str(p) for p in inputs], "out": str(out),
-                          "temperatures": temps, "confidence": confidence, "device": device, "batch": batch,
-                          "alpha": alpha, "window": window, "min_confidence": min_confidence},
-                         {"images": report.images, "videos": report.videos, "kept": report.kept,
-                          "failed": report.failed, "ignored": ignored}, {"total": time.perf_counter() - t0},
-                         fingerprint=fingerprint, items=items)
-
-    def unchanged(job: Job) -> bool:
-        """Resume: an earlier run with the same fingerprint already wrote this input's outputs."""
-        try:
-            input_sha[job.src] = sha256_file(job.src)
-        except OSError as exc:
-            raise ColorizeError(f"cannot read {job.src}: {exc.strerror or exc}", "check the file") from exc
-        prev = previous.get(str(job.src))
-        if not prev or prev["input_sha256"] != input_sha[job.src] or not all(Path(p).is_file() for p in prev["outputs"]):
-            return False
-        items.append({**prev, "kept": True})
-        report.kept += 1
-        return True
-
+    params = {"model": str(model), "inputs": [str(p) for p in inputs], "out": str(out), "temperatures": temps,
+              "confidence": confidence, "device": device, "batch": batch, "alpha": alpha, "window": window,
+              "min_confidence": min_confidence}
+    record = _Record(report, params, fingerprint, _previous_items(report.record, fingerprint), t0)
+    work = _Batch(engine, record, out, temps, confidence, min_confidence, {j.src.resolve() for j in jobs})
     out.mkdir(parents=True, exist_ok=True)
     for folder in {out} | {(out / j.stem).parent for j in jobs}:  # temps a killed run left behind
         remove_stale_temps(folder)
     bar = progress(total=len(jobs), desc="predict", unit="file")
-    pending: list[tuple[Job, np.ndarray]] = []
     last_save = time.monotonic()
     try:
         for job in jobs:
             try:
-                if unchanged(job):
+                if record.unchanged(job):
                     pass
                 elif job.kind == "video":
-                    do_video(job)
+                    work.video(job, batch, alpha, window)
                 else:
-                    pending.append((job, load_rgb(job.src)))
+                    work.add(job, load_rgb(job.src), batch)
             except ColorizeError as exc:
-                failed(job, exc)
-            if len(pending) >= batch:
-                flush(pending)
-                pending = []
+                record.failed(job, exc)
             if time.monotonic() - last_save > RECORD_EVERY_S:  # a killed run still leaves what it finished
-                save_record()
+                record.save()
                 last_save = time.monotonic()
             bar.update(1)
-        flush(pending)
+        work.flush()
     finally:
         bar.close()
-        save_record()
+        record.save()
     return report

@@ -350,10 +350,6 @@ class _Trainer:
         ddp.barrier(self.info)
 
 
-def run_train(shards: Path, out: Path, epochs: int = 20, batch_size: int = 64, lr: float = 1e-3, width: int = 32,
-              temperature: float = 0.38, soft_targets: int = 0, device: str = "auto", amp: bool = True,
-              compile_model: bool = False, workers: int = 2, seed: int = 0, resume: bool = False,
-              max_minutes: float | None = None) -> TrainResult:
-    """The CLI entry point: one TrainConfig, one `train`."""
-    return train(TrainConfig(Path(shards), Path(out), epochs, batch_size, lr, width, temperature, soft_targets,
-                             device, amp, compile_model, workers, seed, resume, max_minutes))
+def run_train(shards: str | Path, out: str | Path, **options: Any) -> TrainResult:
+    """The CLI entry point: one TrainConfig (options by keyword, defaults from TrainConfig), one `train`."""
+    return train(TrainConfig(shards=Path(shards), out=Path(out), **options))

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from colorize.models.net.router import RouterConfig, predict_probs, router_from_payload, router_payload, shrink_l
+from colorize.models.net.router import (
+    RouterConfig,
+    predict_probs,
+    router_from_payload,
+    router_payload,
+    shrink_l,
+)
 from colorize.models.routing.router_train import class_weights, train_router
 
 

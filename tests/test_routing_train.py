@@ -15,10 +15,10 @@ from colorize.models.routing.train import _histograms, assign_routes, route_weig
 def shards(tmp_path_factory):
     """Three gallery categories with distinct palettes, prepped to 32 px shards (no augmentation)."""
     from colorize.dataset.prep import run_prep
-    from colorize.demo.scenes import build_gallery
+    from colorize.demo.scenes import build_scene_folder
 
     root = tmp_path_factory.mktemp("routed")
-    build_gallery(root / "photos", per_category=14, categories=("beach", "forest", "sunset"), size=(48, 40))
+    build_scene_folder(root / "photos", per_category=14, categories=("beach", "forest", "sunset"), size=(48, 40))
     run_prep(root / "photos", root / "shards", size=32, bins=16, augment=1, split="0.6,0.2,0.2",
              workers=1, shard_size=32)
     return root / "shards"
@@ -162,9 +162,9 @@ def test_profile_bundle_records_profiles_and_evaluates_on_an_image_folder(shards
 
     # Eval on a folder of color photos (subfolders = categories): per-category table for profile bundles.
     photos = tmp_path / "photos"
-    from colorize.demo.scenes import build_gallery
+    from colorize.demo.scenes import build_scene_folder
 
-    build_gallery(photos, per_category=2, categories=("beach", "forest"), size=(40, 40), seed=5)
+    build_scene_folder(photos, per_category=2, categories=("beach", "forest"), size=(40, 40), seed=5)
     rep = evaluate_bundle(out, None, "test", photos, 0.38, tmp_path / "ev", "cpu", 0)
     result = json.loads((tmp_path / "ev" / "eval.json").read_text())
     assert rep.photos == 4 and set(result["per_category"]) == {"beach", "forest"}
@@ -180,9 +180,9 @@ def test_cli_route_errors_are_one_line(shards, tmp_path):
     # Shards with one category cannot be routed by category: one clear line, exit 1.
     one = tmp_path / "one"
     from colorize.dataset.prep import run_prep
-    from colorize.demo.scenes import build_gallery
+    from colorize.demo.scenes import build_scene_folder
 
-    build_gallery(tmp_path / "p", per_category=4, categories=("snow",), size=(40, 32))
+    build_scene_folder(tmp_path / "p", per_category=4, categories=("snow",), size=(40, 32))
     run_prep(tmp_path / "p", one, size=32, bins=8, augment=1, split="0.5,0.25,0.25", workers=1)
     res = CliRunner().invoke(cli, ["train", "--shards", str(one), "--out", str(tmp_path / "b"), "--route", "category"])
     assert res.exit_code == 1 and "needs 2+ categories" in res.output and "Traceback" not in res.output

@@ -46,7 +46,7 @@ from colorize.io import (
     write_run_record,
 )
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("colorize.demo")  # the name the demo has always logged under (README shows it)
 
 STATE_FILE = "demo-state.json"
 RECORD_FILE = "demo-run.json"
@@ -164,9 +164,9 @@ def _run_step(out: Path, state: dict[str, Any], report: DemoReport, name: str,
 # ------------------------------------------------------------------------------------------- steps
 def _gallery(plan: DemoPlan, seed: int) -> Callable[[Path], dict[str, Any]]:
     def body(folder: Path) -> dict[str, Any]:
-        from colorize.demo.scenes import build_gallery
+        from colorize.demo.scenes import build_scene_folder
 
-        g = build_gallery(folder, plan.per_category, plan.categories, seed, plan.image_size)
+        g = build_scene_folder(folder, plan.per_category, plan.categories, seed, plan.image_size)
         return {"photos": sum(g.counts.values()), "summary": g.summary_line()}
 
     return body

@@ -71,7 +71,7 @@ def _thumb(rgb: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class _Gallery:
+class _SampleStrip:
     """Keeps the first few samples of every category (as thumbnails), then picks round-robin."""
 
     wanted: int
@@ -149,7 +149,7 @@ def run_eval(model: str | Path, shards: str | Path | None = None, split: str = "
     prior = colorizer.prior.cpu().numpy()
     totals: dict[str, dict[str, Totals]] = {"overall": {"model": Totals(), "gray": Totals()}}
     rows: list[dict[str, Any]] = []
-    shelf = _Gallery(gallery)
+    shelf = _SampleStrip(gallery)
     bar = progress(total=len(photos.photos), desc="eval", unit="img")
 
     def flush(batch: list[Sample]) -> None:

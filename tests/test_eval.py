@@ -17,12 +17,12 @@ from colorize.dataset.images import load_rgb
 from colorize.dataset.prep import run_prep
 from colorize.dataset.shards import list_shards, load_shard, load_stats
 from colorize.errors import UsageError
-from colorize.models.evaluate.metrics import colorfulness, psnr
 from colorize.models.evaluate.run import run_eval
 from colorize.models.infer.arrays import colorize_rgb
 from colorize.models.infer.colorizer import load_colorizer
 from colorize.models.net.bundle import INDEX
 from colorize.models.net.checkpoint import write_untrained_checkpoint
+from colorize.models.net.metrics import colorfulness, psnr
 
 TINTS = {"beach": (200, 180, 120), "forest": (40, 120, 50)}
 

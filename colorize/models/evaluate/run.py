@@ -25,13 +25,13 @@ from colorize import __version__
 from colorize.errors import ColorizeError, UsageError
 from colorize.imaging import write_image
 from colorize.io import atomic_write_json, remove_stale_temps, sha256_file, write_run_record
-from colorize.models.evaluate.metrics import CONVENTIONS, Totals, score_image
 from colorize.models.evaluate.photos import EvalPhotos, check_one_source, eval_photos
 from colorize.models.evaluate.report import write_report
 from colorize.models.infer.arrays import gray_of, predict_images
 from colorize.models.infer.colorizer import open_model
 from colorize.models.infer.pictures import colormap_image
 from colorize.models.net.bundle import is_bundle
+from colorize.models.net.metrics import CONVENTIONS, Totals, score_image
 from colorize.progress import progress
 
 log = logging.getLogger(__name__)

@@ -25,11 +25,11 @@ from colorize.dataset.color import decode_l, rgb_to_stored, stored_to_rgb
 from colorize.dataset.images import fit
 from colorize.errors import ColorizeError
 from colorize.io import atomic_write_json, write_run_record
-from colorize.models.evaluate.metrics import CONVENTIONS, Totals, score_image
 from colorize.models.evaluate.photos import EvalPhotos, eval_photos
 from colorize.models.infer.arrays import compose, decode_ab, model_probs
 from colorize.models.infer.colorizer import Bundle, load_bundle
 from colorize.models.net.bundle import DEFAULT_MIN_CONFIDENCE, GLOBAL, choose_routes
+from colorize.models.net.metrics import CONVENTIONS, Totals, score_image
 from colorize.models.routing.profiles import bin_histograms, load_bundle_profiles
 from colorize.progress import progress
 

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from colorize.dataset.color import stored_to_rgb
 from colorize.dataset.loader import ShardDataset, iterate
-from colorize.models.evaluate import metrics
+from colorize.models.net import metrics
 from colorize.models.net.annealed import annealed_mean, softmax_probs
 from colorize.models.net.loss import RebalancedLoss
 from colorize.models.net.runtime import autocast

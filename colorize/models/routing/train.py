@@ -198,18 +198,7 @@ def train_routed(route: str, n_profiles: int, shards, out, seed: int = TRAIN_DEF
     if small:
         log.warning("few train photos for route(s) %s: their specialists will overfit; consider "
                     "more photos or fewer routes", ", ".join(small))
-    jobs: list[tuple[str, dict[str, Any]]] = [(GLOBAL, {})]
-    row_of = {pid: i for i, pid in enumerate(data.hists["train"].ids)}
-    for i, r in enumerate(routes):
-        counts = data.hists["train"].bin_counts(np.array([row_of[p] for p in train_ids[r]]))
-        # The route's own prior (one pseudo-pixel per bin, as in route_weights) and weights.
-        subset: dict[str, Any] = {"weights": route_weights(stats, counts).tolist(),
-                                  "prior": ((counts + 1) / (counts + 1).sum()).tolist()}
-        if route == "category":
-            subset["categories"] = [r]
-        else:  # train + val photos of the profile (val picks best.pt)
-            subset["photo_ids"] = train_ids[r] + data.ids("val", i)
-        jobs.append((r, subset))
+    jobs = _jobs(route, data, stats, train_ids)
 
     payloads: dict[str, dict[str, Any]] = {}
     incomplete: list[str] = []
@@ -267,6 +256,24 @@ def train_routed(route: str, n_profiles: int, shards, out, seed: int = TRAIN_DEF
                      router_history=payload.get("history"), specialist_files={r: specialist_file(i) for i, r in
                                                                              enumerate(routes)})
     return RoutedTrainReport(out, route, routes, photos, val_acc, seconds)
+
+
+def _jobs(route: str, data: RouteData, stats: BinStats,
+          train_ids: dict[str, list[str]]) -> list[tuple[str, dict[str, Any]]]:
+    """(model name, TrainConfig data selection) for the global model and each route's specialist."""
+    jobs: list[tuple[str, dict[str, Any]]] = [(GLOBAL, {})]
+    row_of = {pid: i for i, pid in enumerate(data.hists["train"].ids)}
+    for i, r in enumerate(data.routes):
+        counts = data.hists["train"].bin_counts(np.array([row_of[p] for p in train_ids[r]]))
+        # The route's own prior (one pseudo-pixel per bin, as in route_weights) and weights.
+        subset: dict[str, Any] = {"weights": route_weights(stats, counts).tolist(),
+                                  "prior": ((counts + 1) / (counts + 1).sum()).tolist()}
+        if route == "category":
+            subset["categories"] = [r]
+        else:  # train + val photos of the profile (val picks best.pt)
+            subset["photo_ids"] = train_ids[r] + data.ids("val", i)
+        jobs.append((r, subset))
+    return jobs
 
 
 def _train_or_reuse_router(shards: Path, path: Path, data: RouteData, resume: bool, max_seconds: float | None,

@@ -1,7 +1,7 @@
 """Validation during training: loss and metrics on a fixed subset of the val split, and the sample grid.
 
 The subset is the first `val_samples` samples in manifest order, so every epoch (and every run with the
-same shards) is scored on the same images. Metrics use `models/metrics.py` conventions on 8-bit sRGB:
+same shards) is scored on the same images. Metrics use `models/net/metrics.py` conventions on 8-bit sRGB:
 PSNR, Hasler-Süsstrunk colorfulness of the prediction (and of the truth, for reference), AuC of the ab
 error; the prediction is decoded with the annealed mean at the run's temperature.
 """

@@ -34,9 +34,9 @@ from bench_prep import make_photos  # noqa: E402  (the same generated photos as 
 from colorize.dataset.color import rgb_to_stored  # noqa: E402
 from colorize.dataset.loader import ShardDataset, iterate, make_loader  # noqa: E402
 from colorize.dataset.prep import run_prep  # noqa: E402
-from colorize.models.loss import RebalancedLoss  # noqa: E402
-from colorize.models.runtime import amp_dtype, autocast  # noqa: E402
-from colorize.models.unet import ColorUNet, l_to_input  # noqa: E402
+from colorize.models.net.loss import RebalancedLoss  # noqa: E402
+from colorize.models.net.runtime import amp_dtype, autocast  # noqa: E402
+from colorize.models.net.unet import ColorUNet, l_to_input  # noqa: E402
 
 
 class JpegFolder(Dataset):

@@ -28,10 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_prep import photo_like  # noqa: E402
 
 from colorize.dataset.color import encode_l, lab_to_rgb, rgb_to_lab  # noqa: E402
-from colorize.models.checkpoint import Colorizer, untrained_payload  # noqa: E402
-from colorize.models.decode import annealed_mean  # noqa: E402
-from colorize.models.predict import colorize_rgb  # noqa: E402
-from colorize.models.video import RunningSmoother  # noqa: E402
+from colorize.models.infer.arrays import colorize_rgb  # noqa: E402
+from colorize.models.infer.colorizer import Colorizer  # noqa: E402
+from colorize.models.infer.video import RunningSmoother  # noqa: E402
+from colorize.models.net.annealed import annealed_mean  # noqa: E402
+from colorize.models.net.checkpoint import untrained_payload  # noqa: E402
 
 CENTERS = np.array([[a, b] for a in range(-60, 70, 20) for b in range(-60, 70, 20)][:32], np.float32)
 

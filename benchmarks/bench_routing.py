@@ -1,8 +1,8 @@
 """Benchmark what routing costs at prediction time, and the per-image histograms behind color profiles.
 
 1. Routed vs global prediction, in one process: the same 1080x720 photos colored by a bundle
-   (`Bundle.colorize`: fit + router at 64 px, then one 256 px specialist) and by its global model alone
-   (`predict.colorize_rgb`). Models are untrained (speed does not depend on the weights) at the default
+   (`Bundle.pick` + `colorize_rgb`: fit + router at 64 px, then one 256 px specialist) and by its global model alone
+   (`arrays.colorize_rgb`). Models are untrained (speed does not depend on the weights) at the default
    sizes: ColorUNet width 32, 32 bins, 256 px; router width 16 at 64 px.
 2. Per-image bin histograms for k-means: `profiles.bin_histograms` (one flat-LUT gather and one bincount
    per chunk of 32 images) against the loop one writes first (per image: 2-D lookup + masked bincount).
@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from colorize.models.checkpoint import untrained_payload
-from colorize.models.predict import colorize_rgb
-from colorize.models.profiles import bin_histograms
-from colorize.models.router import RouterCNN, RouterConfig, router_payload
-from colorize.models.routing import load_bundle, write_bundle
+from colorize.models.infer.arrays import colorize_rgb
+from colorize.models.infer.colorizer import load_bundle
+from colorize.models.net.bundle import write_bundle
+from colorize.models.net.checkpoint import untrained_payload
+from colorize.models.net.router import RouterCNN, RouterConfig, router_payload
+from colorize.models.routing.profiles import bin_histograms
 
 
 def _cpu(fn, repeat: int = 3) -> float:
@@ -36,6 +37,12 @@ def _cpu(fn, repeat: int = 3) -> float:
         fn()
         best = min(best, time.process_time() - t0)
     return best
+
+
+def routed(bundle, photo: np.ndarray) -> np.ndarray:
+    """What `colorize predict` does with a bundle: pick the photo's colorizer, then color it."""
+    col, _ = bundle.pick(photo, 0.0)
+    return colorize_rgb(col, photo, 0.38)
 
 
 def bench_prediction(n_photos: int) -> None:
@@ -52,9 +59,9 @@ def bench_prediction(n_photos: int) -> None:
         bundle = load_bundle(Path(tmp) / "b", "cpu")
         photos = [rng.integers(0, 256, (720, 1080, 3), dtype=np.uint8) for _ in range(n_photos)]
         colorize_rgb(bundle.global_model, photos[0], 0.38)  # warm-up (allocators, kernels)
-        bundle.colorize(photos[0], 0.38, 0.0)
+        routed(bundle, photos[0])
         t_global = _cpu(lambda: [colorize_rgb(bundle.global_model, p, 0.38) for p in photos]) / n_photos
-        t_routed = _cpu(lambda: [bundle.colorize(p, 0.38, 0.0) for p in photos]) / n_photos
+        t_routed = _cpu(lambda: [routed(bundle, p) for p in photos]) / n_photos
         t_router = _cpu(lambda: [bundle.route_rgb(p) for p in photos]) / n_photos
     print(f"global model: {1000 * t_global:.0f} ms CPU per 1080x720 photo; routed: {1000 * t_routed:.0f} ms "
           f"(router incl. fit: {1000 * t_router:.0f} ms)")

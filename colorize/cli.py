@@ -15,6 +15,8 @@ import click
 
 from colorize import __version__, progress
 from colorize.errors import ColorizeError, UsageError
+from colorize.models.net.bundle import DEFAULT_MIN_CONFIDENCE
+from colorize.models.train.config import TRAIN_DEFAULTS as TD
 from colorize.scraper import DOWNLOAD_DEADLINE_S
 
 log = logging.getLogger("colorize")
@@ -195,17 +197,18 @@ def stats(ctx: click.Context, shards_dir: str | None, out: str | None) -> None:
 @cli.command()
 @click.option("--shards", type=click.Path(file_okay=False), help="Shard folder [DATA/shards].")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder [DATA/runs/default].")
-@click.option("--epochs", type=click.IntRange(1), default=20, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
-@click.option("--width", type=click.IntRange(4), default=32, show_default=True, help="Base channel width.")
-@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=0.38, show_default=True)
-@click.option("--soft-targets", type=click.IntRange(0), default=0, show_default=True, help="K nearest bins as soft targets (0 = hard).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision on CUDA.")
-@click.option("--compile", "compile_model", is_flag=True, help="torch.compile the model.")
-@click.option("--workers", type=click.IntRange(0), default=2, show_default=True, help="DataLoader workers.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=TD["epochs"], show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=TD["batch_size"], show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=TD["lr"], show_default=True)
+@click.option("--width", type=click.IntRange(4), default=TD["width"], show_default=True, help="Base channel width.")
+@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=TD["temperature"], show_default=True)
+@click.option("--soft-targets", type=click.IntRange(0), default=TD["soft_targets"], show_default=True,
+              help="K nearest bins as soft targets (0 = hard).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=TD["device"], show_default=True)
+@click.option("--amp/--no-amp", default=TD["amp"], show_default=True, help="Mixed precision on CUDA.")
+@click.option("--compile", "compile_model", is_flag=True, default=TD["compile_model"], help="torch.compile the model.")
+@click.option("--workers", type=click.IntRange(0), default=TD["workers"], show_default=True, help="DataLoader workers.")
+@click.option("--seed", type=int, default=TD["seed"], show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt, mid-epoch too.")
 @click.option("--max-minutes", type=click.FloatRange(0, min_open=True), help="Stop cleanly after this long.")
 @click.option("--route", type=click.Choice(["none", "category", "profile"]), default="none", show_default=True,
@@ -225,13 +228,13 @@ def train(ctx: click.Context, **opts) -> None:
     route = opts.pop("route")
     profiles = opts.pop("profiles")
     if route == "none":
-        run_train = _stage("colorize.models.train", "run_train")
+        run_train = _stage("colorize.models.train.loop", "run_train")
 
         result = run_train(**opts)
     else:
-        run_train_routed = _stage("colorize.models.routing", "run_train_routed")
+        train_routed = _stage("colorize.models.routing.train", "train_routed")
 
-        result = run_train_routed(route=route, profiles=profiles, **opts)
+        result = train_routed(route=route, n_profiles=profiles, **opts)
     _say(result)
 
 
@@ -248,11 +251,11 @@ def train(ctx: click.Context, **opts) -> None:
               help="Video smoothing: frame i back weighs e^(-alpha*i).")
 @click.option("--window", type=click.IntRange(0), default=20, show_default=True,
               help="Video smoothing reach: older frames weigh <= 5% in total (0 = off).")
-@click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=DEFAULT_MIN_CONFIDENCE, show_default=True,
               help="Bundles: below this router confidence use the global model.")
 def predict(**opts) -> None:
     """Colorize images, folders and videos at full resolution."""
-    run_predict = _stage("colorize.models.predict", "run_predict")
+    run_predict = _stage("colorize.models.infer.predict", "run_predict")
 
     report = run_predict(**opts)
     _say(report)
@@ -271,7 +274,11 @@ def predict(**opts) -> None:
 @click.option("--gallery", type=click.IntRange(0), default=12, show_default=True, help="Samples shown in the report.")
 def evaluate(**opts) -> None:
     """Measure a model against the gray baseline and write eval.json + report.html."""
-    run_eval = _stage("colorize.models.evaluate", "run_eval")
+    is_bundle = _stage("colorize.models.net.bundle", "is_bundle")
+    if is_bundle(opts["model"]):  # a router + specialists: routed vs global, per route
+        run_eval = _stage("colorize.models.routing.evaluate", "evaluate_bundle")
+    else:
+        run_eval = _stage("colorize.models.evaluate.run", "run_eval")
 
     report = run_eval(**opts)
     _say(report)
@@ -288,7 +295,7 @@ def evaluate(**opts) -> None:
               help="Scrape the local site's search pages, or the gallery written as an Unsplash Dataset release.")
 def demo(**opts) -> None:
     """Run the whole chain offline on an embedded gallery served by a local Unsplash-like site."""
-    run_demo = _stage("colorize.demo", "run_demo")
+    run_demo = _stage("colorize.demo.run", "run_demo")
 
     _say(run_demo(**opts))
 

@@ -19,6 +19,6 @@ VIVID_CENTERS = np.array([[a, b] for a in (-60, 0, 60) for b in (-60, 0, 60)], n
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
     """A tiny untrained checkpoint over VIVID_CENTERS (a second to make; enough for predict and video tests)."""
-    from colorize.models.checkpoint import write_untrained_checkpoint
+    from colorize.models.net.checkpoint import write_untrained_checkpoint
 
     return write_untrained_checkpoint(tmp_path_factory.mktemp("m") / "m.pt", VIVID_CENTERS, size=32, width=4, seed=1)

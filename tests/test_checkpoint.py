@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from colorize.errors import ColorizeError
-from colorize.models.checkpoint import (
+from colorize.models.infer.colorizer import load_colorizer
+from colorize.models.net.checkpoint import (
     load_checkpoint,
-    load_colorizer,
     nearest_bin_lut,
     save_checkpoint,
     write_untrained_checkpoint,
@@ -71,7 +71,7 @@ def test_nearest_bin_lut_maps_every_int8_pair():
 
 
 def _payload(**changes):
-    from colorize.models.checkpoint import untrained_payload
+    from colorize.models.net.checkpoint import untrained_payload
 
     payload = untrained_payload(CENTERS, size=32, width=4)
     for key, value in changes.items():
@@ -102,8 +102,9 @@ def _payload(**changes):
 ])
 def test_payload_is_checked_before_the_model_is_built(changes, message, monkeypatch):
     """Each malformed payload is one ColorizeError line, raised before a real ColorUNet is allocated."""
-    import colorize.models.checkpoint as ck
-    from colorize.models.checkpoint import Colorizer, validate_payload
+    import colorize.models.net.checkpoint as ck
+    from colorize.models.infer.colorizer import Colorizer
+    from colorize.models.net.checkpoint import validate_payload
 
     payload = _payload(**changes)
     built = []
@@ -118,7 +119,7 @@ def test_payload_is_checked_before_the_model_is_built(changes, message, monkeypa
 
 
 def test_a_valid_payload_passes_validation():
-    from colorize.models.checkpoint import validate_payload
+    from colorize.models.net.checkpoint import validate_payload
 
     validate_payload(_payload())
     with pytest.raises(ColorizeError, match="expected a dict"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from colorize.models.decode import annealed_mean, confidence, softmax_probs
+from colorize.models.net.annealed import annealed_mean, confidence, softmax_probs
 
 CENTERS = torch.tensor([[0.0, 0.0], [40.0, 0.0], [0.0, -40.0]])
 

@@ -21,8 +21,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from colorize import demo
 from colorize.cli import cli
+from colorize.demo import run as demo
 from colorize.errors import ColorizeError
 from colorize.io import read_json, sha256_file
 
@@ -121,7 +121,7 @@ def test_shards_verify_and_checkpoint_loads_weights_only(quick_demo):
     import torch
 
     from colorize.dataset.shards import verify_shards
-    from colorize.models.checkpoint import load_colorizer
+    from colorize.models.infer.colorizer import load_colorizer
 
     out, _, first, _ = quick_demo
     assert "all sha256 match" in verify_shards(out / "shards").summary_line()

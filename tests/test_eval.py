@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,11 +16,13 @@ from colorize.dataset.color import stored_to_rgb
 from colorize.dataset.images import load_rgb
 from colorize.dataset.prep import run_prep
 from colorize.dataset.shards import list_shards, load_shard, load_stats
-from colorize.models import routing
-from colorize.models.checkpoint import load_colorizer, write_untrained_checkpoint
-from colorize.models.evaluate import run_eval
-from colorize.models.metrics import colorfulness, psnr
-from colorize.models.predict import colorize_rgb
+from colorize.errors import UsageError
+from colorize.models.evaluate.run import run_eval
+from colorize.models.infer.arrays import colorize_rgb
+from colorize.models.infer.colorizer import load_colorizer
+from colorize.models.net.bundle import INDEX
+from colorize.models.net.checkpoint import write_untrained_checkpoint
+from colorize.models.net.metrics import colorfulness, psnr
 
 TINTS = {"beach": (200, 180, 120), "forest": (40, 120, 50)}
 
@@ -119,11 +122,19 @@ def test_usage_and_model_errors(data, tmp_path):
     assert nothing.exit_code == 1 and "no images" in nothing.stderr
 
 
-def test_a_bundle_is_delegated_to_routing(tmp_path, monkeypatch):
+def test_a_bundle_is_evaluated_by_the_routed_eval(tmp_path, monkeypatch):
+    """`colorize eval --model BUNDLE` runs models/routing/evaluate.py; a checkpoint runs models/evaluate/run.py."""
+    from colorize.models.routing import evaluate as routed
+
     bundle = tmp_path / "bundle"
     bundle.mkdir()
-    (bundle / routing.INDEX).write_text("{}")
+    (bundle / INDEX).write_text("{}")
     seen = {}
-    monkeypatch.setattr(routing, "run_eval_bundle", lambda **kw: seen.update(kw) or "routed eval")
-    assert run_eval(bundle, shards=tmp_path, out=tmp_path / "o", gallery=2) == "routed eval"
-    assert seen["model"] == bundle and seen["gallery"] == 2 and seen["split"] == "test"
+    monkeypatch.setattr(routed, "evaluate_bundle", lambda **kw: seen.update(kw) or "routed eval")
+    res = CliRunner().invoke(cli, ["eval", "--model", str(bundle), "--shards", str(tmp_path), "--gallery", "2",
+                                   "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0 and "routed eval" in res.output
+    assert Path(seen["model"]) == bundle and seen["gallery"] == 2 and seen["split"] == "test"
+    # run_eval itself scores one colorizer and says where a bundle goes.
+    with pytest.raises(UsageError, match="model bundle"):
+        run_eval(bundle, shards=tmp_path, out=tmp_path / "o")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
-from test_images_data import (
+from imagedata import (
     SRGB_BLUE,
     SRGB_GREEN,
     SRGB_RED,
@@ -16,6 +15,7 @@ from test_images_data import (
     png_with_size,
     rgb_icc_profile,
 )
+from PIL import Image
 
 from colorize.dataset.images import BACKGROUND, PAD_VALUE, decode, fit, load_rgb
 from colorize.errors import ColorizeError

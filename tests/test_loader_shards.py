@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from colorize.dataset.shards import shard_name, verify_shards, write_npz
-from colorize.dataset.stats import ab_histogram, compute_bin_stats, save_stats
+from colorize.dataset.bins import ab_histogram, compute_bin_stats
+from colorize.dataset.shards import save_stats, shard_name, verify_shards, write_npz
 from colorize.io import atomic_write_json
 
 CATEGORIES = ("beach", "forest", "city")

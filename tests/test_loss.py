@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from colorize.models.loss import RebalancedLoss, soft_target_table
+from colorize.models.net.loss import RebalancedLoss, soft_target_table
 
 CENTERS = torch.tensor([[0.0, 0.0], [10.0, 0.0], [20.0, 0.0], [0.0, 50.0]])
 WEIGHTS = torch.tensor([0.5, 1.0, 2.0, 4.0])

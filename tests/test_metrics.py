@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from colorize.dataset.color import gray_rgb
-from colorize.models import metrics as M
+from colorize.models.net import metrics as M
 
 
 def _const(value, h=12, w=12) -> np.ndarray:

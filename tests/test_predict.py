@@ -14,9 +14,10 @@ from PIL import Image
 from colorize.cli import cli
 from colorize.dataset.color import lab_to_rgb, rgb_to_lab
 from colorize.dataset.images import load_rgb
-from colorize.models.checkpoint import load_colorizer
-from colorize.models.metrics import colorfulness
-from colorize.models.predict import colorize_rgb, compose, parse_temperatures, run_predict
+from colorize.models.infer.arrays import colorize_rgb, compose, parse_temperatures
+from colorize.models.infer.colorizer import load_colorizer
+from colorize.models.infer.predict import run_predict
+from colorize.models.net.metrics import colorfulness
 
 
 @pytest.fixture(scope="module")
@@ -167,9 +168,9 @@ def test_never_overwrites_an_input(tmp_path, model_path):
 
 
 def test_a_bundle_routes_each_photo_and_records_the_route(tmp_path):
-    from colorize.models.checkpoint import untrained_payload
-    from colorize.models.router import RouterCNN, RouterConfig, router_payload
-    from colorize.models.routing import write_bundle
+    from colorize.models.net.bundle import write_bundle
+    from colorize.models.net.checkpoint import untrained_payload
+    from colorize.models.net.router import RouterCNN, RouterConfig, router_payload
 
     router = RouterCNN(RouterConfig(n_classes=2, size=16, width=4))
     with torch.no_grad():  # a router that always says "forest" with probability 0.73

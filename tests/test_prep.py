@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_images_data import hostile_files, jpeg_bytes, make_dataset, photo_like
+from imagedata import hostile_files, jpeg_bytes, make_dataset, photo_like
 
 from colorize.cli import cli
 from colorize.dataset import augment, splits

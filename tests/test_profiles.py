@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from colorize.errors import ColorizeError
-from colorize.models.profiles import (
+from colorize.models.routing.profiles import (
     ColorProfiles,
     bin_histograms,
     collect_histograms,

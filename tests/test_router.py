@@ -5,15 +5,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from colorize.models.router import (
+from colorize.models.net.router import (
     RouterConfig,
-    class_weights,
     predict_probs,
     router_from_payload,
     router_payload,
     shrink_l,
-    train_router,
 )
+from colorize.models.routing.router_train import class_weights, train_router
 
 
 def _scenes(n_per: int, seed: int, size: int = 48) -> tuple[np.ndarray, np.ndarray]:

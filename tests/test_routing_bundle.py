@@ -9,18 +9,19 @@ import pytest
 import torch
 
 from colorize.errors import ColorizeError
-from colorize.models.checkpoint import untrained_payload
-from colorize.models.profiles import ColorProfiles
-from colorize.models.router import RouterCNN, RouterConfig, router_payload
-from colorize.models.routing import (
+from colorize.models.infer.arrays import colorize_rgb
+from colorize.models.infer.colorizer import load_bundle
+from colorize.models.net.bundle import (
     GLOBAL,
     INDEX,
     choose_routes,
     is_bundle,
-    load_bundle,
     read_index,
     write_bundle,
 )
+from colorize.models.net.checkpoint import untrained_payload
+from colorize.models.net.router import RouterCNN, RouterConfig, router_payload
+from colorize.models.routing.profiles import ColorProfiles, load_bundle_profiles
 
 CENTERS = np.array([[0, 0], [40, 40], [-40, 30], [20, -50]], np.float32)
 ROUTES = ["beach", "forest"]
@@ -77,16 +78,18 @@ def test_bundle_round_trip_and_routing(tmp_path):
     np.testing.assert_allclose(probs, torch.softmax(torch.tensor([2.0, 0.0]), 0).numpy(), atol=1e-6)
 
 
-def test_bundle_colorize_uses_the_routed_specialist_or_the_global_model(tmp_path):
-    from colorize.models.predict import colorize_rgb
-
+def test_bundle_picks_the_routed_specialist_or_the_global_model(tmp_path):
     bundle = load_bundle(_bundle(tmp_path, logits=(0.0, 2.0)), "cpu")  # forest with p = 0.88
     photo = _photo(1)
-    out, info = bundle.colorize(photo, 0.38, min_confidence=0.5)
+    col, info = bundle.pick(photo, min_confidence=0.5)
+    assert col is bundle.specialists["forest"]
+    out = colorize_rgb(col, photo, 0.38)
     assert info["route"] == "forest" and not info["fallback"] and abs(info["confidence"] - 0.8808) < 1e-3
     assert out.shape == photo.shape and out.dtype == np.uint8
     np.testing.assert_array_equal(out, colorize_rgb(bundle.specialists["forest"], photo, 0.38))
-    out_fb, info_fb = bundle.colorize(photo, 0.38, min_confidence=0.95)
+    col_fb, info_fb = bundle.pick(photo, min_confidence=0.95)
+    assert col_fb is bundle.global_model
+    out_fb = colorize_rgb(col_fb, photo, 0.38)
     assert info_fb["route"] == GLOBAL and info_fb["fallback"] and info_fb["router_route"] == "forest"
     np.testing.assert_array_equal(out_fb, colorize_rgb(bundle.global_model, photo, 0.38))
     assert not np.array_equal(out, out_fb)
@@ -138,9 +141,14 @@ def test_tampered_unsafe_or_pickled_bundle_files_are_refused(tmp_path):
 
 def test_profile_bundle_carries_its_profiles(tmp_path):
     prof = ColorProfiles(np.eye(2, 4), np.eye(2, 4) / 1.0, [5, 3], seed=0, inertia=0.1, names=ROUTES)
-    bundle = load_bundle(_bundle(tmp_path, kind="profile", profiles=prof), "cpu")
-    assert bundle.kind == "profile" and bundle.profiles is not None
-    assert bundle.profiles.names == ROUTES and bundle.profiles.sizes == [5, 3]
+    bundle = load_bundle(_bundle(tmp_path, kind="profile", profiles=prof.to_json()), "cpu")
+    assert bundle.kind == "profile"
+    loaded = load_bundle_profiles(bundle.path, bundle.index)
+    assert loaded.names == ROUTES and loaded.sizes == [5, 3]
+    # A profile bundle without its profiles file is refused at load time, like any missing bundle file.
+    (bundle.path / "profiles.json").unlink()
+    with pytest.raises(ColorizeError, match="missing profiles.json"):
+        load_bundle(bundle.path, "cpu")
 
 
 def test_not_a_bundle_is_a_clear_error(tmp_path):

@@ -8,17 +8,17 @@ import torch
 
 from colorize.dataset.shards import load_stats
 from colorize.errors import ColorizeError
-from colorize.models.routing_train import _histograms, assign_routes, route_weights
+from colorize.models.routing.train import _histograms, assign_routes, route_weights
 
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     """Three gallery categories with distinct palettes, prepped to 32 px shards (no augmentation)."""
     from colorize.dataset.prep import run_prep
-    from colorize.gallery import build_gallery
+    from colorize.demo.scenes import build_scene_folder
 
     root = tmp_path_factory.mktemp("routed")
-    build_gallery(root / "photos", per_category=14, categories=("beach", "forest", "sunset"), size=(48, 40))
+    build_scene_folder(root / "photos", per_category=14, categories=("beach", "forest", "sunset"), size=(48, 40))
     run_prep(root / "photos", root / "shards", size=32, bins=16, augment=1, split="0.6,0.2,0.2",
              workers=1, shard_size=32)
     return root / "shards"
@@ -69,10 +69,14 @@ TINY = dict(epochs=1, batch_size=8, lr=2e-3, width=4, workers=0, device="cpu", a
 def test_category_bundle_end_to_end_train_predict_eval(shards, tmp_path):
     import json
 
-    from colorize.models.routing import is_bundle, load_bundle, run_eval_bundle, run_train_routed
+    from colorize.models.infer.arrays import colorize_rgb
+    from colorize.models.infer.colorizer import load_bundle
+    from colorize.models.net.bundle import is_bundle
+    from colorize.models.routing.evaluate import evaluate_bundle
+    from colorize.models.routing.train import train_routed
 
     out = tmp_path / "bundle"
-    report = run_train_routed("category", 4, shards=shards, out=out, seed=0, **TINY)
+    report = train_routed("category", 4, shards=shards, out=out, seed=0, **TINY)
     assert report.routes == ["beach", "forest", "sunset"] and not report.incomplete
     assert "3 category specialists" in report.summary_line()
     assert is_bundle(out)
@@ -92,27 +96,28 @@ def test_category_bundle_end_to_end_train_predict_eval(shards, tmp_path):
     assert set(routes_json["photo_route"]) == {"train", "val", "test"}
 
     rgb = np.random.default_rng(0).integers(0, 256, (30, 44, 3), dtype=np.uint8)
-    colored, info = bundle.colorize(rgb, 0.38, 0.0)
+    col, info = bundle.pick(rgb, 0.0)
+    colored = colorize_rgb(col, rgb, 0.38)
     assert colored.shape == rgb.shape and info["route"] in bundle.routes and not info["fallback"]
 
     # Rerunning without --resume refuses; with --resume everything is already done: same bundle bytes.
     with pytest.raises(ColorizeError, match="--resume"):
-        run_train_routed("category", 4, shards=shards, out=out, seed=0, **TINY)
+        train_routed("category", 4, shards=shards, out=out, seed=0, **TINY)
     before = (out / "bundle.json").read_bytes()
-    run_train_routed("category", 4, shards=shards, out=out, seed=0, resume=True, **TINY)
+    train_routed("category", 4, shards=shards, out=out, seed=0, resume=True, **TINY)
     assert (out / "bundle.json").read_bytes() == before
 
     # Interrupted (each model stops after one step): no index, so not a bundle; --resume finishes it, and
     # the result is byte-identical to the uninterrupted bundle written elsewhere (same data, same seed).
     out2 = tmp_path / "interrupted"
-    partial = run_train_routed("category", 4, shards=shards, out=out2, seed=0, max_steps=1, **TINY)
+    partial = train_routed("category", 4, shards=shards, out=out2, seed=0, max_steps=1, **TINY)
     assert partial.incomplete == ["global", "beach", "forest", "sunset"] and "--resume" in partial.summary_line()
     assert not is_bundle(out2)
-    run_train_routed("category", 4, shards=shards, out=out2, seed=0, resume=True, **TINY)
+    train_routed("category", 4, shards=shards, out=out2, seed=0, resume=True, **TINY)
     assert (out2 / "bundle.json").read_bytes() == before
 
     ev = tmp_path / "eval"
-    rep = run_eval_bundle(out, shards, "test", None, 0.38, ev, "cpu", 2)
+    rep = evaluate_bundle(out, shards, "test", None, 0.38, ev, "cpu", 2)
     result = json.loads((ev / "eval.json").read_text())
     n = rep.photos
     assert n == sum(result["per_route"][r]["photos"] for r in bundle.routes) > 0
@@ -137,10 +142,12 @@ def test_profile_bundle_records_profiles_and_evaluates_on_an_image_folder(shards
 
     from PIL import Image
 
-    from colorize.models.routing import load_bundle, run_eval_bundle, run_train_routed
+    from colorize.models.infer.colorizer import load_bundle
+    from colorize.models.routing.evaluate import evaluate_bundle
+    from colorize.models.routing.train import train_routed
 
     out = tmp_path / "prof"
-    report = run_train_routed("profile", 2, shards=shards, out=out, seed=3, **TINY)
+    report = train_routed("profile", 2, shards=shards, out=out, seed=3, **TINY)
     assert report.routes == ["profile-0", "profile-1"]
     # Each photo's profile is recorded (all splits), with the profiles and their palette picture.
     routes = json.loads((out / "routes.json").read_text())
@@ -155,10 +162,10 @@ def test_profile_bundle_records_profiles_and_evaluates_on_an_image_folder(shards
 
     # Eval on a folder of color photos (subfolders = categories): per-category table for profile bundles.
     photos = tmp_path / "photos"
-    from colorize.gallery import build_gallery
+    from colorize.demo.scenes import build_scene_folder
 
-    build_gallery(photos, per_category=2, categories=("beach", "forest"), size=(40, 40), seed=5)
-    rep = run_eval_bundle(out, None, "test", photos, 0.38, tmp_path / "ev", "cpu", 0)
+    build_scene_folder(photos, per_category=2, categories=("beach", "forest"), size=(40, 40), seed=5)
+    rep = evaluate_bundle(out, None, "test", photos, 0.38, tmp_path / "ev", "cpu", 0)
     result = json.loads((tmp_path / "ev" / "eval.json").read_text())
     assert rep.photos == 4 and set(result["per_category"]) == {"beach", "forest"}
     assert result["router"]["photos"] == 4  # every photo has a true profile (its nearest palette)
@@ -173,9 +180,9 @@ def test_cli_route_errors_are_one_line(shards, tmp_path):
     # Shards with one category cannot be routed by category: one clear line, exit 1.
     one = tmp_path / "one"
     from colorize.dataset.prep import run_prep
-    from colorize.gallery import build_gallery
+    from colorize.demo.scenes import build_scene_folder
 
-    build_gallery(tmp_path / "p", per_category=4, categories=("snow",), size=(40, 32))
+    build_scene_folder(tmp_path / "p", per_category=4, categories=("snow",), size=(40, 32))
     run_prep(tmp_path / "p", one, size=32, bins=8, augment=1, split="0.5,0.25,0.25", workers=1)
     res = CliRunner().invoke(cli, ["train", "--shards", str(one), "--out", str(tmp_path / "b"), "--route", "category"])
     assert res.exit_code == 1 and "needs 2+ categories" in res.output and "Traceback" not in res.output

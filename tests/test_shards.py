@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_images_data import make_dataset
+from imagedata import make_dataset
 
 from colorize.cli import cli
 from colorize.dataset.prep import run_prep

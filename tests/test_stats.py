@@ -5,20 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from imagedata import make_dataset
 from PIL import Image
-from test_images_data import make_dataset
 
 from colorize.cli import cli
-from colorize.dataset.prep import run_prep
-from colorize.dataset.stats import (
+from colorize.dataset.bins import (
     ab_histogram,
-    bin_table,
     cell_index,
     compute_bin_stats,
     gaussian_smooth_2d,
     grid_cells,
     rebalance,
 )
+from colorize.dataset.prep import run_prep
+from colorize.dataset.stats import bin_table
 from colorize.errors import ColorizeError
 
 

@@ -16,9 +16,10 @@ from test_loader_shards import make_shards
 
 from colorize.cli import cli
 from colorize.errors import ColorizeError
-from colorize.models.checkpoint import load_checkpoint, load_colorizer
-from colorize.models.ddp import weights_digest
-from colorize.models.train import TrainConfig, train
+from colorize.models.infer.colorizer import load_colorizer
+from colorize.models.net.checkpoint import load_checkpoint
+from colorize.models.train.ddp import weights_digest
+from colorize.models.train.loop import TrainConfig, train
 
 # 16 train samples, batch 4: 4 steps per epoch; 2 workers so resume is checked through real worker processes.
 SMALL = dict(epochs=2, batch_size=4, width=8, workers=2, device="cpu", lr=3e-3, seed=1)

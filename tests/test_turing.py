@@ -183,7 +183,7 @@ def test_interrupted_preparation_resumes_where_it_stopped(tmp_path):
 def test_prepare_with_a_real_checkpoint_and_shards(tmp_path):
     """End to end through run_turing: prep's shards + a (tiny, untrained) checkpoint -> a study."""
     from colorize.dataset.prep import run_prep
-    from colorize.models.checkpoint import write_untrained_checkpoint
+    from colorize.models.net.checkpoint import write_untrained_checkpoint
 
     make_images(tmp_path / "raw", per_category=5)
     run_prep(tmp_path / "raw", tmp_path / "shards", size=32, augment=0, split="0.2,0,0.8", bins=8,
@@ -215,7 +215,7 @@ def test_prepare_with_a_real_checkpoint_and_shards(tmp_path):
 
 def test_cli_serves_until_ctrl_c_then_writes_the_tally(tmp_path):
     """The real command: prepare, then serve (prints the URL first), answer over HTTP, Ctrl-C, tally."""
-    from colorize.models.checkpoint import write_untrained_checkpoint
+    from colorize.models.net.checkpoint import write_untrained_checkpoint
 
     make_images(tmp_path / "images", per_category=2)
     centers = np.array([(a, b) for a in (-20, 20) for b in (-20, 20)], np.float32)
@@ -261,7 +261,7 @@ def test_bad_input_is_one_clear_error(tmp_path):
     with pytest.raises(ColorizeError, match="model .*nope.pt not found"):
         run_turing(models=[str(tmp_path / "nope.pt")], images=str(tmp_path / "images"), no_serve=True)
     (tmp_path / "m.pt").write_bytes(b"x")
-    with pytest.raises(UsageError, match="exactly one photo source"):
+    with pytest.raises(UsageError, match="exactly one of --shards"):
         run_turing(models=[str(tmp_path / "m.pt")], no_serve=True)
     with pytest.raises(UsageError, match="temperature"):
         run_turing(models=[str(tmp_path / "m.pt")], images=str(tmp_path / "images"), temperature="hot",
@@ -462,7 +462,8 @@ def test_source_fingerprint_changes_with_the_photos(tmp_path):
 
 
 def test_conditions_from_models_and_temperatures(tmp_path):
-    from colorize.turing.run import make_conditions, parse_temperatures
+    from colorize.models.infer.arrays import parse_temperatures
+    from colorize.turing.run import make_conditions
 
     a, b = tmp_path / "a.pt", tmp_path / "b.pt"
     a.write_bytes(b"model a")
@@ -477,6 +478,8 @@ def test_conditions_from_models_and_temperatures(tmp_path):
     assert names([a, b], "0.2,0.9") == [("A", "a.pt", 0.2), ("B", "b.pt", 0.9)]
     for models, temps, msg in (([a, a], "0.38", "same model at the same temperature"),
                                ([a, b, a], "0.38", "at most two"), ([a], "0.1,0.2,0.3", "one or two"),
-                               ([a], "0", "one or two")):
+                               ([a], "0", "not a positive number"), ([a], "0.38,inf", "not a positive number")):
         with pytest.raises(UsageError, match=msg):
             make_conditions(models, parse_temperatures(temps))
+    # The one temperature parser merges a repeated value: "0.38,0.38" is one condition, not two equal ones.
+    assert names([a], "0.38,0.38") == [("A", "a.pt", 0.38)]

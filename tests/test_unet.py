@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from colorize.models.unet import ColorUNet, count_parameters, l_to_input
+from colorize.models.net.unet import ColorUNet, count_parameters, l_to_input
 
 
 def test_logits_at_input_resolution_for_any_size():

@@ -206,12 +206,12 @@ def test_categories_file_lines_and_query_keywords(tmp_path):
 def test_demo_source_dataset_writes_the_gallery_as_a_release_and_scrapes_it(tmp_path):
     import dataclasses
 
-    from colorize import demo
-    from colorize.gallery import build_gallery
+    from colorize.demo import run as demo
+    from colorize.demo.scenes import build_scene_folder
 
     plan = dataclasses.replace(demo.QUICK, categories=("beach", "forest"), per_category=6, image_size=(64, 48),
                                download_width=32)
-    build_gallery(tmp_path / "gallery", plan.per_category, plan.categories, 0, plan.image_size)
+    build_scene_folder(tmp_path / "gallery", plan.per_category, plan.categories, 0, plan.image_size)
     info = demo._scrape(plan, tmp_path / "gallery", "/nonexistent/chromium", "/nonexistent/driver", "dataset")(
         tmp_path / "raw")  # no browser is needed (or started) for the dataset source
     assert info["photos"] == 12

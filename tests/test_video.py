@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from colorize.errors import ColorizeError
-from colorize.models.checkpoint import load_colorizer
-from colorize.models.predict import run_predict
-from colorize.models.video import RunningSmoother, colorize_video
+from colorize.models.infer.colorizer import load_colorizer
+from colorize.models.infer.predict import run_predict
+from colorize.models.infer.video import RunningSmoother, colorize_video
 
 
 @pytest.fixture(scope="module")

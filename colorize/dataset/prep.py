@@ -22,7 +22,7 @@ import numpy as np
 
 from colorize import __version__
 from colorize.dataset import augment as aug
-from colorize.dataset import engines, shards, splits, stats
+from colorize.dataset import bins, engines, shards, splits
 from colorize.dataset.images import DEFAULT_MAX_PIXELS, FIT_MODES, MAX_FILE_BYTES, decode
 from colorize.dataset.sources import Photo, discover
 from colorize.errors import ColorizeError, UsageError
@@ -170,7 +170,7 @@ def run_shard_task(task: ShardTask) -> ShardResult:
     arrays = {"L": L[:count], "ab": ab[:count], "mask": mask[:count], "photo_id": _str_array(ids),
               "category": _str_array(cats), "variant": _str_array(names)}
     nbytes, digest = shards.write_npz(Path(task.out) / task.name, arrays)
-    hist = stats.ab_histogram(ab[:count], mask[:count]) if task.split == "train" else None
+    hist = bins.ab_histogram(ab[:count], mask[:count]) if task.split == "train" else None
     return ShardResult(task.name, task.split, count, nbytes, digest, skipped, dict(Counter(cats)), hist,
                        time.perf_counter() - t0)
 
@@ -203,7 +203,7 @@ def _reuse(task: ShardTask, record: dict[str, Any] | None) -> ShardResult | None
     hist = None
     if task.split == "train":
         arrays = shards.load_shard(path)
-        hist = stats.ab_histogram(arrays["ab"], arrays["mask"])
+        hist = bins.ab_histogram(arrays["ab"], arrays["mask"])
     return ShardResult(task.name, task.split, record["count"], record["bytes"], record["sha256"],
                        record["skipped"], record["categories"], hist)
 
@@ -345,12 +345,12 @@ def _read_journal(path: Path, plan_key: str) -> dict[str, Any]:
 
 
 def _finish(out: Path, results: list[ShardResult], params: PrepParams, source_sha: str, source_kind: str,
-            skipped_upfront: list[dict[str, str]], n_photos: int) -> tuple[dict[str, Any], stats.BinStats]:
+            skipped_upfront: list[dict[str, str]], n_photos: int) -> tuple[dict[str, Any], bins.BinStats]:
     """Bin statistics from the train shards, then the manifest (both with deterministic bytes)."""
     train_hists = [r.hist for r in results if r.split == "train" and r.hist is not None]
     fine = np.sum(train_hists, axis=0) if train_hists else np.zeros((256, 256), np.int64)
-    bin_stats = stats.compute_bin_stats(fine, params.grid, params.bins, params.lam, params.sigma)
-    stats_bytes, stats_sha = stats.save_stats(out / shards.STATS_FILE, bin_stats)
+    bin_stats = bins.compute_bin_stats(fine, params.grid, params.bins, params.lam, params.sigma)
+    stats_bytes, stats_sha = shards.save_stats(out / shards.STATS_FILE, bin_stats)
 
     counts: dict[str, dict[str, int]] = {s: {} for s in splits.SPLITS}
     for r in results:

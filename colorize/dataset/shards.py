@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from colorize.dataset.bins import BinStats
 from colorize.errors import ColorizeError
 from colorize.io import atomic_open, read_json, sha256_file
 
@@ -112,11 +113,38 @@ def list_shards(shards_dir: str | os.PathLike, split: str | None = None) -> list
     return sorted((e for e in entries if split is None or e["split"] == split), key=lambda e: e["name"])
 
 
-def load_stats(shards_dir: str | os.PathLike):
-    """The color-bin statistics of `shards_dir` as a `stats.BinStats` (checked against the manifest)."""
-    from colorize.dataset.stats import load_stats as _load_stats
+# ------------------------------------------------------------------------------ the stats file
+def save_stats(path: str | os.PathLike, stats: BinStats) -> tuple[int, str]:
+    """Write stats.npz (deterministic bytes); returns (bytes, sha256)."""
+    return write_npz(path, stats.arrays())
 
-    return _load_stats(shards_dir)
+
+def stats_from_arrays(arrays: dict[str, np.ndarray], origin: str = "stats.npz") -> BinStats:
+    try:
+        stats = BinStats(
+            centers=arrays["centers"].astype(np.float32), ab_lut=arrays["ab_lut"].astype(np.int16),
+            prior=arrays["prior"].astype(np.float32), prior_smoothed=arrays["prior_smoothed"].astype(np.float32),
+            weights=arrays["weights"].astype(np.float32), grid=int(arrays["grid"]),
+            cell_counts=arrays["cell_counts"].astype(np.int64),
+            lam=float(arrays["lambda"]) if "lambda" in arrays else 0.5,
+            sigma=float(arrays["sigma"]) if "sigma" in arrays else 5.0,
+        )
+    except KeyError as exc:
+        raise ColorizeError(f"{origin} lacks the array {exc}", "rerun `colorize prep` to rebuild it") from exc
+    n = stats.n_bins
+    if stats.ab_lut.shape != (256, 256) or stats.centers.shape != (n, 2) or int(stats.ab_lut.max()) >= n \
+            or int(stats.ab_lut.min()) < 0 or any(a.shape != (n,) for a in (stats.prior, stats.weights)):
+        raise ColorizeError(f"{origin} has inconsistent shapes", "rerun `colorize prep` to rebuild it")
+    return stats
+
+
+def load_stats(shards_dir: str | os.PathLike) -> BinStats:
+    """The BinStats of a shard folder, checked against the sha256 in its manifest."""
+    shards_dir = Path(shards_dir)
+    manifest = read_manifest(shards_dir)
+    info = manifest.get("stats") or {}
+    path = shards_dir / STATS_FILE
+    return stats_from_arrays(load_npz(path, info.get("sha256")), str(path))
 
 
 @dataclass

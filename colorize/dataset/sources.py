@@ -16,10 +16,10 @@ from typing import Any
 
 from colorize.dataset.images import MAX_FILE_BYTES
 from colorize.errors import ColorizeError
+from colorize.imaging import IMAGE_EXTS
 from colorize.io import dumps_json, not_regular_reason, read_json, sha256_bytes, sha256_file
 from colorize.names import reserved_reason
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -157,7 +157,7 @@ def _from_folder(src: Path, exclude: Path | None = None) -> tuple[list[Photo], l
             skipped.append({"file": rel, "reason": "symlink points outside the dataset folder"})
         elif problem is not None:
             skipped.append({"file": rel, "reason": problem})
-        elif path.suffix.lower() not in IMAGE_EXTENSIONS:
+        elif path.suffix.lower() not in IMAGE_EXTS:
             skipped.append({"file": rel, "reason": f"not an image file extension ({path.suffix or 'none'})"})
         elif len(parts) != 2:
             skipped.append({"file": rel, "reason": "not directly inside a category folder"})

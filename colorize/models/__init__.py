@@ -1,1 +1,1 @@
-"""Stages 3-4: the ColorUNet colorizer, its training loop, prediction and evaluation."""
+"""Stages 3-4 as rooms: net (formats, networks) <- train <- infer <- evaluate <- routing."""

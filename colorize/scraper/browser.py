@@ -22,7 +22,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 from colorize.errors import ColorizeError
 
@@ -160,8 +159,3 @@ def browser_version(wd) -> str:
     """The running browser's version string ("156.0.7390.54"), or "" if the driver does not say."""
     caps = getattr(wd, "capabilities", None) or {}
     return str(caps.get("browserVersion") or caps.get("version") or "")
-
-
-def profile_dirs_left() -> list[Path]:
-    """Temporary profiles left in the temp folder (tests use it to check that teardown cleaned up)."""
-    return sorted(Path(tempfile.gettempdir()).glob("colorize-chromium-*"))

@@ -12,7 +12,6 @@ already refer to it); different settings over a study that has answers is refuse
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -22,7 +21,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from colorize.dataset.shards import MANIFEST
 from colorize.errors import ColorizeError
+from colorize.imaging import encode_image
 from colorize.io import (
     atomic_write_bytes,
     atomic_write_json,
@@ -32,6 +33,7 @@ from colorize.io import (
     sha256_bytes,
     sha256_file,
 )
+from colorize.models.evaluate.photos import image_photos, shard_photos
 from colorize.progress import progress
 
 from .study import SIDES, Condition, Study, Trial, load_study
@@ -40,8 +42,6 @@ log = logging.getLogger(__name__)
 
 JPEG_QUALITY = 90
 MAX_SIDE = 256  # display size of photos taken from --images (Zhang et al. showed 256 px pairs)
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
-PREFERRED_VARIANTS = ("orig", "original", "base", "0", "")
 JOURNAL = "pairs-journal.json"
 
 ColorizeFn = Callable[[np.ndarray], np.ndarray]
@@ -71,56 +71,12 @@ class Source:
 
 
 # ------------------------------------------------------------------------------------------ sources
-def _crop_to_mask(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Drop the padding prep added around non-square photos (it would be the same gray on both sides)."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0 or cols.size == 0:
-        return rgb
-    return np.ascontiguousarray(rgb[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
-
-
 def shard_source(shards_dir: Path, split: str) -> Source:
-    """Photos of one split of a shard folder (one sample per photo, the un-augmented variant)."""
-    from colorize.dataset.color import stored_to_rgb
-    from colorize.dataset.shards import list_shards, load_shard
-
-    shards_dir = Path(shards_dir)
-    if not (shards_dir / "manifest.json").is_file():
-        raise ColorizeError(f"{shards_dir} has no shard manifest.json",
-                            "pass the --out folder of `colorize prep` to --shards")
-    # list_shards checks every shard name before it becomes a path
-    entries = [s for s in list_shards(shards_dir, split) if int(s.get("count", 0)) > 0]
-    if not entries:
-        raise ColorizeError(f"the {split!r} split of {shards_dir} is empty",
-                            "choose another --split, or rerun prep with a non-zero fraction for it")
-    best: dict[str, tuple[int, str, int, int, str]] = {}  # photo_id -> (rank, variant, shard, row, category)
-    for si, entry in enumerate(entries):
-        data = load_shard(shards_dir / entry["name"], expected_sha256=entry.get("sha256"))
-        variants = data["variant"] if "variant" in data else np.full(len(data["photo_id"]), "")
-        for row, (pid, cat, var) in enumerate(zip(data["photo_id"], data["category"], variants)):
-            var = str(var)
-            rank = PREFERRED_VARIANTS.index(var) if var in PREFERRED_VARIANTS else len(PREFERRED_VARIANTS)
-            key = (rank, var, si, row, str(cat))
-            if str(pid) not in best or key < best[str(pid)]:
-                best[str(pid)] = key
-    if not best:
-        raise ColorizeError(f"the {split!r} split of {shards_dir} is empty", "choose another --split")
-    cache: dict[int, dict[str, np.ndarray]] = {}
-
-    def loader(si: int, row: int) -> Callable[[], np.ndarray]:
-        def load() -> np.ndarray:
-            if si not in cache:
-                cache.clear()  # keep one shard in memory at a time
-                cache[si] = load_shard(shards_dir / entries[si]["name"], expected_sha256=entries[si].get("sha256"))
-            d = cache[si]
-            rgb = stored_to_rgb(d["L"][row], d["ab"][row])
-            return _crop_to_mask(rgb, d["mask"][row]) if "mask" in d else rgb
-        return load
-
-    cands = [Candidate(pid, cat, loader(si, row)) for pid, (_, _, si, row, cat) in best.items()]
-    fingerprint = sha256_file(shards_dir / "manifest.json")
-    return Source("shards", shards_dir.name, split, fingerprint, cands)
+    """Photos of one split of a shard folder (the shared eval-photo loader: one un-augmented sample each)."""
+    photos = shard_photos(Path(shards_dir), split)
+    cands = [Candidate(p.photo_id, p.category, lambda p=p: photos.rgb(p)) for p in photos.photos]
+    fingerprint = sha256_file(photos.root / MANIFEST)
+    return Source("shards", photos.root.name, split, fingerprint, cands)
 
 
 def _fit_max_side(rgb: np.ndarray, max_side: int) -> np.ndarray:
@@ -133,29 +89,19 @@ def _fit_max_side(rgb: np.ndarray, max_side: int) -> np.ndarray:
 
 
 def image_source(images_dir: Path, max_side: int = MAX_SIDE) -> Source:
-    """Color photos in a folder; subfolders are categories (files at the top are 'uncategorized')."""
-    from colorize.dataset.images import load_rgb
-
-    images_dir = Path(images_dir)
-    if not images_dir.is_dir():
-        raise ColorizeError(f"image folder {images_dir} does not exist", "pass a folder of color photos to --images")
-    files = [p for p in sorted(images_dir.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_EXTS]
-    for sub in sorted(p for p in images_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files += [p for p in sorted(sub.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_EXTS]
+    """Color photos in a folder (the shared eval-photo loader); a photo's id is its content hash, so the
+    same file twice is one candidate and renaming files does not change the study."""
+    photos = image_photos(Path(images_dir))
     seen: dict[str, Candidate] = {}
     listing = []
-    for path in files:
-        digest = sha256_file(path)
-        category = path.parent.name if path.parent != images_dir else "uncategorized"
-        listing.append(f"{path.relative_to(images_dir).as_posix()} {digest}")
+    for photo in photos.photos:
+        digest = sha256_file(photo.path)
+        listing.append(f"{photo.name} {digest}")
         pid = digest[:16]
         if pid not in seen:
-            seen[pid] = Candidate(pid, category, lambda p=path: _fit_max_side(load_rgb(p), max_side))
-    if not seen:
-        raise ColorizeError(f"no images in {images_dir}",
-                            "put color photos (jpg/png/webp) in category subfolders of that folder")
+            seen[pid] = Candidate(pid, photo.category, lambda p=photo: _fit_max_side(photos.rgb(p), max_side))
     fingerprint = sha256_bytes("\n".join(listing).encode("utf-8"))
-    return Source("images", images_dir.name, "", fingerprint, list(seen.values()))
+    return Source("images", photos.root.name, "", fingerprint, list(seen.values()))
 
 
 # ----------------------------------------------------------------------------------------- selection
@@ -192,10 +138,7 @@ def balanced(values: Sequence[str], n: int, rng: np.random.Generator) -> list[st
 
 def encode_jpeg(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     """The one encoder both sides of a pair go through: fixed quality and subsampling, no metadata."""
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB").save(
-        buf, "JPEG", quality=quality, subsampling=2, optimize=False, progressive=False)
-    return buf.getvalue()
+    return encode_image(rgb, ".jpg", quality, subsampling=2)
 
 
 # ------------------------------------------------------------------------------------------- building

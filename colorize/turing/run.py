@@ -18,6 +18,8 @@ from typing import Any
 
 from colorize.errors import ColorizeError, UsageError
 from colorize.io import atomic_write_json, sha256_file, write_run_record
+from colorize.models.evaluate.photos import check_one_source
+from colorize.models.infer.arrays import parse_temperatures
 
 from .pairs import JPEG_QUALITY, MAX_SIDE, ColorizeFn, Source, build_study, image_source, shard_source
 from .server import StudyServer, bind_error
@@ -57,22 +59,6 @@ class TuringReport:
 
 
 # ---------------------------------------------------------------------------------------- options
-def parse_temperatures(text: str | float | Sequence[float]) -> list[float]:
-    if isinstance(text, (int, float)):
-        values = [float(text)]
-    elif isinstance(text, str):
-        try:
-            values = [float(x) for x in text.split(",") if x.strip()]
-        except ValueError as exc:
-            raise UsageError(f"--temperature {text!r} is not a number or a pair of numbers",
-                             "write e.g. 0.38 or 0.38,1.0") from exc
-    else:
-        values = [float(x) for x in text]
-    if not values or len(values) > 2 or any(not (v > 0) for v in values):
-        raise UsageError(f"--temperature {text!r}: give one or two positive numbers", "write e.g. 0.38 or 0.38,1.0")
-    return values
-
-
 def make_conditions(models: Sequence[str | Path], temperatures: Sequence[float]) -> list[tuple[Condition, Path]]:
     """One or two conditions: two models, two temperatures of one model, or two (model, T) pairs."""
     if not models:
@@ -80,6 +66,9 @@ def make_conditions(models: Sequence[str | Path], temperatures: Sequence[float])
                          "give --model CKPT (twice to compare two models), or --results DIR to tally a study")
     if len(models) > 2:
         raise UsageError(f"{len(models)} models given; a study compares at most two conditions", "give one or two --model")
+    if len(temperatures) > 2:
+        raise UsageError(f"{len(temperatures)} temperatures given; a study compares one or two conditions",
+                         "write e.g. --temperature 0.38 or 0.38,1.0")
     paths = [Path(m) for m in models]
     for p in paths:
         if not p.is_file():
@@ -105,8 +94,8 @@ def make_conditions(models: Sequence[str | Path], temperatures: Sequence[float])
 
 def load_colorizers(conds: Sequence[tuple[Condition, Path]]) -> dict[str, ColorizeFn]:
     """One colorize function per condition; each checkpoint is loaded once (GPU when present)."""
-    from colorize.models.checkpoint import load_colorizer
-    from colorize.models.predict import colorize_rgb
+    from colorize.models.infer.arrays import colorize_rgb
+    from colorize.models.infer.colorizer import load_colorizer
 
     loaded: dict[Path, Any] = {}
     fns: dict[str, ColorizeFn] = {}
@@ -163,11 +152,10 @@ def run_turing(models: Sequence[str] = (), shards: str | None = None, split: str
     """Prepare a study in `out` and serve it until Ctrl-C (or only prepare, or only tally)."""
     if results_dir:
         return tally_command(results_dir)
-    if (shards is None) == (images is None):
-        raise UsageError("give exactly one photo source", "use --shards DIR (with --split) or --images DIR")
+    check_one_source(shards, images)
     if pairs < 1 or practice < 0 or view_ms < 0:
         raise UsageError("--pairs must be >= 1, --practice and --view-ms >= 0", "fix the numbers")
-    conds = make_conditions(models, parse_temperatures(temperature))
+    conds = make_conditions(models, parse_temperatures(temperature))  # one parser: no inf, no duplicates
     if not no_serve:
         check_port_free(host, port)
     out_dir = Path(out)

@@ -22,19 +22,21 @@ from typing import Any
 import numpy as np
 
 from colorize.dataset.color import decode_l, rgb_to_stored, stored_to_rgb
+from colorize.dataset.images import fit
 from colorize.errors import ColorizeError
 from colorize.io import atomic_write_json, write_run_record
-from colorize.models.metrics import CONVENTIONS, Totals, score_image
-from colorize.models.predict import IMAGE_EXTS
-from colorize.models.profiles import bin_histograms
-from colorize.models.routing import GLOBAL, Bundle, choose_routes, load_bundle
+from colorize.models.evaluate.photos import EvalPhotos, eval_photos
+from colorize.models.infer.arrays import compose, decode_ab, model_probs
+from colorize.models.infer.colorizer import Bundle, load_bundle
+from colorize.models.net.bundle import DEFAULT_MIN_CONFIDENCE, GLOBAL, choose_routes
+from colorize.models.net.metrics import CONVENTIONS, Totals, score_image
+from colorize.models.routing.profiles import bin_histograms, load_bundle_profiles
 from colorize.progress import progress
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "colorize.eval-bundle/1"
 THRESHOLDS = (0.0, 0.3, 0.5, 0.7, 0.9, 1.0)
-DEFAULT_MIN_CONFIDENCE = 0.5
 
 
 @dataclass
@@ -46,53 +48,32 @@ class Samples:
     category: list[str]
 
 
-def _from_shards(shards: Path, split: str) -> Samples:
-    from colorize.dataset.shards import list_shards, load_shard
-
-    parts: dict[str, list] = {k: [] for k in ("L", "ab", "mask", "photo_id", "category")}
-    for entry in list_shards(shards, split):
-        arr = load_shard(shards / entry["name"], entry.get("sha256"))
-        keep = arr["variant"] == "orig"  # eval on photos, not on augmented copies
-        for key in parts:
-            parts[key].append(arr[key][keep])
-    if not parts["L"] or sum(len(x) for x in parts["L"]) == 0:
-        raise ColorizeError(f"the {split} split of {shards} has no photos", "evaluate another --split")
-    cat = {k: np.concatenate(v) for k, v in parts.items()}
-    return Samples(cat["L"], cat["ab"], cat["mask"], [str(x) for x in cat["photo_id"]],
-                   [str(x) for x in cat["category"]])
-
-
-def _from_images(folder: Path, size: int, fit_mode: str) -> Samples:
-    """A folder of color photos, subfolders = categories, fitted like prep fits training photos."""
-    from colorize.dataset.images import fit, load_rgb
-
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
-    if not files:
-        raise ColorizeError(f"no images in {folder}", "pass a folder of .jpg/.png photos (subfolders = categories)")
+def _samples(photos: EvalPhotos, size: int, fit_mode: str) -> Samples:
+    """The photos as stored arrays at the bundle's size: shard rows as they are, files fitted like prep fits."""
     L, ab, mask, ids, cats = [], [], [], [], []
-    for path in progress(files, desc="load", unit="img"):
-        try:
-            rgb = load_rgb(path, reduce_to=size, fit=fit_mode)
-        except ColorizeError as exc:
-            log.warning("skipping %s: %s", path, exc.line())
-            continue
-        fitted, m = fit(rgb, size, fit_mode)
-        l_u8, ab_i8 = rgb_to_stored(fitted)
+    for photo in progress(photos.photos, desc="load", unit="img"):
+        if photos.kind == "shards":
+            l_u8, ab_i8, m = photos.stored(photo)
+        else:
+            try:
+                rgb = photos.rgb(photo, reduce_to=size, fit=fit_mode)
+            except ColorizeError as exc:
+                log.warning("skipping %s: %s", photo.name, exc.line())
+                continue
+            fitted, m = fit(rgb, size, fit_mode)
+            l_u8, ab_i8 = rgb_to_stored(fitted)
         L.append(l_u8)
         ab.append(ab_i8)
         mask.append(m)
-        rel = path.relative_to(folder)
-        ids.append(rel.as_posix())
-        cats.append(rel.parts[0] if len(rel.parts) > 1 else "")
+        ids.append(photo.photo_id)
+        cats.append(photo.category)
     if not L:
-        raise ColorizeError(f"none of the images in {folder} could be read", "check the files")
+        raise ColorizeError(f"none of the images in {photos.root} could be read", "check the files")
     return Samples(np.stack(L), np.stack(ab), np.stack(mask), ids, cats)
 
 
 def _predict_rgb(colorizer, L: np.ndarray, temperature: float) -> np.ndarray:
     """A batch colored by one model at the shard size: its bin probabilities, annealed mean, + the input's L."""
-    from colorize.models.predict import compose, decode_ab, model_probs
-
     ab = decode_ab(model_probs(colorizer, L), colorizer.centers, temperature)
     return np.stack([compose(decode_l(L[k]), ab[k]) for k in range(len(L))])
 
@@ -100,9 +81,8 @@ def _predict_rgb(colorizer, L: np.ndarray, temperature: float) -> np.ndarray:
 def _true_routes(bundle: Bundle, s: Samples) -> np.ndarray:
     """Index of each photo's true route (-1 when its category is not one of the bundle's routes)."""
     if bundle.kind == "profile":
-        assert bundle.profiles is not None
         lut = bundle.global_model.ab_lut.cpu().numpy()
-        return bundle.profiles.assign(bin_histograms(s.ab, s.mask, lut, bundle.global_model.n_bins))
+        return load_bundle_profiles(bundle.path, bundle.index).assign(bin_histograms(s.ab, s.mask, lut, bundle.global_model.n_bins))
     pos = {r: i for i, r in enumerate(bundle.routes)}
     return np.array([pos.get(c, -1) for c in s.category], dtype=np.int64)
 
@@ -222,13 +202,12 @@ class BundleEvalReport:
 def evaluate_bundle(model, shards, split: str, images, temperature: float, out, device, gallery: int,
                     batch: int = 16) -> BundleEvalReport:
     """Evaluate a bundle on a shard split (or a folder of photos); write eval.json, report.html, a run record."""
-    from colorize.models.routing_report import write_report
+    from colorize.models.routing.report import write_report
 
     t0 = time.perf_counter()
-    if (shards is None) == (images is None):
-        raise ColorizeError("eval needs exactly one of --shards or --images", "pass one of them")
+    photos = eval_photos(shards, split, images)
     bundle = load_bundle(Path(model), device)
-    samples = _from_shards(Path(shards), split) if shards else _from_images(Path(images), bundle.size, bundle.fit)
+    samples = _samples(photos, bundle.size, bundle.fit)
     if samples.L.shape[1] != bundle.size:
         raise ColorizeError(f"the shards are {samples.L.shape[1]} px but the bundle was trained at {bundle.size} px",
                             "evaluate on the shards the bundle was trained on")

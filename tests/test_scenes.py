@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from colorize.dataset.color import rgb_to_lab
+from colorize.demo.scenes import CATEGORIES, build_scene_folder, region_id, render_scene
 from colorize.errors import ColorizeError
-from colorize.gallery import CATEGORIES, build_gallery, region_id, render_scene
 from colorize.io import read_json
 
 
@@ -85,7 +85,7 @@ def test_categories_differ_in_color():
 
 def test_build_gallery_writes_resumes_and_rebuilds(tmp_path):
     folder = tmp_path / "gallery"
-    report = build_gallery(folder, per_category=2, categories=["beach", "snow"], seed=5, size=(80, 60))
+    report = build_scene_folder(folder, per_category=2, categories=["beach", "snow"], seed=5, size=(80, 60))
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.jpg"))
     assert files == ["beach/beach-0000.jpg", "beach/beach-0001.jpg", "snow/snow-0000.jpg", "snow/snow-0001.jpg"]
     assert report.written == 4 and "4 photos in 2 categories" in report.summary_line()
@@ -96,12 +96,12 @@ def test_build_gallery_writes_resumes_and_rebuilds(tmp_path):
 
     # An interrupted build lost a file: the rerun writes only that one, byte-identical.
     (folder / "beach/beach-0001.jpg").unlink()
-    again = build_gallery(folder, per_category=2, categories=["beach", "snow"], seed=5, size=(80, 60))
+    again = build_scene_folder(folder, per_category=2, categories=["beach", "snow"], seed=5, size=(80, 60))
     assert (again.written, again.kept) == (1, 3)
     assert {p: p.read_bytes() for p in folder.rglob("*.jpg")} == before
 
     # Other parameters: rebuilt from scratch, never a mix of two galleries.
-    build_gallery(folder, per_category=1, categories=["forest"], seed=5, size=(80, 60))
+    build_scene_folder(folder, per_category=1, categories=["forest"], seed=5, size=(80, 60))
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.jpg")) == ["forest/forest-0000.jpg"]
 
 
@@ -113,11 +113,11 @@ def test_bad_requests_are_clear_errors(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "keep.txt").write_text("user data")
     with pytest.raises(ColorizeError, match="not a colorize gallery"):
-        build_gallery(tmp_path / "mine", per_category=1)
+        build_scene_folder(tmp_path / "mine", per_category=1)
     assert (tmp_path / "mine" / "keep.txt").exists()
     # A gallery.json that is not a readable record is the same: one clear error, nothing removed.
     for text in ("{not json", "[1, 2]"):
         (tmp_path / "mine" / "gallery.json").write_text(text)
         with pytest.raises(ColorizeError, match="not a colorize gallery"):
-            build_gallery(tmp_path / "mine", per_category=1)
+            build_scene_folder(tmp_path / "mine", per_category=1)
         assert (tmp_path / "mine" / "keep.txt").exists()

@@ -1,18 +1,21 @@
 """The configuration and result of a training run (kept apart from the loop so both stay readable).
 
-`TrainConfig` is also the programmatic API: routing builds one per specialist with `categories` /
-`photo_ids` and its own `weights` / `prior`.
+`TrainConfig` is the one source of training defaults: the CLI's `train` options read theirs from
+`TRAIN_DEFAULTS`, and every caller builds a config by keyword. It is also the programmatic API: routing
+builds one per specialist with `categories` / `photo_ids` and its own `weights` / `prior`. This module
+imports no torch, so the CLI can read the defaults and `colorize --help` stays fast.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -59,6 +62,9 @@ class TrainConfig:
         for k in ("weights", "prior", "categories", "photo_ids"):
             out[k] = None if out[k] is None else [x if isinstance(x, str) else float(x) for x in out[k]]
         return out
+
+
+TRAIN_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
 
 
 @dataclass

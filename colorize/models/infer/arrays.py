@@ -26,7 +26,7 @@ import torch
 from colorize.dataset.color import encode_l, lab_to_rgb, rgb_to_lab
 from colorize.dataset.images import fit, fit_geometry
 from colorize.errors import UsageError
-from colorize.models.decode import annealed_mean, confidence
+from colorize.models.net.annealed import annealed_mean, confidence
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def prepare(rgb: np.ndarray, size: int) -> Prepared:
 
 def model_probs(colorizer: Any, L_small: np.ndarray) -> torch.Tensor:
     """uint8 [B,S,S] -> bin probabilities [B,n,S,S] on the colorizer's device (pinned copy + AMP on CUDA)."""
-    from colorize.models.runtime import amp_dtype, autocast
+    from colorize.models.net.runtime import amp_dtype, autocast
 
     t = torch.from_numpy(np.ascontiguousarray(L_small))
     device = colorizer.device

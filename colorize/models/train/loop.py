@@ -29,14 +29,14 @@ from colorize.dataset.loader import ShardDataset, iterate, make_loader
 from colorize.dataset.shards import MANIFEST, list_shards
 from colorize.errors import ColorizeError
 from colorize.io import atomic_write_text, remove_stale_temps, sha256_file, write_run_record
-from colorize.models import ddp
-from colorize.models.checkpoint import CHECKPOINT_SCHEMA, load_checkpoint, model_state, save_checkpoint
-from colorize.models.loss import RebalancedLoss
-from colorize.models.plots import loss_curve
-from colorize.models.runtime import amp_dtype, autocast
-from colorize.models.train_config import TrainConfig, TrainResult
-from colorize.models.unet import ColorUNet, count_parameters, l_to_input
-from colorize.models.validation import validate, write_sample_grid
+from colorize.models.net.checkpoint import CHECKPOINT_SCHEMA, load_checkpoint, model_state, save_checkpoint
+from colorize.models.net.loss import RebalancedLoss
+from colorize.models.net.runtime import amp_dtype, autocast
+from colorize.models.net.unet import ColorUNet, count_parameters, l_to_input
+from colorize.models.train import ddp
+from colorize.models.train.config import TrainConfig, TrainResult
+from colorize.models.train.plots import loss_curve
+from colorize.models.train.val_loop import validate, write_sample_grid
 
 log = logging.getLogger(__name__)
 
@@ -350,10 +350,6 @@ class _Trainer:
         ddp.barrier(self.info)
 
 
-def run_train(shards: Path, out: Path, epochs: int = 20, batch_size: int = 64, lr: float = 1e-3, width: int = 32,
-              temperature: float = 0.38, soft_targets: int = 0, device: str = "auto", amp: bool = True,
-              compile_model: bool = False, workers: int = 2, seed: int = 0, resume: bool = False,
-              max_minutes: float | None = None) -> TrainResult:
-    """The CLI entry point: one TrainConfig, one `train`."""
-    return train(TrainConfig(Path(shards), Path(out), epochs, batch_size, lr, width, temperature, soft_targets,
-                             device, amp, compile_model, workers, seed, resume, max_minutes))
+def run_train(shards: str | Path, out: str | Path, **options: Any) -> TrainResult:
+    """The CLI entry point: one TrainConfig (options by keyword, defaults from TrainConfig), one `train`."""
+    return train(TrainConfig(shards=Path(shards), out=Path(out), **options))

@@ -1,7 +1,7 @@
 """Validation during training: loss and metrics on a fixed subset of the val split, and the sample grid.
 
 The subset is the first `val_samples` samples in manifest order, so every epoch (and every run with the
-same shards) is scored on the same images. Metrics use `models/metrics.py` conventions on 8-bit sRGB:
+same shards) is scored on the same images. Metrics use `models/net/metrics.py` conventions on 8-bit sRGB:
 PSNR, Hasler-Süsstrunk colorfulness of the prediction (and of the truth, for reference), AuC of the ab
 error; the prediction is decoded with the annealed mean at the run's temperature.
 """
@@ -19,12 +19,12 @@ from torch.utils.data import DataLoader
 
 from colorize.dataset.color import stored_to_rgb
 from colorize.dataset.loader import ShardDataset, iterate
-from colorize.models import metrics
-from colorize.models.decode import annealed_mean, softmax_probs
-from colorize.models.loss import RebalancedLoss
-from colorize.models.plots import sample_grid
-from colorize.models.runtime import autocast
-from colorize.models.unet import l_to_input
+from colorize.models.net import metrics
+from colorize.models.net.annealed import annealed_mean, softmax_probs
+from colorize.models.net.loss import RebalancedLoss
+from colorize.models.net.runtime import autocast
+from colorize.models.net.unet import l_to_input
+from colorize.models.train.plots import sample_grid
 
 
 @dataclass

@@ -33,7 +33,7 @@ import torch
 
 from colorize.errors import ColorizeError
 from colorize.io import TMP_PREFIX
-from colorize.models.predict import compose, decode_ab, model_probs, prepare
+from colorize.models.infer.arrays import compose, decode_ab, model_probs, prepare
 from colorize.progress import progress
 
 log = logging.getLogger(__name__)

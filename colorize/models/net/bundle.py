@@ -13,36 +13,27 @@ is read with `torch.load(weights_only=True)`, so a bundle from elsewhere cannot 
 lacks a specialist is refused as a whole: routing a photo to a model that is not there would silently
 turn "routed" results into "global" ones.
 
-Entry points used by predict/eval: `is_bundle`, `load_bundle`, `Bundle.colorize`, `run_eval_bundle`;
-by the CLI: `run_train_routed`.
+This module is the format and the routing rule (`choose_routes`, `DEFAULT_MIN_CONFIDENCE`); loading a
+bundle onto a device is `models.infer.colorizer.load_bundle`, training one is `models.routing.train`.
 """
 
 from __future__ import annotations
 
-import logging
-import pickle
 import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 from colorize import __version__
-from colorize.dataset.color import rgb_to_stored
 from colorize.errors import ColorizeError
 from colorize.io import atomic_write_json, read_json, sha256_file
-from colorize.models.profiles import ColorProfiles
-from colorize.models.router import RouterCNN, predict_probs, router_from_payload
-
-log = logging.getLogger(__name__)
 
 INDEX = "bundle.json"
 SCHEMA = "colorize.bundle/1"
 ROUTE_KINDS = ("category", "profile")
 GLOBAL = "global"
+# Below this router confidence a photo goes to the global model (predict's --min-confidence, a bundle's default).
+DEFAULT_MIN_CONFIDENCE = 0.5
 # File names inside a bundle: plain names only, never a path that could leave the folder.
 _FILE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
@@ -73,20 +64,24 @@ class RouteChoice:
                 "fallback": self.fallback, "top3": self.top3}
 
 
-def choose_routes(probs: np.ndarray, routes: list[str], min_confidence: float) -> list[RouteChoice]:
-    """The routing rule: the router's top route, or the global model when its probability is below the threshold."""
+def choose_routes(probs: Any, routes: list[str], min_confidence: float) -> list[RouteChoice]:
+    """The routing rule: the router's top route, or the global model when its probability is below the threshold.
+
+    `probs` is a numpy array [routes] or [N, routes]. Plain Python on purpose: the CLI imports this module
+    for DEFAULT_MIN_CONFIDENCE, and `colorize --help` should not wait for numpy.
+    """
     out = []
-    for p in np.atleast_2d(probs):
-        order = np.argsort(-p, kind="stable")
-        top = int(order[0])
+    for p in (probs[None] if probs.ndim == 1 else probs):
+        order = sorted(range(len(p)), key=lambda i: -float(p[i]))  # stable: ties keep route order
+        top = order[0]
         conf = float(p[top])
         fallback = conf < min_confidence
         out.append(RouteChoice(GLOBAL if fallback else routes[top], routes[top], conf, fallback,
-                               [routes[int(i)] for i in order[:3]]))
+                               [routes[i] for i in order[:3]]))
     return out
 
 
-def _checked_file(root: Path, entry: Any, what: str) -> Path:
+def checked_file(root: Path, entry: Any, what: str) -> Path:
     """A file named by the index: a plain name inside the bundle, present, with the recorded sha256."""
     if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
         raise ColorizeError(f"bundle index entry for {what} is malformed", "retrain the bundle with `colorize train --route`")
@@ -130,111 +125,23 @@ def read_index(path: str | Path) -> dict[str, Any]:
     return index
 
 
-@dataclass
-class Bundle:
-    """A loaded bundle: router + one colorizer per route + the global fallback, all on one device."""
-
-    path: Path
-    kind: str  # "category" or "profile"
-    routes: list[str]
-    router: RouterCNN
-    specialists: dict[str, Any]  # route -> checkpoint.Colorizer
-    global_model: Any  # checkpoint.Colorizer
-    size: int  # the square side the router and colorizers were trained at
-    fit: str  # how prep fit photos into that square ("pad" or "crop")
-    index: dict[str, Any]
-    profiles: ColorProfiles | None = None
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    def model_for(self, route: str):
-        return self.global_model if route == GLOBAL else self.specialists[route]
-
-    def route_probs(self, L_u8: np.ndarray) -> np.ndarray:
-        """Router probabilities [N, routes] for uint8 L [N,S,S] at the bundle's size (as in the shards)."""
-        return predict_probs(self.router, L_u8, self.device)
-
-    def route_rgb(self, rgb_u8: np.ndarray) -> np.ndarray:
-        """Router probabilities [routes] of one photo of any size, fitted the way prep fitted training photos."""
-        from colorize.dataset.images import fit
-
-        fitted, _ = fit(np.ascontiguousarray(rgb_u8), self.size, self.fit)
-        L_u8, _ = rgb_to_stored(fitted)
-        return self.route_probs(L_u8[None])[0]
-
-    def colorize(self, rgb_u8: np.ndarray, temperature: float, min_confidence: float) -> tuple[np.ndarray, dict]:
-        """Color one photo (uint8 RGB, color or gray, any size) -> (uint8 RGB, route info for the record)."""
-        from colorize.models.predict import colorize_rgb
-
-        if not 0.0 <= min_confidence <= 1.0:
-            raise ColorizeError(f"min-confidence must be within 0..1, got {min_confidence}", "pass e.g. 0.5")
-        choice = choose_routes(self.route_rgb(rgb_u8), self.routes, min_confidence)[0]
-        out = colorize_rgb(self.model_for(choice.route), rgb_u8, temperature)
-        return out, choice.info()
-
-
-def load_bundle(path: str | Path, device: torch.device | str = "cpu") -> Bundle:
-    """Load and verify a bundle (every file present, sha256 matching, weights-only) onto `device`."""
-    from colorize.models.checkpoint import load_colorizer
-    from colorize.models.runtime import resolve_device
-
-    root = Path(path)
-    device = resolve_device(device)
-    index = read_index(root)
-    routes: list[str] = index["routes"]
-    router_path = _checked_file(root, index.get("router"), "the router")
-    try:
-        payload = torch.load(router_path, map_location="cpu", weights_only=True)
-        router, router_routes = router_from_payload(payload, device)
-    except pickle.UnpicklingError as exc:
-        raise ColorizeError(f"refusing to load {router_path}: it holds pickled Python objects",
-                            "only use bundles written by `colorize train --route`") from exc
-    except (KeyError, TypeError, ValueError, RuntimeError, EOFError, zipfile.BadZipFile) as exc:
-        raise ColorizeError(f"{router_path} is not a router checkpoint ({type(exc).__name__})",
-                            "retrain the bundle") from exc
-    if router_routes != routes or router.cfg.n_classes != len(routes):
-        raise ColorizeError(f"the router in {root} predicts {router_routes}, the index lists {routes}",
-                            "retrain the bundle")
-    global_model = load_colorizer(_checked_file(root, index.get(GLOBAL), "the global model"), device)
-    specialists = {}
-    for route in routes:
-        specialists[route] = load_colorizer(
-            _checked_file(root, index["specialists"][route], f"the {route!r} specialist"), device)
-    for name, model in [(GLOBAL, global_model), *specialists.items()]:
-        if model.n_bins != global_model.n_bins or model.size != global_model.size:
-            raise ColorizeError(f"the {name!r} model of {root} uses a different bin set or size",
-                                "retrain the bundle from one shard folder")
-    profiles = None
-    if index["route"] == "profile":
-        try:
-            profiles = ColorProfiles.from_json(read_json(_checked_file(root, index.get("profiles"), "the profiles")))
-        except (OSError, ValueError) as exc:
-            raise ColorizeError(f"the profiles of {root} are unreadable ({exc})", "retrain the bundle") from exc
-    inp = index.get("input") if isinstance(index.get("input"), dict) else {}
-    size, fit_mode = inp.get("size", global_model.size), inp.get("fit", "pad")
-    if not isinstance(size, int) or not 8 <= size <= 4096 or fit_mode not in ("pad", "crop"):
-        raise ColorizeError(f"{root / INDEX} has an invalid input size/fit ({size!r}, {fit_mode!r})",
-                            "retrain the bundle")
-    log.info("bundle %s: %d %s routes, router %s px", root, len(routes), index["route"], router.cfg.size)
-    return Bundle(root, index["route"], routes, router, specialists, global_model, size, fit_mode, index,
-                  profiles, device)
-
-
 def _file_entry(root: Path, name: str, **info: Any) -> dict[str, Any]:
     return {"file": name, "sha256": sha256_file(root / name), **info}
 
 
 def write_bundle(out: str | Path, kind: str, routes: list[str], router: dict[str, Any], global_model: dict[str, Any],
-                 specialists: dict[str, dict[str, Any]], *, profiles: ColorProfiles | None = None,
+                 specialists: dict[str, dict[str, Any]], *, profiles: dict[str, Any] | None = None,
                  input_info: dict[str, Any] | None = None, info: dict[str, dict] | None = None,
                  extra: dict[str, Any] | None = None) -> Path:
     """Write a bundle: every payload as a weights-only .pt, then the index last.
 
     The index is written only once every file it names is in place (each write atomic), so an
     interrupted run leaves a folder that is not (yet) a bundle, never a bundle with holes.
-    `router` is `router.router_payload(...)`; the others are colorizer checkpoint payloads.
+    `router` is `router.router_payload(...)`; the others are colorizer checkpoint payloads; `profiles` is
+    `ColorProfiles.to_json()` of a profile bundle.
     `info` adds fields (e.g. photo counts) to the index entry of a role ("global" or a route).
     """
-    from colorize.models.checkpoint import save_checkpoint
+    from colorize.models.net.checkpoint import save_checkpoint
 
     if kind not in ROUTE_KINDS:
         raise ValueError(f"route kind must be one of {ROUTE_KINDS}")
@@ -257,23 +164,8 @@ def write_bundle(out: str | Path, kind: str, routes: list[str], router: dict[str
         "specialists": entries, "input": input_info or {},
     }
     if profiles is not None:
-        atomic_write_json(root / "profiles.json", profiles.to_json())
+        atomic_write_json(root / "profiles.json", profiles)
         index["profiles"] = _file_entry(root, "profiles.json")
     index.update(extra or {})
     atomic_write_json(root / INDEX, index)
     return root
-
-
-def run_train_routed(route: str, profiles: int, **train_opts: Any):
-    """`colorize train --route category|profile`: see `routing_train.train_routed`."""
-    from colorize.models.routing_train import train_routed
-
-    return train_routed(route=route, n_profiles=profiles, **train_opts)
-
-
-def run_eval_bundle(model, shards, split, images, temperature, out, device, gallery):
-    """`colorize eval --model BUNDLE`: see `routing_eval.evaluate_bundle`."""
-    from colorize.models.routing_eval import evaluate_bundle
-
-    return evaluate_bundle(model=model, shards=shards, split=split, images=images, temperature=temperature,
-                           out=out, device=device, gallery=gallery)

@@ -6,14 +6,14 @@ position (never by photo id, which is untrusted text), and every text value is H
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from colorize.imaging import write_image
 from colorize.io import atomic_write_text
-from colorize.models.report import write_image
+from colorize.models.evaluate.html import esc, fmt, page, table
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:.5em 0 1.5em}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}
@@ -21,29 +21,16 @@ td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3
 img{width:160px;image-rendering:auto}.row{margin-bottom:12px}"""
 
 
-def _f(v: Any, digits: int = 2) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return html.escape(str(v))
-
-
 def _table(header: list[str], rows: list[list[Any]], classes: list[str] | None = None) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = []
-    for i, row in enumerate(rows):
-        cls = f' class="{classes[i]}"' if classes and classes[i] else ""
-        body.append(f"<tr{cls}>" + "".join(f"<td>{_f(c)}</td>" for c in row) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+    """A table of raw values: floats to two decimals, the rest escaped."""
+    return table(header, [[fmt(c) for c in row] for row in rows], classes)
 
 
 def write_report(path: Path, result: dict, gallery: dict[int, dict[str, np.ndarray]], choices: list) -> None:
     """report.html (+ gallery/NNN-kind.png) for one `evaluate_bundle` result."""
     out = Path(path).parent
-    parts = [f"<!doctype html><meta charset='utf-8'><title>colorize: routed vs global</title><style>{_CSS}</style>",
-             f"<h1>Routing by {html.escape(result['route'])}: routed vs one global model</h1>",
-             f"<p>Model {html.escape(result['model'])}; temperature {result['temperature']}; router threshold "
+    parts = [f"<h1>Routing by {esc(result['route'])}: routed vs one global model</h1>",
+             f"<p>Model {esc(result['model'])}; temperature {result['temperature']}; router threshold "
              f"{result['min_confidence']} (below it the global model colors the photo); fallback rate "
              f"{100 * result['fallback_rate']:.1f}%. Higher PSNR / AuC is better, lower ΔCF is better.</p>"]
     v = result["verdict"]
@@ -74,8 +61,8 @@ def write_report(path: Path, result: dict, gallery: dict[int, dict[str, np.ndarr
                           [[s["min_confidence"], s["fallback_rate"], s["psnr"], s["delta_cf"], s["auc"],
                             s["auc_rebalanced"]] for s in result["threshold_sweep"]]))
     rt = result["router"]
-    parts.append(f"<h2>Router</h2><p>top-1 accuracy {_f(rt['top1_accuracy'], 3)}, top-3 error "
-                 f"{_f(rt['top3_error'], 3)} on {rt['photos']} photos with a known route "
+    parts.append(f"<h2>Router</h2><p>top-1 accuracy {fmt(rt['top1_accuracy'], '{:.3f}')}, top-3 error "
+                 f"{fmt(rt['top3_error'], '{:.3f}')} on {rt['photos']} photos with a known route "
                  f"({rt['unknown_route_photos']} without).</p>" + _table(
                      ["route", "photos", "top-1 accuracy", "top-3 error", "mean confidence"],
                      [[r, v["photos"], v["top1_accuracy"], v["top3_error"], v["mean_confidence"]]
@@ -94,8 +81,8 @@ def write_report(path: Path, result: dict, gallery: dict[int, dict[str, np.ndarr
     mis = wr["misrouted_photos"]
     if mis:
         parts.append(f"<p>{mis['photos']} photos were routed to a wrong specialist: PSNR there "
-                     f"{_f(mis['routed']['psnr'])} dB vs {_f(mis['global']['psnr'])} dB for the global model and "
-                     f"{_f(mis['oracle']['psnr'])} dB for the right specialist.</p>")
+                     f"{fmt(mis['routed']['psnr'])} dB vs {fmt(mis['global']['psnr'])} dB for the global model and "
+                     f"{fmt(mis['oracle']['psnr'])} dB for the right specialist.</p>")
     if result.get("per_category"):
         parts.append("<h2>Per category</h2>" + _table(
             ["category", "photos", "global PSNR", "routed PSNR", "global ΔCF", "routed ΔCF"],
@@ -113,7 +100,7 @@ def write_report(path: Path, result: dict, gallery: dict[int, dict[str, np.ndarr
                 name = f"gallery/{i:03d}-{kind}.png"
                 write_image(out / name, img)
                 label = f"routed → {c.route} ({c.confidence:.2f})" if kind == "routed" else kind
-                figs.append(f"<figure><img src='{name}' alt='{kind}'><figcaption>{html.escape(label)}</figcaption></figure>")
-            parts.append(f"<div class='row'><div>{html.escape(str(photo['category']))} · "
-                         f"true route {html.escape(str(photo['true_route']))}</div>{''.join(figs)}</div>")
-    atomic_write_text(path, "\n".join(parts) + "\n")
+                figs.append(f"<figure><img src='{name}' alt='{kind}'><figcaption>{esc(label)}</figcaption></figure>")
+            parts.append(f"<div class='row'><div>{esc(str(photo['category']))} · "
+                         f"true route {esc(str(photo['true_route']))}</div>{''.join(figs)}</div>")
+    atomic_write_text(path, page("colorize: routed vs global", _CSS, "\n".join(parts) + "\n"))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from colorize.dataset.bins import BinStats, rebalance
 from colorize.dataset.shards import SPLITS, list_shards, load_shard, load_stats, read_manifest
-from colorize.dataset.stats import BinStats, rebalance
 from colorize.errors import ColorizeError
 from colorize.io import (
     atomic_open,
@@ -37,15 +36,20 @@ from colorize.io import (
     sha256_file,
     write_run_record,
 )
-from colorize.models.profiles import (
+from colorize.models.net.bundle import DEFAULT_MIN_CONFIDENCE, GLOBAL, specialist_file, write_bundle
+from colorize.models.net.checkpoint import load_checkpoint, read_torch_file, save_checkpoint
+from colorize.models.net.router import RouterConfig, router_from_payload, router_payload, shrink_l
+from colorize.models.net.runtime import resolve_device
+from colorize.models.routing.profiles import (
     ColorProfiles,
     PhotoHistograms,
     collect_histograms,
     fit_profiles,
     palette_image,
 )
-from colorize.models.router import RouterConfig, router_from_payload, router_payload, shrink_l, train_router
-from colorize.models.routing import GLOBAL, specialist_file, write_bundle
+from colorize.models.routing.router_train import train_router
+from colorize.models.train.config import TRAIN_DEFAULTS, TrainConfig
+from colorize.models.train.loop import train
 from colorize.progress import progress
 
 log = logging.getLogger(__name__)
@@ -53,7 +57,6 @@ log = logging.getLogger(__name__)
 RUN_RECORD = "train-routed-run.json"
 # Checkpoint entries that only resuming needs; the bundle keeps what prediction needs.
 TRAINING_ONLY_KEYS = ("optimizer", "scheduler", "scaler", "rng", "loader_state")
-DEFAULT_MIN_CONFIDENCE = 0.5
 # Below this many train photos a specialist is warned about (paper 003 dropped per-profile models for this).
 MIN_ROUTE_PHOTOS = 50
 
@@ -160,13 +163,10 @@ class RoutedTrainReport:
                 f"router val accuracy {acc}, {self.seconds:.0f} s")
 
 
-def train_routed(route: str, n_profiles: int, shards, out, seed: int = 0, resume: bool = False,
-                 max_minutes: float | None = None, device: str = "auto", router_size: int = 64,
+def train_routed(route: str, n_profiles: int, shards, out, seed: int = TRAIN_DEFAULTS["seed"], resume: bool = False,
+                 max_minutes: float | None = None, device: str = TRAIN_DEFAULTS["device"], router_size: int = 64,
                  router_width: int = 16, router_epochs: int | None = None, **train_opts: Any) -> RoutedTrainReport:
     """Train a routed bundle into `out` (see the module docstring); `train_opts` are run_train's options."""
-    from colorize.models.checkpoint import load_checkpoint
-    from colorize.models.runtime import resolve_device
-
     t0 = time.perf_counter()
     shards, out = Path(shards), Path(out)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -198,18 +198,7 @@ def train_routed(route: str, n_profiles: int, shards, out, seed: int = 0, resume
     if small:
         log.warning("few train photos for route(s) %s: their specialists will overfit; consider "
                     "more photos or fewer routes", ", ".join(small))
-    jobs: list[tuple[str, dict[str, Any]]] = [(GLOBAL, {})]
-    row_of = {pid: i for i, pid in enumerate(data.hists["train"].ids)}
-    for i, r in enumerate(routes):
-        counts = data.hists["train"].bin_counts(np.array([row_of[p] for p in train_ids[r]]))
-        # The route's own prior (one pseudo-pixel per bin, as in route_weights) and weights.
-        subset: dict[str, Any] = {"weights": route_weights(stats, counts).tolist(),
-                                  "prior": ((counts + 1) / (counts + 1).sum()).tolist()}
-        if route == "category":
-            subset["categories"] = [r]
-        else:  # train + val photos of the profile (val picks best.pt)
-            subset["photo_ids"] = train_ids[r] + data.ids("val", i)
-        jobs.append((r, subset))
+    jobs = _jobs(route, data, stats, train_ids)
 
     payloads: dict[str, dict[str, Any]] = {}
     incomplete: list[str] = []
@@ -233,8 +222,8 @@ def train_routed(route: str, n_profiles: int, shards, out, seed: int = 0, resume
     left = None if deadline is None else max(5.0, deadline - time.perf_counter())
     payload = _train_or_reuse_router(shards, out / "runs" / "router.pt", data, resume, left, dev, seed,
                                      RouterConfig(n_classes=len(routes), size=router_size, width=router_width),
-                                     router_epochs or int(train_opts.get("epochs", 20)),
-                                     int(train_opts.get("batch_size", 64)))
+                                     router_epochs or int(train_opts.get("epochs", TRAIN_DEFAULTS["epochs"])),
+                                     int(train_opts.get("batch_size", TRAIN_DEFAULTS["batch_size"])))
     timings["router"] = time.perf_counter() - t_router
     val_acc = payload.get("val_acc")
     val_acc = None if val_acc is None or np.isnan(float(val_acc)) else float(val_acc)
@@ -252,7 +241,7 @@ def train_routed(route: str, n_profiles: int, shards, out, seed: int = 0, resume
                       "parameters": sum(int(t.numel()) for k, t in payload["model"].items()
                                         if not k.endswith("num_batches_tracked"))}
     write_bundle(out, route, routes, payload, payloads[GLOBAL], {r: payloads[r] for r in routes},
-                 profiles=data.profiles,
+                 profiles=data.profiles.to_json() if data.profiles is not None else None,
                  input_info={"size": int(manifest["params"]["size"]), "fit": str(manifest["params"].get("fit", "pad"))},
                  info=info,
                  extra={"min_confidence": DEFAULT_MIN_CONFIDENCE,
@@ -269,21 +258,37 @@ def train_routed(route: str, n_profiles: int, shards, out, seed: int = 0, resume
     return RoutedTrainReport(out, route, routes, photos, val_acc, seconds)
 
 
+def _jobs(route: str, data: RouteData, stats: BinStats,
+          train_ids: dict[str, list[str]]) -> list[tuple[str, dict[str, Any]]]:
+    """(model name, TrainConfig data selection) for the global model and each route's specialist."""
+    jobs: list[tuple[str, dict[str, Any]]] = [(GLOBAL, {})]
+    row_of = {pid: i for i, pid in enumerate(data.hists["train"].ids)}
+    for i, r in enumerate(data.routes):
+        counts = data.hists["train"].bin_counts(np.array([row_of[p] for p in train_ids[r]]))
+        # The route's own prior (one pseudo-pixel per bin, as in route_weights) and weights.
+        subset: dict[str, Any] = {"weights": route_weights(stats, counts).tolist(),
+                                  "prior": ((counts + 1) / (counts + 1).sum()).tolist()}
+        if route == "category":
+            subset["categories"] = [r]
+        else:  # train + val photos of the profile (val picks best.pt)
+            subset["photo_ids"] = train_ids[r] + data.ids("val", i)
+        jobs.append((r, subset))
+    return jobs
+
+
 def _train_or_reuse_router(shards: Path, path: Path, data: RouteData, resume: bool, max_seconds: float | None,
                            device: torch.device, seed: int, cfg: RouterConfig, epochs: int,
                            batch_size: int) -> dict[str, Any]:
     """The router payload: reused with --resume when a finished one for the same routes and config exists."""
-    from colorize.models.checkpoint import save_checkpoint
-
     if resume and path.is_file():
         try:
-            old = torch.load(path, map_location="cpu", weights_only=True)
+            old = read_torch_file(path, what="router")
             _, old_routes = router_from_payload(old, torch.device("cpu"))
             if (old_routes == data.routes and old.get("config") == asdict(cfg)
                     and int(old.get("epochs_done", -1)) >= epochs):
                 log.info("router already trained; kept as is")
                 return old
-        except (pickle.UnpicklingError, RuntimeError, KeyError, TypeError, ValueError, EOFError):
+        except (ColorizeError, RuntimeError, KeyError, TypeError, ValueError, AttributeError):
             log.warning("%s is unreadable; training the router again", path)
     X, y = _router_data(shards, "train", data.photo_route["train"], cfg.size, None)
     Xv, yv = _router_data(shards, "val", data.photo_route["val"], cfg.size, "orig")
@@ -303,8 +308,6 @@ def train_colorizer(shards: Path, out: Path, *, subset: dict[str, Any], resume: 
     Returns (checkpoint to keep, how training stopped). With --resume, a model whose run folder has no
     last.pt yet simply starts; a finished one returns at once.
     """
-    from colorize.models.train import TrainConfig, train
-
     cfg = TrainConfig(shards=shards, out=out, resume=resume and (out / "last.pt").is_file(), **opts, **subset)
     best = out / "best.pt"
     if cfg.resume and _finished(out, cfg):

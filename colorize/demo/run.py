@@ -2,7 +2,7 @@
 
 Why it exists: a newcomer should see scrape -> prep -> train -> predict -> eval work on a fresh machine
 with no internet before reading any further. So the demo generates a photo gallery by code
-(`colorize.gallery`), serves it with the same local Unsplash-like site the scraper tests use, and drives
+(`colorize.demo.scenes`), serves it with the same local Unsplash-like site the scraper tests use, and drives
 the *real* stages through their plain functions — the same code `colorize scrape/prep/...` runs —
 with the real headless Chromium. Nothing here re-implements a stage.
 
@@ -48,7 +48,7 @@ from colorize.io import (
     write_run_record,
 )
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("colorize.demo")  # the name the demo has always logged under (README shows it)
 
 STATE_FILE = "demo-state.json"
 RECORD_FILE = "demo-run.json"
@@ -167,9 +167,9 @@ def _run_step(out: Path, state: dict[str, Any], report: DemoReport, name: str,
 # ------------------------------------------------------------------------------------------- steps
 def _gallery(plan: DemoPlan, seed: int) -> Callable[[Path], dict[str, Any]]:
     def body(folder: Path) -> dict[str, Any]:
-        from colorize.gallery import build_gallery
+        from colorize.demo.scenes import build_scene_folder
 
-        g = build_gallery(folder, plan.per_category, plan.categories, seed, plan.image_size)
+        g = build_scene_folder(folder, plan.per_category, plan.categories, seed, plan.image_size)
         return {"photos": sum(g.counts.values()), "summary": g.summary_line()}
 
     return body
@@ -219,7 +219,7 @@ def _prep(plan: DemoPlan, raw: Path, seed: int) -> Callable[[Path], dict[str, An
 
 def _train(plan: DemoPlan, shards: Path, seed: int) -> Callable[[Path], dict[str, Any]]:
     def body(folder: Path) -> dict[str, Any]:
-        from colorize.models.train import run_train
+        from colorize.models.train.loop import run_train
 
         result = run_train(shards=shards, out=folder, epochs=plan.epochs, batch_size=plan.batch_size,
                            lr=2e-3, width=plan.width, temperature=0.38, soft_targets=0, device="auto",
@@ -235,14 +235,15 @@ def _holdout(plan: DemoPlan, seed: int) -> Callable[[Path], dict[str, Any]]:
 
     def body(folder: Path) -> dict[str, Any]:
         from colorize.dataset.color import gray_rgb
-        from colorize.gallery import encode_jpeg, render_scene
+        from colorize.demo.scenes import JPEG_QUALITY, render_scene
+        from colorize.imaging import encode_image
 
         n = 0
         for category in plan.categories:
             for i in range(plan.per_category, plan.per_category + plan.holdout):
                 rgb, _ = render_scene(category, seed, i, plan.image_size)
-                atomic_write_bytes(folder / "color" / category / f"{category}-{i:04d}.jpg", encode_jpeg(rgb))
-                atomic_write_bytes(folder / "gray" / f"{category}-{i:04d}.jpg", encode_jpeg(gray_rgb(rgb)))
+                atomic_write_bytes(folder / "color" / category / f"{category}-{i:04d}.jpg", encode_image(rgb, ".jpg", JPEG_QUALITY))
+                atomic_write_bytes(folder / "gray" / f"{category}-{i:04d}.jpg", encode_image(gray_rgb(rgb), ".jpg", JPEG_QUALITY))
                 n += 1
         return {"photos": n, "summary": f"holdout: {n} photos never served nor trained on -> {folder}"}
 
@@ -251,11 +252,9 @@ def _holdout(plan: DemoPlan, seed: int) -> Callable[[Path], dict[str, Any]]:
 
 def _predict(model: Path, inputs: Path) -> Callable[[Path], dict[str, Any]]:
     def body(folder: Path) -> dict[str, Any]:
-        from colorize.models.predict import run_predict
+        from colorize.models.infer.predict import run_predict
 
-        result = run_predict(model=str(model), inputs=(str(inputs),), out=str(folder), temperature="0.38",
-                             confidence=True, device="auto", batch=8, alpha=0.2, window=20,
-                             min_confidence=0.5)
+        result = run_predict(model=str(model), inputs=(str(inputs),), out=str(folder), confidence=True)
         if getattr(result, "failed", 0):
             raise ColorizeError(f"predict failed on {result.failed} held-out photos", "see the log above")
         return {"summary": _summary(result)}
@@ -265,7 +264,7 @@ def _predict(model: Path, inputs: Path) -> Callable[[Path], dict[str, Any]]:
 
 def _eval(model: Path, images: Path) -> Callable[[Path], dict[str, Any]]:
     def body(folder: Path) -> dict[str, Any]:
-        from colorize.models.evaluate import run_eval
+        from colorize.models.evaluate.run import run_eval
 
         result = run_eval(model=str(model), shards=None, split="test", images=str(images), temperature=0.38,
                           out=str(folder), device="auto", gallery=12)

@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 
 from colorize.errors import ColorizeError
-from colorize.models.runtime import resolve_device
+from colorize.models.net.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,10 @@
-"""Checkpoints: written atomically, read with `torch.load(weights_only=True)`, self-sufficient.
+"""The checkpoint file format: written atomically, read with `torch.load(weights_only=True)`, self-sufficient.
 
 A checkpoint holds only tensors, numbers, strings, lists and dicts, so loading one can never run code
 (a pickled object is refused). It carries everything prediction needs — weights, config, bin centers,
-lookup table, rebalancing weights — so a `.pt` file alone colorizes photos.
+lookup table, rebalancing weights — so a `.pt` file alone colorizes photos. `read_torch_file` is the one
+safe `torch.load` of the package (checkpoints, the router of a bundle). The runtime object built from a
+checkpoint is `models.infer.colorizer.Colorizer`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import os
 import pickle
 import warnings
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,7 @@ from torch import nn
 
 from colorize.errors import ColorizeError
 from colorize.io import atomic_write_bytes
-from colorize.models.decode import softmax_probs
-from colorize.models.runtime import resolve_device
-from colorize.models.unet import ColorUNet, l_to_input
+from colorize.models.net.unet import ColorUNet
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +45,27 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def read_torch_file(path: Path, map_location: str | torch.device = "cpu", what: str = "checkpoint",
+                    fix: str = "retrain, or use the other checkpoint (last.pt / best.pt)") -> Any:
+    """`torch.load(weights_only=True)`; a pickled, corrupt or non-torch file is a `ColorizeError` saying `fix`."""
+    try:
+        with warnings.catch_warnings():  # a foreign pickle protocol warns before being refused
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ColorizeError(f"refusing to load {path}: it contains pickled Python objects, not only tensors",
+                            "only load files written by `colorize train`; never trust pickles") from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise ColorizeError(f"{what} {path} is corrupt or not a torch file ({type(exc).__name__})", fix) from exc
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint safely; missing, pickled, corrupt or foreign files are a `ColorizeError`."""
     path = Path(path)
     if not path.is_file():
         raise ColorizeError(f"checkpoint not found: {path}",
                             "pass the .pt file written by `colorize train` (runs/NAME/best.pt)")
-    try:
-        with warnings.catch_warnings():  # a foreign pickle protocol warns before being refused
-            warnings.simplefilter("ignore", UserWarning)
-            payload = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise ColorizeError(f"refusing to load {path}: it contains pickled Python objects, not only tensors",
-                            "only load checkpoints written by `colorize train`; never trust pickles") from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise ColorizeError(f"checkpoint {path} is corrupt or not a torch file ({type(exc).__name__})",
-                            "retrain, or use the other checkpoint (last.pt / best.pt)") from exc
+    payload = read_torch_file(path, map_location)
     if not isinstance(payload, dict) or any(k not in payload for k in REQUIRED_KEYS):
         raise ColorizeError(f"{path} is not a colorize checkpoint (keys {', '.join(REQUIRED_KEYS)} missing)",
                             "pass a .pt file written by `colorize train`")
@@ -74,56 +78,6 @@ def nearest_bin_lut(centers: torch.Tensor | np.ndarray) -> np.ndarray:
     grid = torch.arange(-128, 128, dtype=torch.float32)
     ab = torch.stack(torch.meshgrid(grid, grid, indexing="ij"), dim=-1).reshape(-1, 2)
     return torch.cdist(ab, c).argmin(dim=1).reshape(256, 256).to(torch.int16).numpy()
-
-
-@dataclass
-class Colorizer:
-    """A trained model ready to predict: `probs(L_u8)` -> bin probabilities on `device`."""
-
-    model: nn.Module
-    size: int
-    centers: torch.Tensor
-    weights: torch.Tensor
-    prior: torch.Tensor
-    ab_lut: torch.Tensor
-    config: dict[str, Any] = field(default_factory=dict)
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    @property
-    def n_bins(self) -> int:
-        return int(self.centers.shape[0])
-
-    @torch.inference_mode()
-    def probs(self, L_u8: torch.Tensor) -> torch.Tensor:
-        """uint8 lightness [B,S,S] -> float32 probabilities [B,n,S,S] on this Colorizer's device."""
-        x = l_to_input(L_u8.to(self.device, non_blocking=True))
-        return softmax_probs(self.model(x))
-
-    @classmethod
-    def from_payload(cls, payload: dict[str, Any], device: torch.device) -> Colorizer:
-        validate_payload(payload)
-        cfg = dict(payload["config"])
-        centers = payload["centers"].float()
-        n_bins = int(centers.shape[0])
-        model = ColorUNet(n_bins, int(cfg.get("width", 32)))
-        try:
-            model.load_state_dict(payload["model"])
-        except (RuntimeError, KeyError, TypeError) as exc:
-            raise ColorizeError("checkpoint weights do not match its own model config",
-                                "the file is damaged or from another tool version; retrain") from exc
-        model.to(device).eval()
-        uniform = torch.full((n_bins,), 1.0 / n_bins)
-        lut = payload.get("ab_lut")
-        return cls(
-            model=model,
-            size=int(cfg.get("size", 256)),
-            centers=centers.to(device),
-            weights=torch.as_tensor(payload.get("weights", torch.ones(n_bins))).float(),
-            prior=torch.as_tensor(payload.get("prior", uniform)).float(),
-            ab_lut=torch.as_tensor(lut if lut is not None else nearest_bin_lut(centers)),
-            config=cfg,
-            device=device,
-        )
 
 
 def _bad(what: str) -> ColorizeError:
@@ -196,12 +150,6 @@ def validate_payload(payload: object) -> None:
     if got != expected:
         wrong = sorted(set(got) ^ set(expected)) or sorted(k for k in got if got[k] != expected[k])
         raise _bad(f"model weights do not fit a ColorUNet of width {width} with {n} bins (first: {wrong[0]})")
-
-
-def load_colorizer(path: str | os.PathLike, device: str | torch.device = "auto") -> Colorizer:
-    """Load a `.pt` written by training (or `write_untrained_checkpoint`) for prediction."""
-    dev = resolve_device(device)
-    return Colorizer.from_payload(load_checkpoint(path, map_location="cpu"), dev)
 
 
 def model_state(model: nn.Module) -> dict[str, torch.Tensor]:

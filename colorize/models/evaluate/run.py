@@ -22,12 +22,16 @@ import cv2
 import numpy as np
 
 from colorize import __version__
-from colorize.dataset.color import stored_to_rgb
 from colorize.errors import ColorizeError, UsageError
+from colorize.imaging import write_image
 from colorize.io import atomic_write_json, remove_stale_temps, sha256_file, write_run_record
-from colorize.models.metrics import CONVENTIONS, Totals, score_image
-from colorize.models.predict import IMAGE_EXTS, gray_of, open_model, predict_images
-from colorize.models.report import colormap_image, write_image, write_report
+from colorize.models.evaluate.photos import EvalPhotos, check_one_source, eval_photos
+from colorize.models.evaluate.report import write_report
+from colorize.models.infer.arrays import gray_of, predict_images
+from colorize.models.infer.colorizer import open_model
+from colorize.models.infer.pictures import colormap_image
+from colorize.models.net.bundle import is_bundle
+from colorize.models.net.metrics import CONVENTIONS, Totals, score_image
 from colorize.progress import progress
 
 log = logging.getLogger(__name__)
@@ -35,7 +39,6 @@ log = logging.getLogger(__name__)
 SCHEMA = "colorize.eval/1"
 BATCH = 16
 THUMB_MAX = 320  # gallery pictures are at most this many px on their long side
-ROOT_CATEGORY = "(uncategorized)"
 
 
 @dataclass
@@ -47,55 +50,16 @@ class Sample:
     rgb: np.ndarray
 
 
-def _shard_samples(shards: Path, split: str, skipped: list[dict[str, str]]) -> tuple[Iterator[Sample], int]:
-    """The photos of one split, cropped to their unpadded area (mask bounding box)."""
-    from colorize.dataset.shards import list_shards, load_shard
-
-    entries = list_shards(shards, split)
-    if not entries:
-        raise ColorizeError(f"no {split} shards in {shards}", "run `colorize prep` with a non-zero split fraction")
-    total = sum(int(e.get("count", 0)) for e in entries)
-
-    def gen() -> Iterator[Sample]:
-        for entry in entries:
-            arrays = load_shard(shards / entry["name"], entry.get("sha256"))
-            for i in range(arrays["L"].shape[0]):
-                mask = arrays["mask"][i]
-                rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-                name = f"{arrays['photo_id'][i]}/{arrays['variant'][i]}"
-                if rows.size == 0:
-                    skipped.append({"file": name, "reason": "empty mask"})
-                    continue
-                box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-                rgb = stored_to_rgb(arrays["L"][i][box], arrays["ab"][i][box])
-                yield Sample(name, str(arrays["category"][i]), np.ascontiguousarray(rgb))
-
-    return gen(), total
-
-
-def _image_samples(images: Path, skipped: list[dict[str, str]]) -> tuple[Iterator[Sample], int]:
-    """Color photos under `images`; the first folder level is the category."""
-    from colorize.dataset.images import load_rgb
-
-    if not images.is_dir():
-        raise ColorizeError(f"image folder {images} does not exist", "pass a folder of color photos to --images")
-    files = [f for f in sorted(images.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_EXTS
-             and not any(p.startswith(".") for p in f.relative_to(images).parts)]
-    if not files:
-        raise ColorizeError(f"no images in {images}", f"put color photos ({' '.join(sorted(IMAGE_EXTS))}) there")
-
-    def gen() -> Iterator[Sample]:
-        for f in files:
-            rel = f.relative_to(images)
-            try:
-                rgb = load_rgb(f)
-            except ColorizeError as exc:
-                skipped.append({"file": rel.as_posix(), "reason": exc.line()})
-                log.warning("skipping %s", exc.line())
-                continue
-            yield Sample(rel.as_posix(), rel.parts[0] if len(rel.parts) > 1 else ROOT_CATEGORY, rgb)
-
-    return gen(), len(files)
+def _samples(photos: EvalPhotos, skipped: list[dict[str, str]]) -> Iterator[Sample]:
+    """Each photo's truth in order; an unusable one is recorded in `skipped` and left out."""
+    for photo in photos.photos:
+        try:
+            rgb = photos.rgb(photo)
+        except ColorizeError as exc:
+            skipped.append({"file": photo.name, "reason": exc.line()})
+            log.warning("skipping %s", exc.line())
+            continue
+        yield Sample(photo.name, photo.category, rgb)
 
 
 def _thumb(rgb: np.ndarray) -> np.ndarray:
@@ -107,7 +71,7 @@ def _thumb(rgb: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class _Gallery:
+class _SampleStrip:
     """Keeps the first few samples of every category (as thumbnails), then picks round-robin."""
 
     wanted: int
@@ -168,32 +132,25 @@ def run_eval(model: str | Path, shards: str | Path | None = None, split: str = "
              device: str = "auto", gallery: int = 12) -> Any:
     """`colorize eval`: score the model and the gray baseline; write eval.json, report.html, eval-run.json."""
     model = Path(model)
-    if (shards is None) == (images is None):
-        raise UsageError("give exactly one of --shards DIR or --images DIR", "e.g. --shards data/shards --split test")
-    if model.is_dir():
-        from colorize.models import routing
-
-        if routing.is_bundle(model):
-            return routing.run_eval_bundle(model=model, shards=shards, split=split, images=images,
-                                           temperature=temperature, out=out, device=device, gallery=gallery)
+    check_one_source(shards, images)
     if not (temperature > 0 and math.isfinite(temperature)):
         raise UsageError(f"temperature must be > 0, got {temperature}", "e.g. --temperature 0.38")
     t0 = time.perf_counter()
+    if is_bundle(model):
+        raise UsageError(f"{model} is a model bundle; run_eval scores one colorizer",
+                         "use `colorize eval --model BUNDLE` (models.routing.evaluate.evaluate_bundle)")
     colorizer = open_model(model, device)
     out = Path(out)
     skipped: list[dict[str, str]] = []
-    if shards is not None:
-        samples, total = _shard_samples(Path(shards), split, skipped)
-        data = {"shards": str(shards), "split": split}
-    else:
-        samples, total = _image_samples(Path(images), skipped)
-        data = {"images": str(images)}
+    photos = eval_photos(shards, split, images)
+    samples = _samples(photos, skipped)
+    data = {"shards": str(shards), "split": split} if shards is not None else {"images": str(images)}
     lut = colorizer.ab_lut.cpu().numpy()
     prior = colorizer.prior.cpu().numpy()
     totals: dict[str, dict[str, Totals]] = {"overall": {"model": Totals(), "gray": Totals()}}
     rows: list[dict[str, Any]] = []
-    shelf = _Gallery(gallery)
-    bar = progress(total=total, desc="eval", unit="img")
+    shelf = _SampleStrip(gallery)
+    bar = progress(total=len(photos.photos), desc="eval", unit="img")
 
     def flush(batch: list[Sample]) -> None:
         for sample, pred in zip(batch, predict_images(colorizer, [s.rgb for s in batch], [temperature])):

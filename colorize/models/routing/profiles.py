@@ -17,11 +17,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from colorize.dataset.color import lab_to_rgb
 from colorize.errors import ColorizeError
+from colorize.io import read_json
+from colorize.models.net.bundle import checked_file
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +189,14 @@ class ColorProfiles:
                        float(obj["inertia"]), [str(n) for n in obj["names"]])
         except (KeyError, TypeError, ValueError) as exc:
             raise ColorizeError(f"the color profiles are malformed ({exc})", "retrain the bundle") from exc
+
+
+def load_bundle_profiles(root: Path, index: dict[str, Any]) -> ColorProfiles:
+    """The profiles of a `--route profile` bundle (file checked against the index like every bundle file)."""
+    try:
+        return ColorProfiles.from_json(read_json(checked_file(root, index.get("profiles"), "the profiles")))
+    except (OSError, ValueError) as exc:
+        raise ColorizeError(f"the profiles of {root} are unreadable ({exc})", "retrain the bundle") from exc
 
 
 def fit_profiles(hist: np.ndarray, k: int, seed: int, n_init: int = 8) -> tuple[ColorProfiles, np.ndarray]:

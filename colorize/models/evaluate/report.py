@@ -1,0 +1,107 @@
+"""The eval report.html of one model: model against the gray baseline, overall and per category, with samples.
+
+The page is self-contained (inline CSS, no scripts from anywhere) and references its images relatively,
+so the eval folder can be zipped and shared as is. Shared HTML pieces live in `html.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from colorize.io import atomic_write_text
+from colorize.models.evaluate.html import esc, fmt, page, table
+
+_CSS = """
+body{font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f5f2;color:#222}
+header{background:#1f2430;color:#fff;padding:24px 32px}
+header h1{margin:0 0 4px;font-size:24px} header p{margin:0;color:#c9cdd6}
+main{padding:24px 32px;max-width:1400px;margin:auto}
+section{background:#fff;border-radius:10px;box-shadow:0 1px 3px #0002;padding:18px 22px;margin-bottom:22px}
+h2{margin-top:0;font-size:18px}
+table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
+th,td{padding:6px 10px;text-align:right;border-bottom:1px solid #eee}
+th:first-child,td:first-child{text-align:left}
+thead th{background:#fafafa;font-weight:600}
+td.win{background:#e6f4ea;font-weight:600}
+.note{color:#666;font-size:13px}
+.bar{display:inline-block;height:8px;background:#6b8afd;border-radius:4px;vertical-align:middle;margin-left:6px}
+.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:18px}
+figure{margin:0;background:#fafafa;border-radius:8px;padding:10px}
+figure .row{display:grid;grid-template-columns:repeat(4,1fr);gap:6px}
+figure img{width:100%;border-radius:4px;image-rendering:auto;display:block}
+figure .cap{font-size:12px;color:#555;text-align:center}
+figcaption{font-size:13px;margin-top:6px;color:#333}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;font-size:13px} dt{color:#666}
+"""
+
+# (key, label, higher is better?, format)
+_COLUMNS = (("psnr", "PSNR dB", True, "{:.2f}"), ("ssim", "SSIM", True, "{:.4f}"),
+            ("colorfulness", "CF", None, "{:.1f}"), ("colorfulness_truth", "CF truth", None, "{:.1f}"),
+            ("delta_cf", "ΔCF", False, "{:.1f}"),
+            ("auc", "AuC %", True, "{:.1f}"), ("auc_rebalanced", "AuC rebal. %", True, "{:.1f}"))
+
+
+def _table(groups: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """One block of rows per group (overall, then each category): model and gray baseline."""
+    rows = []
+    for group, methods in groups.items():
+        model, gray = methods.get("model", {}), methods.get("gray", {})
+        for name, values, other in (("model", model, gray), ("gray baseline", gray, model)):
+            cells: list[str | tuple[str, str]] = []
+            for key, _, higher, pattern in _COLUMNS:
+                v, o = values.get(key), other.get(key)
+                win = higher is not None and v is not None and o is not None and (v > o if higher else v < o)
+                cells.append((fmt(v, pattern), "win") if win else fmt(v, pattern))
+            n = values.get("images", 0)
+            title = f"<b>{esc(group)}</b> · {name}" if name == "model" else f"&nbsp;&nbsp;{name}"
+            rows.append([f"{title} <span class='note'>({n})</span>", *cells])
+    return table(["", *(label for _, label, _, _ in _COLUMNS)], rows)
+
+
+def _gallery(samples: Sequence[dict[str, Any]]) -> str:
+    figures = []
+    for s in samples:
+        imgs = "".join(
+            f"<div><img loading='lazy' src='{esc(s[key])}' alt='{label}'><div class='cap'>{label}</div></div>"
+            for key, label in (("gray", "input (gray)"), ("pred", "colorized"), ("truth", "truth"),
+                               ("confidence", "confidence")) if s.get(key))
+        m = s.get("metrics", {})
+        facts = " · ".join(f"{label} {fmt(m.get(key), pattern)}" for key, label, _, pattern in _COLUMNS
+                          if key in ("psnr", "ssim", "colorfulness", "delta_cf"))
+        figures.append(f"<figure><div class='row'>{imgs}</div><figcaption><b>{esc(s['name'])}</b> "
+                       f"<span class='note'>[{esc(s['category'])}]</span><br>{facts}</figcaption></figure>")
+    return f"<div class='gallery'>{''.join(figures)}</div>"
+
+
+def render_report(result: dict[str, Any]) -> str:
+    """The whole report page for an eval result (the dict written to eval.json)."""
+    groups = {"overall": result["overall"], **result.get("categories", {})}
+    conv = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>"
+                   for k, v in sorted(result.get("conventions", {}).items()))
+    facts = "".join(f"<dt>{esc(k)}</dt><dd>{esc(str(v))}</dd>"
+                    for k, v in (("model", result.get("model")), ("model sha256", result.get("model_sha256")),
+                                 ("data", ", ".join(f"{a} {b}" for a, b in result.get("data", {}).items())),
+                                 ("temperature", result.get("temperature")), ("images", result.get("images")),
+                                 ("tool version", result.get("tool_version"))))
+    overall = result["overall"]
+    headline = " · ".join(
+        f"{label}: {fmt(overall.get('model', {}).get(key), pattern)} vs gray {fmt(overall.get('gray', {}).get(key), pattern)}"
+        for key, label, _, pattern in _COLUMNS if key in ("psnr", "delta_cf", "auc_rebalanced"))
+    samples = result.get("gallery", [])
+    gallery = _gallery(samples) if samples else "<p class='note'>No gallery samples (--gallery 0).</p>"
+    body = f"""<header><h1>Colorization report</h1><p>{esc(headline)}</p></header><main>
+<section><h2>Model against the gray baseline</h2>
+<p class="note">Green marks the better of model and gray baseline (higher PSNR, SSIM, AuC; lower ΔCF).
+The gray baseline keeps the true lightness and sets ab = 0: it is hard to beat on PSNR and SSIM, so look at
+ΔCF and the rebalanced AuC for whether the colors are right and vivid.</p>
+{_table(groups)}</section>
+<section><h2>Samples</h2>{gallery}</section>
+<section><h2>Run</h2><dl>{facts}</dl><h2>Conventions</h2><dl>{conv}</dl></section>
+</main>"""
+    return page(f"colorize eval — {result.get('model_name', 'model')}", _CSS, body)
+
+
+def write_report(path: Path, result: dict[str, Any]) -> None:
+    atomic_write_text(path, render_report(result))

@@ -1,0 +1,168 @@
+"""What prediction runs: a loaded checkpoint (`Colorizer`) or a loaded bundle (`Bundle`), and `open_model`.
+
+The file formats live in `models.net` (checkpoint.py, bundle.py); this module turns them into objects
+on a device. A bundle picks one colorizer per photo with the one routing rule, `bundle.choose_routes`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from colorize.dataset.color import rgb_to_stored
+from colorize.errors import ColorizeError
+from colorize.models.net.annealed import softmax_probs
+from colorize.models.net.bundle import GLOBAL, INDEX, checked_file, choose_routes, is_bundle, read_index
+from colorize.models.net.checkpoint import load_checkpoint, nearest_bin_lut, read_torch_file, validate_payload
+from colorize.models.net.router import RouterCNN, predict_probs, router_from_payload
+from colorize.models.net.runtime import resolve_device
+from colorize.models.net.unet import ColorUNet, l_to_input
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Colorizer:
+    """A trained model ready to predict: `probs(L_u8)` -> bin probabilities on `device`."""
+
+    model: nn.Module
+    size: int
+    centers: torch.Tensor
+    weights: torch.Tensor
+    prior: torch.Tensor
+    ab_lut: torch.Tensor
+    config: dict[str, Any] = field(default_factory=dict)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def n_bins(self) -> int:
+        return int(self.centers.shape[0])
+
+    @torch.inference_mode()
+    def probs(self, L_u8: torch.Tensor) -> torch.Tensor:
+        """uint8 lightness [B,S,S] -> float32 probabilities [B,n,S,S] on this Colorizer's device."""
+        x = l_to_input(L_u8.to(self.device, non_blocking=True))
+        return softmax_probs(self.model(x))
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any], device: torch.device) -> Colorizer:
+        validate_payload(payload)  # types, shapes and sizes first: nothing is built from a lying payload
+        cfg = dict(payload["config"])
+        centers = payload["centers"].float()
+        n_bins = int(centers.shape[0])
+        model = ColorUNet(n_bins, int(cfg.get("width", 32)))
+        try:
+            model.load_state_dict(payload["model"])
+        except (RuntimeError, KeyError, TypeError) as exc:
+            raise ColorizeError("checkpoint weights do not match its own model config",
+                                "the file is damaged or from another tool version; retrain") from exc
+        model.to(device).eval()
+        uniform = torch.full((n_bins,), 1.0 / n_bins)
+        lut = payload.get("ab_lut")
+        return cls(
+            model=model,
+            size=int(cfg.get("size", 256)),
+            centers=centers.to(device),
+            weights=torch.as_tensor(payload.get("weights", torch.ones(n_bins))).float(),
+            prior=torch.as_tensor(payload.get("prior", uniform)).float(),
+            ab_lut=torch.as_tensor(lut if lut is not None else nearest_bin_lut(centers)),
+            config=cfg,
+            device=device,
+        )
+
+
+def load_colorizer(path: str | os.PathLike, device: str | torch.device = "auto") -> Colorizer:
+    """Load a `.pt` written by training (or `write_untrained_checkpoint`) for prediction."""
+    dev = resolve_device(device)
+    return Colorizer.from_payload(load_checkpoint(path, map_location="cpu"), dev)
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle: router + one colorizer per route + the global fallback, all on one device."""
+
+    path: Path
+    kind: str  # "category" or "profile"
+    routes: list[str]
+    router: RouterCNN
+    specialists: dict[str, Colorizer]
+    global_model: Colorizer
+    size: int  # the square side the router and colorizers were trained at
+    fit: str  # how prep fit photos into that square ("pad" or "crop")
+    index: dict[str, Any]
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def model_for(self, route: str) -> Colorizer:
+        return self.global_model if route == GLOBAL else self.specialists[route]
+
+    def route_probs(self, L_u8: np.ndarray) -> np.ndarray:
+        """Router probabilities [N, routes] for uint8 L [N,S,S] at the bundle's size (as in the shards)."""
+        return predict_probs(self.router, L_u8, self.device)
+
+    def route_rgb(self, rgb_u8: np.ndarray) -> np.ndarray:
+        """Router probabilities [routes] of one photo of any size, fitted the way prep fitted training photos."""
+        from colorize.dataset.images import fit
+
+        fitted, _ = fit(np.ascontiguousarray(rgb_u8), self.size, self.fit)
+        L_u8, _ = rgb_to_stored(fitted)
+        return self.route_probs(L_u8[None])[0]
+
+    def pick(self, rgb_u8: np.ndarray, min_confidence: float) -> tuple[Colorizer, dict[str, Any]]:
+        """The colorizer for one photo (the router's top route, or global below `min_confidence`) + route info."""
+        choice = choose_routes(self.route_rgb(rgb_u8), self.routes, min_confidence)[0]
+        return self.model_for(choice.route), choice.info()
+
+
+def _load_router(path: Path, device: torch.device) -> tuple[RouterCNN, list[str]]:
+    payload = read_torch_file(path, what="router", fix="retrain the bundle with `colorize train --route`")
+    try:
+        return router_from_payload(payload, device)
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        raise ColorizeError(f"{path} is not a router checkpoint ({type(exc).__name__})", "retrain the bundle") from exc
+
+
+def load_bundle(path: str | Path, device: torch.device | str = "cpu") -> Bundle:
+    """Load and verify a bundle (every file present, sha256 matching, weights-only) onto `device`."""
+    root = Path(path)
+    device = resolve_device(device)
+    index = read_index(root)
+    routes: list[str] = index["routes"]
+    router, router_routes = _load_router(checked_file(root, index.get("router"), "the router"), device)
+    if router_routes != routes or router.cfg.n_classes != len(routes):
+        raise ColorizeError(f"the router in {root} predicts {router_routes}, the index lists {routes}",
+                            "retrain the bundle")
+    global_model = load_colorizer(checked_file(root, index.get(GLOBAL), "the global model"), device)
+    specialists = {}
+    for route in routes:
+        specialists[route] = load_colorizer(
+            checked_file(root, index["specialists"][route], f"the {route!r} specialist"), device)
+    for name, model in [(GLOBAL, global_model), *specialists.items()]:
+        if model.n_bins != global_model.n_bins or model.size != global_model.size:
+            raise ColorizeError(f"the {name!r} model of {root} uses a different bin set or size",
+                                "retrain the bundle from one shard folder")
+    if index["route"] == "profile":  # read by the routed eval; a profile bundle without them is broken
+        checked_file(root, index.get("profiles"), "the profiles")
+    inp = index.get("input") if isinstance(index.get("input"), dict) else {}
+    size, fit_mode = inp.get("size", global_model.size), inp.get("fit", "pad")
+    if not isinstance(size, int) or not 8 <= size <= 4096 or fit_mode not in ("pad", "crop"):
+        raise ColorizeError(f"{root / INDEX} has an invalid input size/fit ({size!r}, {fit_mode!r})",
+                            "retrain the bundle")
+    log.info("bundle %s: %d %s routes, router %s px", root, len(routes), index["route"], router.cfg.size)
+    return Bundle(root, index["route"], routes, router, specialists, global_model, size, fit_mode, index, device)
+
+
+def open_model(model: Path, device: str) -> Colorizer | Bundle:
+    """A checkpoint -> Colorizer; a bundle folder -> Bundle."""
+    if model.is_dir():
+        if not is_bundle(model):
+            raise ColorizeError(f"{model} is a folder but not a model bundle (no bundle index)",
+                                "pass a .pt checkpoint or a folder written by `colorize train --route ...`")
+        return load_bundle(model, device)
+    return load_colorizer(model, device)

@@ -1,0 +1,309 @@
+"""`colorize predict`: color on the user's own black-and-white photos, folders and films.
+
+This module is the command: finding inputs (`collect_inputs`), coloring them in batches (`_Batch`),
+resuming and keeping the record (`_Record`). How one image is colorized (the network sees the photo
+fitted as in training; the output keeps the input's own full-resolution L) lives in `arrays.py`; films
+in `video.py`; the loaded model (checkpoint or bundle) in `colorizer.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from colorize import __version__
+from colorize.dataset.images import load_rgb
+from colorize.errors import ColorizeError
+from colorize.imaging import IMAGE_EXTS, JPEG_SUFFIXES, write_image
+from colorize.io import read_json, remove_stale_temps, sha256_file, write_run_record
+from colorize.models.infer import video as vid
+from colorize.models.infer.arrays import ImagePrediction, parse_temperatures, predict_images
+from colorize.models.infer.colorizer import Bundle, Colorizer, open_model
+from colorize.models.infer.pictures import prediction_pictures
+from colorize.models.net.bundle import DEFAULT_MIN_CONFIDENCE
+from colorize.progress import progress
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------------------ the run
+RECORD_NAME = "predict-run.json"
+RECORD_EVERY_S = 10.0
+
+
+@dataclass
+class Job:
+    """One input file and the stem (relative to --out) its outputs are named after."""
+
+    src: Path
+    kind: str  # "image" or "video"
+    stem: Path
+
+
+@dataclass
+class PredictReport:
+    """What `colorize predict` did; `failed` > 0 makes the CLI exit 1 after all good inputs are done."""
+
+    out: Path
+    record: Path
+    images: int = 0
+    videos: int = 0
+    failed: int = 0
+    ignored: int = 0
+    kept: int = 0  # unchanged since the last run with the same model and options: not redone
+    items: list[dict[str, Any]] | None = None
+
+    def summary_line(self) -> str:
+        line = f"colorized {self.images} image(s) and {self.videos} video(s) into {self.out}"
+        flicker = [(i["flicker_raw"], i["flicker_smoothed"]) for i in self.items or []
+                   if i.get("flicker_raw") is not None]
+        if flicker:
+            raw, smooth = (float(np.mean(v)) for v in zip(*flicker))
+            line += f"; video flicker |Δab| {raw:.2f} -> {smooth:.2f} with smoothing"
+        if self.kept:
+            line += f" ({self.kept} already done by an earlier run, kept)"
+        if self.failed:
+            line += f"; {self.failed} input(s) FAILED (details in {self.record})"
+        return line
+
+
+def collect_inputs(inputs: Sequence[Path], out: Path) -> tuple[list[Job], list[dict[str, Any]], int]:
+    """Files and folders (recursive) -> jobs with unique output stems, missing paths, ignored count."""
+    out_abs = out.resolve()
+    jobs: list[Job] = []
+    missing: list[dict[str, Any]] = []
+    ignored = 0
+    used: set[str] = set()
+
+    def add(src: Path, rel: Path) -> None:
+        kind = "video" if src.suffix.lower() in vid.VIDEO_EXTS else "image"
+        stem = rel.with_name(rel.stem)
+        if str(stem).lower() in used:  # photo.png and photo.tif: keep both
+            stem = rel.with_name(rel.name.replace(".", "_"))
+        base, n = stem, 2
+        while str(stem).lower() in used:
+            stem, n = base.with_name(f"{base.name}-{n}"), n + 1
+        used.add(str(stem).lower())
+        jobs.append(Job(src, kind, stem))
+
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            for f in sorted(path.rglob("*")):
+                rel = f.relative_to(path)
+                if not f.is_file() or any(part.startswith(".") for part in rel.parts):
+                    continue
+                if f.resolve().is_relative_to(out_abs):  # our own outputs from an earlier run
+                    continue
+                if f.suffix.lower() in IMAGE_EXTS | vid.VIDEO_EXTS:
+                    add(f, rel)
+                else:
+                    ignored += 1
+        elif path.is_file():
+            add(path, Path(path.name))
+        else:
+            missing.append({"input": str(path), "kind": "missing", "status": "failed",
+                            "error": f"{path}: no such file or folder — check the path"})
+    return jobs, missing, ignored
+
+
+def _named(out: Path, stem: Path, tag: str, suffix: str) -> Path:
+    return out / stem.parent / f"{stem.name}.{tag}{suffix}"
+
+
+def _image_outputs(out: Path, job: Job, temps: Sequence[float], pred: ImagePrediction, with_confidence: bool,
+                   protected: set[Path]) -> list[Path]:
+    """Write one photo's colorized file(s), strip and confidence map; returns the paths written."""
+    suffix = ".jpg" if job.src.suffix.lower() in JPEG_SUFFIXES else ".png"
+    todo = [(_named(out, job.stem, tag, ".png" if tag == "confidence" else suffix), rgb)
+            for tag, rgb in prediction_pictures(pred, temps, with_confidence)]
+    for path, _ in todo:
+        if path.resolve() in protected:
+            raise ColorizeError(f"output {path} would overwrite an input", "choose another --out folder")
+    for path, rgb in todo:
+        write_image(path, rgb)
+    return [p for p, _ in todo]
+
+
+def _fingerprint(model: Path, **options: Any) -> dict[str, Any]:
+    """What decides the outputs' content: the model's bytes (a bundle's index pins all its files) + options."""
+    return {"model_sha256": sha256_file(model / "bundle.json" if model.is_dir() else model),
+            "tool_version": __version__, **options}
+
+
+def _previous_items(record: Path, fingerprint: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Finished items of an earlier run into the same --out with the same fingerprint (what resume may keep)."""
+    try:
+        old = read_json(record)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(old, dict) or old.get("fingerprint") != fingerprint:
+        return {}
+    return {i["input"]: i for i in old.get("items", []) if isinstance(i, dict) and i.get("status") == "ok"
+            and isinstance(i.get("input"), str) and isinstance(i.get("outputs"), list) and i.get("input_sha256")}
+
+
+@dataclass
+class _Record:
+    """Keeping the record: one item per input (ok, kept or failed), resume against an earlier run, saving."""
+
+    report: PredictReport
+    params: dict[str, Any]
+    fingerprint: dict[str, Any]
+    previous: dict[str, dict[str, Any]]
+    t0: float
+    input_sha: dict[Path, str] = field(default_factory=dict)
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        assert self.report.items is not None
+        return self.report.items
+
+    def failed(self, job: Job, exc: ColorizeError) -> None:
+        self.items.append({"input": str(job.src), "kind": job.kind, "status": "failed", "error": exc.line()})
+        log.error("%s", exc.line())
+
+    def done(self, job: Job, outputs: Sequence[Path], route: dict[str, Any] | None, **facts: Any) -> None:
+        self.items.append({"input": str(job.src), "input_sha256": self.input_sha[job.src], "kind": job.kind,
+                           "status": "ok", **facts, "outputs": [str(p) for p in outputs],
+                           **({"route": route} if route else {})})
+
+    def unchanged(self, job: Job) -> bool:
+        """Resume: an earlier run with the same fingerprint already wrote this input's outputs."""
+        try:
+            self.input_sha[job.src] = sha256_file(job.src)
+        except OSError as exc:
+            raise ColorizeError(f"cannot read {job.src}: {exc.strerror or exc}", "check the file") from exc
+        prev = self.previous.get(str(job.src))
+        if not prev or prev["input_sha256"] != self.input_sha[job.src] or not all(
+                Path(p).is_file() for p in prev["outputs"]):
+            return False
+        self.items.append({**prev, "kept": True})
+        self.report.kept += 1
+        return True
+
+    def save(self) -> None:
+        r = self.report
+        r.failed = sum(1 for i in self.items if i["status"] == "failed")
+        write_run_record(r.record, "predict", self.params,
+                         {"images": r.images, "videos": r.videos, "kept": r.kept, "failed": r.failed,
+                          "ignored": r.ignored}, {"total": time.perf_counter() - self.t0},
+                         fingerprint=self.fingerprint, items=self.items)
+
+
+@dataclass
+class _Batch:
+    """Coloring: photos in batches through one forward pass (a bundle routes each photo first), films one by one."""
+
+    engine: Colorizer | Bundle
+    record: _Record
+    out: Path
+    temps: list[float]
+    confidence: bool
+    min_confidence: float
+    protected: set[Path]
+    pending: list[tuple[Job, np.ndarray]] = field(default_factory=list)
+
+    def _pick(self, rgb: np.ndarray) -> tuple[Colorizer, dict[str, Any] | None]:
+        if isinstance(self.engine, Bundle):
+            return self.engine.pick(rgb, self.min_confidence)
+        return self.engine, None
+
+    def add(self, job: Job, rgb: np.ndarray, size: int) -> None:
+        self.pending.append((job, rgb))
+        if len(self.pending) >= size:
+            self.flush()
+
+    def flush(self) -> None:
+        chunk, self.pending = self.pending, []
+        if not chunk:
+            return
+        if isinstance(self.engine, Bundle):  # each photo may go to a different specialist
+            preds = []
+            for job, rgb in chunk:
+                try:
+                    col, info = self._pick(rgb)
+                except ColorizeError as exc:
+                    self.record.failed(job, exc)
+                    continue
+                preds.append((job, predict_images(col, [rgb], self.temps)[0], info))
+        else:
+            batch_preds = predict_images(self.engine, [rgb for _, rgb in chunk], self.temps)
+            preds = [(job, p, None) for (job, _), p in zip(chunk, batch_preds)]
+        for job, pred, info in preds:
+            try:
+                written = _image_outputs(self.out, job, self.temps, pred, self.confidence, self.protected)
+            except ColorizeError as exc:
+                self.record.failed(job, exc)
+                continue
+            h, w = pred.colors[0].shape[:2]
+            self.record.done(job, written, info, width=w, height=h,
+                             mean_confidence=round(pred.mean_confidence(), 6))
+            self.record.report.images += 1
+
+    def video(self, job: Job, batch: int, alpha: float, window: int) -> None:
+        multi = len(self.temps) > 1
+        suffix = vid.output_suffix(job.src)
+        paths = [_named(self.out, job.stem, f"t{t:g}.color" if multi else "color", suffix) for t in self.temps]
+        if any(p.resolve() in self.protected for p in paths):
+            raise ColorizeError(f"output {paths[0]} would overwrite an input", "choose another --out folder")
+        if self.confidence:
+            log.info("%s: --confidence maps are written for photos only", job.src)
+        col, info = self._pick(vid.read_first_frame(job.src))
+        stats = vid.colorize_video(col, job.src, paths, self.temps, batch=batch, alpha=alpha, window=window)
+        self.record.done(job, paths, info, **stats.__dict__)
+        self.record.report.videos += 1
+
+
+def run_predict(model: str | Path, inputs: Sequence[str | Path], out: str | Path = "colorized",
+                temperature: str | float = "0.38", confidence: bool = False, device: str = "auto",
+                batch: int = 8, alpha: float = 0.2, window: int = 20,
+                min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> PredictReport:
+    """`colorize predict`: colorize every image and video in `inputs`; a bad input is recorded, not fatal."""
+    t0 = time.perf_counter()
+    temps = parse_temperatures(temperature)
+    out = Path(out)
+    jobs, items, ignored = collect_inputs([Path(p) for p in inputs], out)
+    if not jobs and not items:
+        raise ColorizeError(f"no images or videos found in {', '.join(map(str, inputs))}",
+                            f"pass image files ({' '.join(sorted(IMAGE_EXTS))}), videos or folders of them")
+    engine = open_model(Path(model), device)
+    report = PredictReport(out=out, record=out / RECORD_NAME, ignored=ignored, items=items)
+    fingerprint = _fingerprint(Path(model), temperatures=temps, confidence=confidence, alpha=alpha, window=window,
+                               min_confidence=min_confidence)
+    params = {"model": str(model), "inputs": [str(p) for p in inputs], "out": str(out), "temperatures": temps,
+              "confidence": confidence, "device": device, "batch": batch, "alpha": alpha, "window": window,
+              "min_confidence": min_confidence}
+    record = _Record(report, params, fingerprint, _previous_items(report.record, fingerprint), t0)
+    work = _Batch(engine, record, out, temps, confidence, min_confidence, {j.src.resolve() for j in jobs})
+    out.mkdir(parents=True, exist_ok=True)
+    for folder in {out} | {(out / j.stem).parent for j in jobs}:  # temps a killed run left behind
+        remove_stale_temps(folder)
+    bar = progress(total=len(jobs), desc="predict", unit="file")
+    last_save = time.monotonic()
+    try:
+        for job in jobs:
+            try:
+                if record.unchanged(job):
+                    pass
+                elif job.kind == "video":
+                    work.video(job, batch, alpha, window)
+                else:
+                    work.add(job, load_rgb(job.src), batch)
+            except ColorizeError as exc:
+                record.failed(job, exc)
+            if time.monotonic() - last_save > RECORD_EVERY_S:  # a killed run still leaves what it finished
+                record.save()
+                last_save = time.monotonic()
+            bar.update(1)
+        work.flush()
+    finally:
+        bar.close()
+        record.save()
+    return report

@@ -1,0 +1,1 @@
+"""Routing: color profiles, the router training loop, routed training, routed eval and its report."""

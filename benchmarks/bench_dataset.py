@@ -25,9 +25,9 @@ import zipfile
 from pathlib import Path
 
 from colorize.scraper.categories import Category
-from colorize.scraper.dataset_select import select
-from colorize.scraper.unsplash_dataset import UnsplashDataset
-from colorize.scraper.unsplash_dataset_writer import KEYWORD_COLUMNS, PHOTO_COLUMNS
+from colorize.scraper.unsplash_dataset.select import select
+from colorize.scraper.unsplash_dataset.tables import UnsplashDataset
+from colorize.scraper.unsplash_dataset.writer import KEYWORD_COLUMNS, PHOTO_COLUMNS
 
 CATEGORIES = [Category("beach", ("beach", "sandy beach", "shore")), Category("forest", ("forest", "woods")),
               Category("mountain", ("mountain", "mountain range")), Category("sunset", ("sunset", "dusk")),

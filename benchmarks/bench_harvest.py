@@ -17,7 +17,7 @@ import time
 from colorize.scraper.browser import chromium
 from colorize.scraper.cards import parse_page
 from colorize.scraper.harvest import new_cards
-from colorize.scraper.localsite import LocalSite
+from colorize.scraper.localsite.site import LocalSite
 from colorize.scraper.urls import search_url
 
 

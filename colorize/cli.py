@@ -122,7 +122,7 @@ def scrape(ctx: click.Context, dataset: str | None, min_confidence: float | None
 
         report = run_scrape(**opts)
     else:
-        run_dataset_scrape = _stage("colorize.scraper.dataset_scrape", "run_dataset_scrape")
+        run_dataset_scrape = _stage("colorize.scraper.unsplash_dataset.scrape", "run_dataset_scrape")
 
         web_only = ("scroll_pause", "browser", "driver", "show_browser")
         report = run_dataset_scrape(dataset=dataset, min_confidence=min_confidence,

@@ -8,8 +8,8 @@ import pytest
 
 from colorize.errors import ColorizeError, UsageError
 from colorize.scraper.cards import bot_wall, parse_page
-from colorize.scraper.localsite import LocalSite
-from colorize.scraper.sitepages import WALL_PAGES, grid_html, search_page
+from colorize.scraper.localsite.pages import WALL_PAGES, grid_html, search_page
+from colorize.scraper.localsite.site import LocalSite
 from colorize.scraper.urls import (
     bare_url,
     check_category,

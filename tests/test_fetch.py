@@ -18,7 +18,7 @@ from colorize.scraper.cards import Photo, Photographer
 from colorize.scraper.download import Caps, DownloadError, HostLimiter, check_jpeg, fetch_bytes, make_session
 from colorize.scraper.fetch import run_fetch
 from colorize.scraper.hosts import HostPolicy
-from colorize.scraper.localsite import LocalSite
+from colorize.scraper.localsite.site import LocalSite
 from colorize.scraper.manifest import Manifest, photo_entry
 from colorize.scraper.urls import download_url
 
@@ -244,7 +244,7 @@ def test_fetch_killed_midway_leaves_a_manifest_and_a_rerun_fetches_only_the_rest
     import sys
     import time
 
-    from colorize.scraper.localsite import Faults
+    from colorize.scraper.localsite.site import Faults
 
     n = 16
     with LocalSite(n_photos=n) as site:

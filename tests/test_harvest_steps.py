@@ -6,8 +6,8 @@ import pytest
 from bs4 import BeautifulSoup
 
 from colorize.scraper.cards import card_selector, parse_fragments, parse_page
-from colorize.scraper.localsite import LocalSite
-from colorize.scraper.sitepages import grid_html, search_page
+from colorize.scraper.localsite.pages import grid_html, search_page
+from colorize.scraper.localsite.site import LocalSite
 
 BASE = "http://127.0.0.1:8000"
 

@@ -9,7 +9,7 @@ import requests
 from PIL import Image
 
 from colorize.scraper.cards import bot_wall, parse_page
-from colorize.scraper.localsite import Faults, LocalSite, stable_id
+from colorize.scraper.localsite.site import Faults, LocalSite, stable_id
 
 
 @pytest.fixture

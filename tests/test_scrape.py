@@ -18,7 +18,7 @@ from colorize.io import sha256_bytes, sha256_file
 from colorize.scraper.cards import Photo
 from colorize.scraper.download import Caps, fetch_bytes, make_session
 from colorize.scraper.hosts import HostPolicy
-from colorize.scraper.localsite import Faults, LocalSite
+from colorize.scraper.localsite.site import Faults, LocalSite
 from colorize.scraper.manifest import Manifest, photo_entry
 from colorize.scraper.scrape import run_scrape
 from colorize.scraper.urls import download_url

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from colorize.io import sha256_file
-from colorize.scraper.localsite import Faults, LocalSite
+from colorize.scraper.localsite.site import Faults, LocalSite
 
 pytestmark = pytest.mark.browser
 LIMIT = 36

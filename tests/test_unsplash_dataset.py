@@ -18,9 +18,9 @@ from unsplash_mini import CATEGORIES_FILE, HOSTILE_ID, write_mini
 from colorize.cli import cli
 from colorize.io import sha256_file
 from colorize.scraper.categories import Category
-from colorize.scraper.dataset_select import select
-from colorize.scraper.localsite import Faults, LocalSite
-from colorize.scraper.unsplash_dataset import UnsplashDataset
+from colorize.scraper.localsite.site import Faults, LocalSite
+from colorize.scraper.unsplash_dataset.select import select
+from colorize.scraper.unsplash_dataset.tables import UnsplashDataset
 
 WIDTH = 64
 CATS = [Category("beach", ("beach", "sandy beach")), Category("forest", ("forest",))]
@@ -230,7 +230,7 @@ def test_selection_memory_does_not_grow_with_the_keywords_table(tmp_path):
     """10x more keyword rows that match nothing must not raise the peak of Python allocations."""
     import tracemalloc
 
-    from colorize.scraper.unsplash_dataset_writer import KEYWORD_COLUMNS, PHOTO_COLUMNS
+    from colorize.scraper.unsplash_dataset.writer import KEYWORD_COLUMNS, PHOTO_COLUMNS
 
     def release(folder: Path, noise_rows: int) -> Path:
         folder.mkdir()

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from colorize.scraper.unsplash_dataset_writer import write_release, zip_release
+from colorize.scraper.unsplash_dataset.writer import write_release, zip_release
 
 CATEGORIES_FILE = "# the miniature's categories\nbeach: beach, sandy beach\nforest  # named only\n"
 HOSTILE_ID = "../../etc/x"

@@ -178,13 +178,13 @@ def _gallery(plan: DemoPlan, seed: int) -> Callable[[Path], dict[str, Any]]:
 def _scrape(plan: DemoPlan, gallery: Path, browser: str, driver: str, source: str = "web"
             ) -> Callable[[Path], dict[str, Any]]:
     def body(folder: Path) -> dict[str, Any]:
-        from colorize.scraper.localsite import LocalSite
+        from colorize.scraper.localsite.site import LocalSite
         from colorize.scraper.scrape import run_scrape
 
         with LocalSite(gallery=gallery) as site:
             if source == "dataset":  # the gallery as an Unsplash Dataset release, then `scrape --dataset`
-                from colorize.scraper.dataset_scrape import run_dataset_scrape
-                from colorize.scraper.unsplash_dataset_writer import site_release
+                from colorize.scraper.unsplash_dataset.scrape import run_dataset_scrape
+                from colorize.scraper.unsplash_dataset.writer import site_release
 
                 release = site_release(site, plan.categories, folder.parent / DATASET_DIR)
                 result = run_dataset_scrape(release, categories=plan.categories, limit=plan.per_category,

@@ -29,7 +29,7 @@ from colorize.scraper.cards import (
     parse_fragments,
     parse_page,
 )
-from colorize.scraper.unsplash_dataset import LITE_URL
+from colorize.scraper.unsplash_dataset.tables import LITE_URL
 from colorize.scraper.urls import host_of, search_url
 
 log = logging.getLogger(__name__)

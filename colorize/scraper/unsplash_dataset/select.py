@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from colorize.scraper.categories import Category
-from colorize.scraper.unsplash_dataset import UnsplashDataset, pick
+from colorize.scraper.unsplash_dataset.tables import UnsplashDataset, pick
 from colorize.scraper.urls import ID_RE, USERNAME_RE, is_http, is_premium
 
 log = logging.getLogger(__name__)

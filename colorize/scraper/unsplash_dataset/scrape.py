@@ -3,7 +3,7 @@
 unsplash.com itself refuses honest headless browsers (Anubis) and its terms point machine learning to
 the Unsplash Dataset, whose image URLs (images.unsplash.com) are not behind the wall. So the same
 command builds the same dataset folder from the release's tables: the photos are chosen by
-`dataset_select` (deterministic), and downloaded through the web scrape's own `download_photo`, so the
+`unsplash_dataset.select` (deterministic), and downloaded through the web scrape's own `download_photo`, so the
 host rules, caps, verification, atomic writes, manifest and resume are the same code. A photo that
 answers 404/410 is reported missing and the next candidate takes its place.
 """
@@ -22,7 +22,6 @@ from colorize.progress import progress
 from colorize.scraper import DOWNLOAD_DEADLINE_S
 from colorize.scraper.cards import Photo, Photographer
 from colorize.scraper.categories import plan_categories
-from colorize.scraper.dataset_select import Candidate, Selection, select, selection_options
 from colorize.scraper.download import Caps, HostLimiter, make_session
 from colorize.scraper.hosts import HostPolicy
 from colorize.scraper.manifest import MANIFEST_NAME, Manifest, check_source, write_attribution
@@ -35,7 +34,8 @@ from colorize.scraper.scrape import (
     _record,
     download_photo,
 )
-from colorize.scraper.unsplash_dataset import Release, UnsplashDataset
+from colorize.scraper.unsplash_dataset.select import Candidate, Selection, select, selection_options
+from colorize.scraper.unsplash_dataset.tables import Release, UnsplashDataset
 from colorize.scraper.urls import is_http, query_params
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from PIL import Image
 
-from colorize.scraper.sitepages import (
+from colorize.scraper.localsite.pages import (
     MARKUPS,
     WALL_PAGES,
     Card,

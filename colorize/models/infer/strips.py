@@ -15,7 +15,9 @@ depend on the whole image's height. Lab and gamut maths are per pixel, so they f
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 import cv2
@@ -27,6 +29,7 @@ from colorize.progress import progress
 
 STRIP_PIXELS = 1 << 20  # per strip: ~100 MB of float temporaries
 ALIGN = 64  # strip edges (pixels) on which OpenCV's vectorized resize lanes line up
+WORKERS = max(1, min(4, os.cpu_count() or 1))  # strips composed at once (each ~100 MB of temporaries)
 BAR_MIN_PIXELS = 16 * STRIP_PIXELS  # a progress bar for photos this large (small ones take milliseconds)
 _L_OF_GRAY8 = rgb_to_lab(np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1))[:, 0].copy()
 
@@ -78,13 +81,15 @@ class Upsampler:
         return block.reshape(self.height, x1 - x0, -1)
 
 
-def _bar_strips(edges: list[tuple[int, int]], pixels: int, desc: str | None) -> Iterator[tuple[int, int]]:
+def _bar_strips(done: Iterator[tuple[int, int]], total: int, pixels: int,
+                desc: str | None) -> Iterator[tuple[int, int]]:
+    """Strips as they finish, with a progress bar (`desc`) when the photo is large enough to wait for."""
     if desc is None or pixels < BAR_MIN_PIXELS:
-        yield from edges
+        yield from done
         return
-    bar = progress(total=len(edges), desc=desc, unit="strip")
+    bar = progress(total=total, desc=desc, unit="strip")
     try:
-        for edge in edges:
+        for edge in done:
             yield edge
             bar.update(1)
     finally:
@@ -114,10 +119,23 @@ def compose_full(source: Lightness, upsampler: Upsampler | None, out: np.ndarray
         out = np.empty((h, w, 3), dtype)
     if out.shape != (h, w, 3) or out.dtype != dtype:
         raise ValueError(f"output buffer {out.dtype} {out.shape} does not fit {dtype.__name__} {(h, w, 3)}")
-    for x0, x1 in _bar_strips(strip_edges(w, h, strip_pixels or STRIP_PIXELS), h * w, desc):
+
+    def one(edge: tuple[int, int]) -> tuple[int, int]:
+        x0, x1 = edge
         L = lightness_of(source.columns(x0, x1))
         ab = None if upsampler is None else upsampler.columns(x0, x1)
         out[:, x0:x1] = compose_block(L, ab, source.depth)
+        return edge
+
+    edges = strip_edges(w, h, strip_pixels or STRIP_PIXELS)
+    if len(edges) == 1 or WORKERS == 1:
+        for _ in _bar_strips(map(one, edges), len(edges), h * w, desc):
+            pass
+        return out
+    # numpy and OpenCV release the GIL in their loops: strips on every core (disjoint columns of `out`)
+    with ThreadPoolExecutor(WORKERS) as pool:
+        for _ in _bar_strips(pool.map(one, edges), len(edges), h * w, desc):
+            pass
     return out
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,7 @@ class Scan:
     _pixels: np.ndarray | None = field(default=None, repr=False)  # 16-bit: gray [H,W] or BGR(A) [H,W,C]
     _image: Image.Image | None = field(default=None, repr=False)  # 8-bit: "L" or "RGB"
     _fitted: dict[tuple[int, str], np.ndarray] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def pixels(self) -> int:
@@ -95,12 +97,13 @@ class Scan:
 
     def load(self) -> Scan:
         """Decode the full-resolution pixels (once)."""
-        if self._pixels is None and self._image is None:
-            with _decoding(self.path):
-                if self.depth == 16:
-                    self._pixels = _read16(self.path, self.orientation)
-                else:
-                    self._image = _read8(self.path, self.max_pixels)
+        with self._lock:  # strips are composed on several threads: the first one decodes, once
+            if self._pixels is None and self._image is None:
+                with _decoding(self.path):
+                    if self.depth == 16:
+                        self._pixels = _read16(self.path, self.orientation)
+                    else:
+                        self._image = _read8(self.path, self.max_pixels)
         return self
 
     def release(self) -> None:
@@ -230,7 +233,7 @@ def _read8(path: Path, max_pixels: int) -> Image.Image:
         img = Image.open(path)
         check_pixels(str(path), *_upright_size(img), max_pixels)
         img.load()
-    img = ImageOps.exif_transpose(img) or img
+    ImageOps.exif_transpose(img, in_place=True)  # not in place, it returns a full copy even when upright
     if img.mode == "L" and "transparency" not in img.info:
         return img
     return _to_rgb(img)

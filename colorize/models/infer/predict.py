@@ -145,6 +145,8 @@ def _image_outputs(out: Path, job: Job, temps: Sequence[float], pred: ImagePredi
     panels = [("gray input", shrink(pred.gray(out=buffer), STRIP_MAX_HEIGHT))] if multi else []
     for i, (t, path) in enumerate(zip(temps, colors)):
         rgb = pred.color(i, out=buffer, desc=f"{job.src.name} T={t:g}")
+        if i == len(temps) - 1:  # the last full-size picture is composed: the decoded input can go before writing
+            scan.release()
         if scan.depth == 16:
             write_image16(path, rgb, icc, dpi)
         else:

@@ -141,6 +141,8 @@ def compose_full(source: Lightness, upsampler: Upsampler | None, out: np.ndarray
 
 def shrink(rgb: np.ndarray, max_height: int) -> np.ndarray:
     """A picture at most `max_height` tall (INTER_AREA), as the strip and report panels show it; 8-bit."""
+    if not rgb.flags.c_contiguous and rgb[..., ::-1].flags.c_contiguous:  # a view of a BGR buffer: no copy
+        return np.ascontiguousarray(shrink(rgb[..., ::-1], max_height)[..., ::-1])
     h, w = rgb.shape[:2]
     scale = min(1.0, max_height / h)
     small = rgb if scale == 1.0 else cv2.resize(

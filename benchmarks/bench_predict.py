@@ -187,8 +187,8 @@ def bench_sweep(sizes: list[float], old_max_mp: float) -> None:
             for which, name in (("new", "strips"), ("old", "today")):
                 r = rows.get((which, mp))
                 if r is None:
-                    print(f"{mp:5g} MP {name:6s}  not run (today's CLI refuses > 40 MP; ~75 B/px would need "
-                          f"~{75 * mp / 1000:.1f} GB)")
+                    print(f"{mp:5g} MP {name:6s}  not run (over --old-max-mp; today's CLI refuses > 40 MP, and at "
+                          f"~75 B/px it would take ~{75 * mp / 1000:.1f} GB)")
                     continue
                 base = rows[(which, 1.0)]
                 above = (r["max_rss_mb"] - base["max_rss_mb"]) * 2**20 / max(1.0, (r["mp"] - base["mp"]) * 1e6)

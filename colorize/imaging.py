@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from colorize.errors import ColorizeError
 from colorize.io import TMP_PREFIX, atomic_open, atomic_path
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def write_image16(path: str | os.PathLike, rgb: np.ndarray, icc: bytes | None = 
             if ok and dpi:
                 _png_add_phys(tmp, dpi)
         if not ok:
-            raise OSError(f"OpenCV could not write {path}")
+            raise ColorizeError(f"OpenCV could not write {path}", "check free disk space and permissions")
 
 
 def _png_add_phys(path: Path, dpi: tuple[float, float]) -> None:

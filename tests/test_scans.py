@@ -141,6 +141,9 @@ def test_16bit_rgb_png_gives_16bit_png_with_icc_and_dpi(tmp_path, model_path, vi
     assert (scan.depth, scan.output_suffix, scan.output_icc()) == (16, ".png", SRGB_ICC)
     colored = predict_sources(vivid, [scan], [0.2])[0].color(0)
     assert _l_error16(colored, rgb16) < 0.01
+    rgba = tmp_path / "rgba.png"  # an opaque alpha channel changes nothing
+    assert cv2.imwrite(str(rgba), np.dstack([rgb16[..., ::-1], np.full(gray.shape, 65535, np.uint16)]))
+    np.testing.assert_array_equal(predict_sources(vivid, [scans.open_scan(rgba)], [0.2])[0].color(0), colored)
 
     run_predict(model_path, [src], tmp_path / "out", device="cpu", temperature="0.2,1.0")
     out = tmp_path / "out" / "print.t0.2.color.png"

@@ -117,10 +117,11 @@ class Scan:
             return np.asarray(self._image.crop((x0, 0, x1, self.height)))
         block = self._pixels[:, x0:x1]
         if block.ndim == 3:
-            block = block[..., ::-1]  # OpenCV's BGR(A) -> RGB(A)
-            if block.shape[2] == 4:
+            rgb = block[..., 2::-1]  # OpenCV's BGR(A) -> RGB
+            if block.shape[2] == 4:  # on white, like 8-bit transparency
                 alpha = block[..., 3:].astype(np.float32) / 65535.0
-                block = np.rint(block[..., :3] * alpha + 65535.0 * (1.0 - alpha)).astype(np.uint16)
+                rgb = np.rint(rgb * alpha + 65535.0 * (1.0 - alpha)).astype(np.uint16)
+            block = rgb
         return np.ascontiguousarray(block)
 
     def fitted(self, size: int, mode: str = "pad") -> np.ndarray:

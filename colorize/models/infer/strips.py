@@ -3,7 +3,7 @@
 Only the last step of prediction touches full resolution: upsampling the model-size ab map and joining it
 with the input's own lightness. Doing that for the whole image at once costs ~75 bytes per pixel (float
 Lab, float ab, gamut temporaries); here it runs strip by strip (about `STRIP_PIXELS` each) into one
-preallocated output, so memory above the input and output stays a few hundred MB at any size.
+preallocated output, so memory above the input and output stays ~100 MB per core at any size.
 
 Why column strips, and why 64-pixel aligned: the result must be the same pixels as the whole-image path
 (8-bit results are kept byte for byte). OpenCV's bicubic resize is separable, horizontal pass first; its
@@ -27,10 +27,10 @@ from colorize.dataset.color import lightness16, linear_to_srgb16, rgb_to_lab
 from colorize.models.infer.gamut import compose, fit_gamut, gray_of, linear_rgb
 from colorize.progress import progress
 
-STRIP_PIXELS = 1 << 20  # per strip: ~100 MB of float temporaries
+STRIP_PIXELS = 1 << 19  # per strip: ~50 MB of float temporaries
 ALIGN = 64  # strip edges (pixels) on which OpenCV's vectorized resize lanes line up
-WORKERS = max(1, min(4, os.cpu_count() or 1))  # strips composed at once (each ~100 MB of temporaries)
-BAR_MIN_PIXELS = 16 * STRIP_PIXELS  # a progress bar for photos this large (small ones take milliseconds)
+WORKERS = max(1, min(4, os.cpu_count() or 1))  # strips composed at once (each ~50 MB of temporaries)
+BAR_MIN_PIXELS = 16_000_000  # a progress bar for photos this large (a 1 MP photo takes a second)
 _L_OF_GRAY8 = rgb_to_lab(np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1))[:, 0].copy()
 
 

@@ -201,3 +201,39 @@ def test_a_20_megapixel_16bit_scan_in_strips(tmp_path, model_path):
     assert _l_error16(back[rows, :, ::-1], _gray16(h, w, 2)[rows]) < 0.01
     assert len(strips.strip_edges(w, h)) > 16
     assert Framing.of(h, w, 32).w == 32
+
+
+def test_a_large_photo_shows_a_progress_bar_per_temperature(model_path, tmp_path, monkeypatch):
+    bars = []
+
+    def recording(*args, **kwargs):
+        bars.append(kwargs)
+        return _Bar()
+
+    class _Bar:
+        def update(self, n):
+            bars[-1]["done"] = bars[-1].get("done", 0) + n
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(strips, "progress", recording)
+    monkeypatch.setattr(strips, "BAR_MIN_PIXELS", 100 * 300)  # "large" for this test
+    monkeypatch.setattr(strips, "STRIP_PIXELS", 64 * 100)
+    Image.fromarray(_photo(100, 300)).save(tmp_path / "wide.png")
+    Image.fromarray(_photo(50, 60)).save(tmp_path / "small.png")
+    run_predict(model_path, [tmp_path / "wide.png", tmp_path / "small.png"], tmp_path / "out", device="cpu",
+                temperature="0.2,1.0")
+    assert [(b["desc"], b["total"], b["done"]) for b in bars] == [("wide.png T=0.2", 5, 5), ("wide.png T=1", 5, 5)]
+
+
+def test_eval_cap_names_the_option(model_path, tmp_path):
+    from colorize.models.evaluate.run import run_eval
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(_photo(40, 50)).save(photos / "small.png")
+    Image.fromarray(_photo(80, 100)).save(photos / "large.png")
+    result = run_eval(model_path, images=photos, out=tmp_path / "eval", device="cpu", max_pixels=4000).result
+    assert result["images"] == 1
+    assert "--max-pixels" in result["skipped"][0]["reason"] and "8000" in result["skipped"][0]["reason"]

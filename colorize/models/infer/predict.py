@@ -2,8 +2,10 @@
 
 This module is the command: finding inputs (`collect_inputs`), coloring them in batches (`_Batch`),
 resuming and keeping the record (`_Record`). How one image is colorized (the network sees the photo
-fitted as in training; the output keeps the input's own full-resolution L) lives in `arrays.py`; films
-in `video.py`; the loaded model (checkpoint or bundle) in `colorizer.py`.
+fitted as in training; the output keeps the input's own full-resolution L) lives in `arrays.py`, its
+full-resolution composition in strips (bounded memory, 16-bit kept) in `strips.py`, reading photo files
+(header first, one decoded copy, ICC/DPI) in `dataset/scans.py`; films in `video.py`; the loaded model
+(checkpoint or bundle) in `colorizer.py`.
 """
 
 from __future__ import annotations

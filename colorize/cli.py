@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from colorize import __version__, progress
+from colorize.dataset.images import DEFAULT_MAX_PIXELS, MAX_SCAN_PIXELS
 from colorize.errors import ColorizeError, UsageError
 from colorize.models.net.bundle import DEFAULT_MIN_CONFIDENCE
 from colorize.models.train.config import TRAIN_DEFAULTS as TD
@@ -164,6 +165,8 @@ def fetch(ctx: click.Context, manifest: str, out: str | None, workers: int, allo
 @click.option("--workers", type=click.IntRange(1), default=None, help="Processes [all cores].")
 @click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True)
 @click.option("--scheduler", help="dask scheduler address, e.g. tcp://10.0.0.5:8786 [a local cluster].")
+@click.option("--max-pixels", type=click.IntRange(1), default=DEFAULT_MAX_PIXELS, show_default=True,
+              help="Photos larger than this (width x height, from the header) are refused before decoding.")
 @click.option("--verify", "verify_dir", type=click.Path(file_okay=False), help="Only verify the shards in this folder.")
 @click.pass_context
 def prep(ctx: click.Context, verify_dir: str | None, **opts) -> None:
@@ -253,6 +256,8 @@ def train(ctx: click.Context, **opts) -> None:
               help="Video smoothing reach: older frames weigh <= 5% in total (0 = off).")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), default=DEFAULT_MIN_CONFIDENCE, show_default=True,
               help="Bundles: below this router confidence use the global model.")
+@click.option("--max-pixels", type=click.IntRange(1), default=MAX_SCAN_PIXELS, show_default=True,
+              help="Refuse photos larger than this (width x height, read from the header before decoding).")
 def predict(**opts) -> None:
     """Colorize images, folders and videos at full resolution."""
     run_predict = _stage("colorize.models.infer.predict", "run_predict")
@@ -272,6 +277,8 @@ def predict(**opts) -> None:
 @click.option("--out", type=click.Path(file_okay=False), default="eval", show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--gallery", type=click.IntRange(0), default=12, show_default=True, help="Samples shown in the report.")
+@click.option("--max-pixels", type=click.IntRange(1), default=MAX_SCAN_PIXELS, show_default=True,
+              help="Refuse photos larger than this (width x height, read from the header before decoding).")
 def evaluate(**opts) -> None:
     """Measure a model against the gray baseline and write eval.json + report.html."""
     is_bundle = _stage("colorize.models.net.bundle", "is_bundle")

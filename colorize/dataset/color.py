@@ -69,3 +69,42 @@ def gray_rgb(rgb: np.ndarray) -> np.ndarray:
     """The photo with its color removed (ab = 0), as uint8 RGB: what a black-and-white input looks like."""
     L_u8, _ = rgb_to_stored(rgb)
     return stored_to_rgb(L_u8, np.zeros(L_u8.shape + (2,), np.float32))
+
+
+# ---------------------------------------------------------------------------------------- 16-bit tones
+# 16-bit scans need lightness at 16-bit precision: one code is ~0.0015 L, and OpenCV's float Lab path
+# (tables and splines, ~0.5 Lab units off a float64 reference) would throw most of that away. These
+# exact formulas (sRGB companding, D65, the same matrix `models.infer.arrays` tests the gamut with)
+# are used for 16-bit inputs and outputs only; 8-bit keeps OpenCV's path and so its exact old results.
+_Y_OF_LINEAR = (0.2126729, 0.7151522, 0.0721750)  # the Y row of linear sRGB -> XYZ (D65)
+_EPS = (6.0 / 29.0) ** 3
+
+
+def _srgb_to_linear(v: np.ndarray) -> np.ndarray:
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
+def _lightness_of_y(y: np.ndarray) -> np.ndarray:
+    f = np.where(y > _EPS, np.cbrt(y), y / (3.0 * (6.0 / 29.0) ** 2) + 4.0 / 29.0)
+    return 116.0 * f - 16.0
+
+
+_LINEAR16 = _srgb_to_linear(np.arange(65536, dtype=np.float64) / 65535.0)
+_L_OF_GRAY16 = _lightness_of_y(_LINEAR16).astype(np.float32)
+
+
+def lightness16(u16: np.ndarray) -> np.ndarray:
+    """uint16 sRGB gray [H, W] or RGB [H, W, 3] -> L (0..100) float32 at 16-bit precision."""
+    if u16.dtype != np.uint16:
+        raise TypeError(f"lightness16 expects uint16, got {u16.dtype}")
+    if u16.ndim == 2:
+        return _L_OF_GRAY16[u16]
+    y = sum(w * _LINEAR16[u16[..., c]] for c, w in enumerate(_Y_OF_LINEAR))
+    return _lightness_of_y(y).astype(np.float32)
+
+
+def linear_to_srgb16(linear: np.ndarray) -> np.ndarray:
+    """Linear sRGB (any float, clipped to 0..1) -> uint16 sRGB, rounded to the nearest code."""
+    v = np.clip(linear, 0.0, 1.0).astype(np.float64)
+    srgb = np.where(v <= 0.0031308, v * 12.92, 1.055 * v ** (1.0 / 2.4) - 0.055)
+    return np.rint(srgb * 65535.0).astype(np.uint16)

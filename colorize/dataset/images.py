@@ -29,8 +29,10 @@ from colorize.errors import ColorizeError
 
 log = logging.getLogger(__name__)
 
-#: Largest image (width x height, before any reduction) we agree to decode: 8K x 5K.
+#: Largest image (width x height, before any reduction) prep agrees to decode: 8K x 5K web photos.
 DEFAULT_MAX_PIXELS = 40_000_000
+#: The default `--max-pixels` of predict and eval: museum and flatbed scans run to 150 MP, so twice that.
+MAX_SCAN_PIXELS = 300_000_000
 #: Largest file we read into memory (bytes); a bigger "photo" is not a photo.
 MAX_FILE_BYTES = 200 * 1024 * 1024
 #: Transparent pixels are composited on this color (white, like a browser shows them).
@@ -174,9 +176,7 @@ def decode(
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             width, height = _upright_size(img)
-            if width * height > max_pixels:
-                raise ColorizeError(f"{name}: {width}x{height} is over the {max_pixels} pixel cap",
-                                    "downscale the image or raise the cap")
+            check_pixels(name, width, height, max_pixels)
             if min(width, height) < min_side:
                 raise ColorizeError(f"{name}: {width}x{height} is smaller than {min_side} px",
                                     "use a larger photo")
@@ -194,7 +194,8 @@ def decode(
     except ColorizeError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ColorizeError(f"{name}: over the pixel cap ({_reason(exc)})", "downscale the image") from exc
+        raise ColorizeError(f"{name}: over the --max-pixels pixel cap ({_reason(exc)})",
+                            "downscale the image or raise --max-pixels") from exc
     except UnidentifiedImageError as exc:
         raise ColorizeError(f"{name}: not an image (unknown or unsupported format)",
                             "re-download or remove it") from exc
@@ -203,6 +204,15 @@ def decode(
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.size == 0:
         raise ColorizeError(f"{name}: decoded to an unexpected shape {rgb.shape}", "convert it to RGB first")
     return Decoded(np.ascontiguousarray(rgb), (width, height))
+
+
+def check_pixels(name: str, width: int, height: int, max_pixels: int) -> None:
+    """The decompression-bomb guard, from the header's size before any pixel is decoded. The message
+    names the option that raises the cap (predict, eval and prep all take --max-pixels)."""
+    if width * height > max_pixels:
+        raise ColorizeError(f"{name}: {width}x{height} = {width * height} pixels is over the --max-pixels "
+                            f"pixel cap of {max_pixels}",
+                            f"raise it (e.g. --max-pixels {width * height}) if you trust the file, or downscale it")
 
 
 def _reason(exc: BaseException) -> str:
@@ -248,13 +258,21 @@ def fit(rgb: np.ndarray, size: int, mode: str = "pad") -> tuple[np.ndarray, np.n
     """
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise TypeError(f"fit expects uint8 [H, W, 3], got {rgb.dtype} {rgb.shape}")
-    height, width = rgb.shape[:2]
+    return fit_image(Image.fromarray(rgb, "RGB"), size, mode, rgb)
+
+
+def fit_image(img: Image.Image, size: int, mode: str = "pad",
+              pixels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`fit` of a Pillow "RGB" or "L" image (a gray one comes back as RGB (g, g, g), the very pixels `fit`
+    gives for its RGB conversion): lets a full-resolution scan be fitted without a numpy copy of it."""
+    width, height = img.size
     box, (w, h), (x, y) = fit_geometry(width, height, size, mode)
-    img = Image.fromarray(rgb, "RGB")
     if (w, h) == (width, height) and box == (0.0, 0.0, float(width), float(height)):
-        resized = rgb
+        resized = pixels if pixels is not None else np.asarray(img)
     else:
         resized = np.asarray(img.resize((w, h), Image.Resampling.LANCZOS, box=box))
+    if resized.ndim == 2:
+        resized = np.repeat(resized[..., None], 3, axis=2)
     if (w, h) == (size, size):
         return np.ascontiguousarray(resized), np.ones((size, size), dtype=bool)
     out = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)

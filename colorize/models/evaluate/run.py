@@ -22,12 +22,13 @@ import cv2
 import numpy as np
 
 from colorize import __version__
+from colorize.dataset.images import MAX_SCAN_PIXELS
 from colorize.errors import ColorizeError, UsageError
 from colorize.imaging import write_image
 from colorize.io import atomic_write_json, remove_stale_temps, sha256_file, write_run_record
 from colorize.models.evaluate.photos import EvalPhotos, check_one_source, eval_photos
 from colorize.models.evaluate.report import write_report
-from colorize.models.infer.arrays import gray_of, predict_images
+from colorize.models.infer.arrays import predict_images
 from colorize.models.infer.colorizer import open_model
 from colorize.models.infer.pictures import colormap_image
 from colorize.models.net.bundle import is_bundle
@@ -50,11 +51,11 @@ class Sample:
     rgb: np.ndarray
 
 
-def _samples(photos: EvalPhotos, skipped: list[dict[str, str]]) -> Iterator[Sample]:
+def _samples(photos: EvalPhotos, skipped: list[dict[str, str]], max_pixels: int) -> Iterator[Sample]:
     """Each photo's truth in order; an unusable one is recorded in `skipped` and left out."""
     for photo in photos.photos:
         try:
-            rgb = photos.rgb(photo)
+            rgb = photos.rgb(photo, max_pixels=max_pixels)
         except ColorizeError as exc:
             skipped.append({"file": photo.name, "reason": exc.line()})
             log.warning("skipping %s", exc.line())
@@ -80,7 +81,7 @@ class _SampleStrip:
     def offer(self, sample: Sample, pred: Any, gray: np.ndarray, row: dict[str, float]) -> None:
         keep = self.per_category.setdefault(sample.category, [])
         if len(keep) < self.wanted:
-            f = pred.prepared.framing
+            f = pred.framing
             keep.append({"name": sample.name, "category": sample.category, "metrics": row,
                          "pictures": {"gray": _thumb(gray), "pred": _thumb(pred.colors[0]),
                                       "truth": _thumb(sample.rgb),
@@ -129,7 +130,7 @@ def _clean(summary: dict[str, Any]) -> dict[str, Any]:
 
 def run_eval(model: str | Path, shards: str | Path | None = None, split: str = "test",
              images: str | Path | None = None, temperature: float = 0.38, out: str | Path = "eval",
-             device: str = "auto", gallery: int = 12) -> Any:
+             device: str = "auto", gallery: int = 12, max_pixels: int = MAX_SCAN_PIXELS) -> Any:
     """`colorize eval`: score the model and the gray baseline; write eval.json, report.html, eval-run.json."""
     model = Path(model)
     check_one_source(shards, images)
@@ -143,7 +144,7 @@ def run_eval(model: str | Path, shards: str | Path | None = None, split: str = "
     out = Path(out)
     skipped: list[dict[str, str]] = []
     photos = eval_photos(shards, split, images)
-    samples = _samples(photos, skipped)
+    samples = _samples(photos, skipped, max_pixels)
     data = {"shards": str(shards), "split": split} if shards is not None else {"images": str(images)}
     lut = colorizer.ab_lut.cpu().numpy()
     prior = colorizer.prior.cpu().numpy()
@@ -154,7 +155,7 @@ def run_eval(model: str | Path, shards: str | Path | None = None, split: str = "
 
     def flush(batch: list[Sample]) -> None:
         for sample, pred in zip(batch, predict_images(colorizer, [s.rgb for s in batch], [temperature])):
-            gray = gray_of(pred.prepared.L_full)
+            gray = pred.gray()  # both composed in strips (strips.py): a large photo costs its pictures only
             scores = {"model": score_image(pred.colors[0], sample.rgb, None, lut, prior),
                       "gray": score_image(gray, sample.rgb, None, lut, prior)}
             group = totals.setdefault(sample.category, {"model": Totals(), "gray": Totals()})
@@ -196,7 +197,8 @@ def run_eval(model: str | Path, shards: str | Path | None = None, split: str = "
     atomic_write_json(out / "eval.json", result)
     write_report(out / "report.html", result)
     write_run_record(out / "eval-run.json", "eval",
-                     {"model": str(model), **data, "temperature": temperature, "device": device, "gallery": gallery},
+                     {"model": str(model), **data, "temperature": temperature, "device": device, "gallery": gallery,
+                      "max_pixels": max_pixels},
                      {"images": n, "skipped": len(skipped), "categories": len(result["categories"])},
                      {"total": time.perf_counter() - t0})
     return EvalReport(out, result)

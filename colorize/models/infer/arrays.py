@@ -6,8 +6,10 @@ Shared by predict, eval, routing, the turing study and the demo; the file/folder
   mask), so a result does not depend on how large the input was.
 - The output keeps the input's own full-resolution L; only ab comes from the model, cropped to the real
   (unpadded) area and upsampled bicubic. Fine detail therefore stays as sharp as the original.
-- Out-of-gamut colors are brought into sRGB by reducing chroma at constant L and hue (a per-channel clip
-  would change lightness), so the output's L matches the input's L up to 8-bit rounding.
+- Out-of-gamut colors are brought into sRGB by reducing chroma at constant L and hue (`gamut.py`), so the
+  output's L matches the input's L up to the output's rounding.
+- Full resolution is composed in strips (`strips.py`): memory stays bounded for 100-megapixel scans, and
+  16-bit inputs keep 16 bits.
 Color inputs are used through their L only, i.e. they are turned gray first.
 """
 
@@ -16,28 +18,24 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
 
-from colorize.dataset.color import encode_l, lab_to_rgb, rgb_to_lab
+from colorize.dataset.color import encode_l, rgb_to_lab
 from colorize.dataset.images import fit, fit_geometry
 from colorize.errors import UsageError
+from colorize.models.infer.gamut import compose, fit_gamut, gray_of
+from colorize.models.infer.strips import Upsampler, compose_full
 from colorize.models.net.annealed import annealed_mean, confidence
 
-log = logging.getLogger(__name__)
+__all__ = ["Framing", "ImagePrediction", "Prepared", "RGBArray", "colorize_rgb", "compose", "decode_ab", "fit_gamut",
+           "gray_of", "model_probs", "parse_temperatures", "predict_images", "predict_sources", "prepare"]
 
-# Linear-sRGB matrix and D65 white used to test whether a Lab color fits the sRGB gamut (OpenCV's own
-# float conversion clips silently, so it cannot tell us).
-_XYZ_TO_RGB = np.array([[3.2404542, -1.5371385, -0.4985314],
-                        [-0.9692660, 1.8760108, 0.0415560],
-                        [0.0556434, -0.2040259, 1.0572252]], dtype=np.float32)
-_WHITE = (0.950456, 1.0, 1.088754)
-_GAMUT_TOL = 1e-3
-_GAMUT_STEPS = 12  # bisection steps on the chroma scale: 1/4096 of the chroma is below 8-bit rounding
+log = logging.getLogger(__name__)
 
 
 def parse_temperatures(value: str | float | Sequence[float]) -> list[float]:
@@ -116,83 +114,79 @@ def decode_ab(probs: torch.Tensor, centers: torch.Tensor, temperature: float) ->
     return ab.permute(0, 2, 3, 1).float().cpu().numpy()
 
 
-def _linear_rgb(L: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """CIE Lab (D65) -> unclipped linear sRGB [..., 3]."""
-    fy = (L + 16.0) / 116.0
-    fx = fy + a / 500.0
-    fz = fy - b / 200.0
-    d = 6.0 / 29.0
+@dataclass
+class RGBArray:
+    """A uint8 RGB photo in memory as a strip source (what eval, turing and the API pass)."""
 
-    def finv(t: np.ndarray) -> np.ndarray:
-        return np.where(t > d, t * t * t, 3 * d * d * (t - 4.0 / 29.0))
+    rgb: np.ndarray
+    depth: int = 8
 
-    xyz = np.stack([_WHITE[0] * finv(fx), finv(fy), _WHITE[2] * finv(fz)], axis=-1).astype(np.float32)
-    return xyz @ _XYZ_TO_RGB.T
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
 
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
 
-def _in_gamut(L: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    rgb = _linear_rgb(L, a, b)
-    return np.all((rgb >= -_GAMUT_TOL) & (rgb <= 1.0 + _GAMUT_TOL), axis=-1)
+    def columns(self, x0: int, x1: int) -> np.ndarray:
+        return self.rgb[:, x0:x1]
 
-
-def fit_gamut(L: np.ndarray, ab: np.ndarray) -> np.ndarray:
-    """Scale each out-of-gamut pixel's ab toward gray (same L and hue) until it fits sRGB."""
-    ab = np.asarray(ab, dtype=np.float32)
-    ok = _in_gamut(L, ab[..., 0], ab[..., 1])
-    if ok.all():
-        return ab
-    bad = ~ok
-    Lb, abb = L[bad], ab[bad]
-    lo = np.zeros(len(Lb), np.float32)  # ab * 0 (gray at this L) is always inside
-    hi = np.ones(len(Lb), np.float32)
-    for _ in range(_GAMUT_STEPS):
-        mid = (lo + hi) * 0.5
-        good = _in_gamut(Lb, abb[:, 0] * mid, abb[:, 1] * mid)
-        lo = np.where(good, mid, lo)
-        hi = np.where(good, hi, mid)
-    out = ab.copy()
-    out[bad] = abb * lo[:, None]
-    return out
-
-
-def compose(L_full: np.ndarray, ab_full: np.ndarray) -> np.ndarray:
-    """Full-resolution L + ab -> uint8 sRGB, chroma-reduced into the gamut."""
-    ab = fit_gamut(L_full, ab_full)
-    return lab_to_rgb(np.concatenate([L_full[..., None], ab], axis=-1))
-
-
-def gray_of(L_full: np.ndarray) -> np.ndarray:
-    """What the black-and-white input looks like (ab = 0)."""
-    return lab_to_rgb(np.stack([L_full, np.zeros_like(L_full), np.zeros_like(L_full)], axis=-1))
+    def fitted(self, size: int, mode: str = "pad") -> np.ndarray:
+        return fit(self.rgb, size, mode)[0]
 
 
 @dataclass
 class ImagePrediction:
-    """A colorized photo at each requested temperature, plus the model-size confidence maps."""
+    """A photo's prediction: model-size ab per temperature and confidence maps; the full-resolution
+    pictures are composed from them strip by strip on request (`color`, `gray`), never all at once."""
 
-    colors: list[np.ndarray]  # uint8 [H, W, 3], one per temperature
+    source: Any  # strips.Lightness with .fitted(): an RGBArray or a dataset.scans.Scan
+    abs: list[np.ndarray]  # float32 [S, S, 2], one per temperature
     top: np.ndarray  # float32 [S, S]: top bin probability
     ratio: np.ndarray  # float32 [S, S]: first / second probability
-    prepared: Prepared
+    framing: Framing
+    _colors: list[np.ndarray] | None = field(default=None, repr=False)
+
+    def color(self, i: int = 0, out: np.ndarray | None = None, desc: str | None = None) -> np.ndarray:
+        """The photo colorized at temperature number `i`, full size (uint8, or uint16 for 16-bit input)."""
+        return compose_full(self.source, Upsampler(self.framing, self.abs[i]), out, desc)
+
+    def gray(self, out: np.ndarray | None = None) -> np.ndarray:
+        """What the black-and-white input looks like (ab = 0), full size."""
+        return compose_full(self.source, None, out)
+
+    @property
+    def colors(self) -> list[np.ndarray]:
+        """Every temperature's full picture, kept (for photos in memory: eval, turing, the API)."""
+        if self._colors is None:
+            self._colors = [self.color(i) for i in range(len(self.abs))]
+        return self._colors
 
     def mean_confidence(self) -> float:
-        f = self.prepared.framing
+        f = self.framing
         return float(self.top[f.y:f.y + f.h, f.x:f.x + f.w].mean())
 
 
-def predict_images(colorizer: Any, rgbs: Sequence[np.ndarray], temperatures: Sequence[float]) -> list[ImagePrediction]:
-    """Colorize a batch of photos (any sizes) in one forward pass."""
-    prepared = [prepare(rgb, colorizer.size) for rgb in rgbs]
-    probs = model_probs(colorizer, np.stack([p.L_small for p in prepared]))
+def predict_sources(colorizer: Any, sources: Sequence[Any], temperatures: Sequence[float]) -> list[ImagePrediction]:
+    """Predict a batch of photos (any sizes, in memory or file-backed) in one forward pass; nothing is
+    composed at full resolution yet."""
+    L_small = np.stack([encode_l(rgb_to_lab(s.fitted(colorizer.size))[..., 0]) for s in sources])
+    probs = model_probs(colorizer, L_small)
     top, ratio = (t.float().cpu().numpy() for t in confidence(probs))
     abs_per_t = [decode_ab(probs, colorizer.centers, t) for t in temperatures]
-    out = []
-    for i, p in enumerate(prepared):
-        colors = [compose(p.L_full, p.framing.upsample(ab[i])) for ab in abs_per_t]
-        out.append(ImagePrediction(colors, top[i], ratio[i], p))
-    return out
+    return [ImagePrediction(s, [ab[i] for ab in abs_per_t], top[i], ratio[i],
+                            Framing.of(s.height, s.width, colorizer.size)) for i, s in enumerate(sources)]
+
+
+def predict_images(colorizer: Any, rgbs: Sequence[np.ndarray], temperatures: Sequence[float]) -> list[ImagePrediction]:
+    """Colorize a batch of uint8 RGB photos (any sizes) in one forward pass."""
+    for rgb in rgbs:
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise TypeError(f"expected uint8 [H, W, 3], got {rgb.dtype} {rgb.shape}")
+    return predict_sources(colorizer, [RGBArray(rgb) for rgb in rgbs], temperatures)
 
 
 def colorize_rgb(colorizer: Any, rgb_u8: np.ndarray, temperature: float = 0.38) -> np.ndarray:
     """The prediction API (docs/contracts.md): uint8 RGB [H,W,3] -> colorized uint8 RGB of the same size."""
-    return predict_images(colorizer, [rgb_u8], [temperature])[0].colors[0]
+    return predict_images(colorizer, [rgb_u8], [temperature])[0].color(0)

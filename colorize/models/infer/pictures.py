@@ -13,11 +13,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from colorize.models.infer.arrays import gray_of
+from colorize.models.infer.arrays import Framing
 
 # The confidence ratio first/second is shown on a log scale from 1 (two colors tie) to this (sure).
 RATIO_SCALE_MAX = 10.0
 STRIP_MAX_HEIGHT = 512
+CONFIDENCE_MAX_SIDE = 8192  # the old 40 MP cap's "8K": every photo earlier versions took keeps its map
 
 
 def colormap_image(values01: np.ndarray) -> np.ndarray:
@@ -53,7 +54,8 @@ def confidence_image(top: np.ndarray, ratio: np.ndarray) -> np.ndarray:
 
 
 def strip_image(panels: Sequence[tuple[str, np.ndarray]], max_height: int = STRIP_MAX_HEIGHT) -> np.ndarray:
-    """Labelled panels (e.g. gray input and each temperature) side by side, each at most `max_height` tall."""
+    """Labelled panels (e.g. gray input and each temperature) side by side, each at most `max_height` tall.
+    Panels already shrunk (`strips.shrink`, as predict does one full-size picture at a time) stay as given."""
     h, w = panels[0][1].shape[:2]
     scale = min(1.0, max_height / h)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -66,20 +68,12 @@ def strip_image(panels: Sequence[tuple[str, np.ndarray]], max_height: int = STRI
     return np.concatenate(out, axis=1)
 
 
-def prediction_pictures(pred: Any, temperatures: Sequence[float], with_confidence: bool) -> list[tuple[str, np.ndarray]]:
-    """(tag, picture) for one `predict.ImagePrediction`: tags `color` (or `t<T>.color` for each of several
-    temperatures), `strip` (gray input + each temperature) and `confidence`."""
-    if len(temperatures) == 1:
-        return [("color", pred.colors[0])] + _confidence_picture(pred, with_confidence)
-    out = [(f"t{t:g}.color", rgb) for t, rgb in zip(temperatures, pred.colors)]
-    panels = [("gray input", gray_of(pred.prepared.L_full))]
-    panels += [(f"T = {t:g}", rgb) for t, rgb in zip(temperatures, pred.colors)]
-    return out + [("strip", strip_image(panels))] + _confidence_picture(pred, with_confidence)
-
-
-def _confidence_picture(pred: Any, wanted: bool) -> list[tuple[str, np.ndarray]]:
-    if not wanted:
-        return []
-    f = pred.prepared.framing  # model-size maps, padding cropped, at the photo's size
-    return [("confidence", confidence_image(f.upsample(pred.top, cv2.INTER_LINEAR),
-                                            f.upsample(pred.ratio, cv2.INTER_LINEAR)))]
+def confidence_picture(pred: Any) -> np.ndarray:
+    """The confidence map of one `arrays.ImagePrediction` at the photo's size, but at most
+    `CONFIDENCE_MAX_SIDE` on the long side: it is drawn from a model-size map, and at a scan's 100 MP it
+    would cost more memory than the colorized scan itself."""
+    f = pred.framing
+    scale = min(1.0, CONFIDENCE_MAX_SIDE / max(f.height, f.width))
+    if scale < 1.0:
+        f = Framing.of(max(1, round(f.height * scale)), max(1, round(f.width * scale)), pred.top.shape[0])
+    return confidence_image(f.upsample(pred.top, cv2.INTER_LINEAR), f.upsample(pred.ratio, cv2.INTER_LINEAR))

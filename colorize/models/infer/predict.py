@@ -2,8 +2,10 @@
 
 This module is the command: finding inputs (`collect_inputs`), coloring them in batches (`_Batch`),
 resuming and keeping the record (`_Record`). How one image is colorized (the network sees the photo
-fitted as in training; the output keeps the input's own full-resolution L) lives in `arrays.py`; films
-in `video.py`; the loaded model (checkpoint or bundle) in `colorizer.py`.
+fitted as in training; the output keeps the input's own full-resolution L) lives in `arrays.py`, its
+full-resolution composition in strips (bounded memory, 16-bit kept) in `strips.py`, reading photo files
+(header first, one decoded copy, ICC/DPI) in `dataset/scans.py`; films in `video.py`; the loaded model
+(checkpoint or bundle) in `colorizer.py`.
 """
 
 from __future__ import annotations
@@ -18,14 +20,16 @@ from typing import Any
 import numpy as np
 
 from colorize import __version__
-from colorize.dataset.images import load_rgb
+from colorize.dataset.images import MAX_SCAN_PIXELS
+from colorize.dataset.scans import Scan, open_scan
 from colorize.errors import ColorizeError
-from colorize.imaging import IMAGE_EXTS, JPEG_SUFFIXES, write_image
+from colorize.imaging import IMAGE_EXTS, write_image, write_image16
 from colorize.io import read_json, remove_stale_temps, sha256_file, write_run_record
 from colorize.models.infer import video as vid
-from colorize.models.infer.arrays import ImagePrediction, parse_temperatures, predict_images
+from colorize.models.infer.arrays import ImagePrediction, parse_temperatures, predict_sources
 from colorize.models.infer.colorizer import Bundle, Colorizer, open_model
-from colorize.models.infer.pictures import prediction_pictures
+from colorize.models.infer.pictures import STRIP_MAX_HEIGHT, confidence_picture, strip_image
+from colorize.models.infer.strips import shrink
 from colorize.models.net.bundle import DEFAULT_MIN_CONFIDENCE
 from colorize.progress import progress
 
@@ -35,6 +39,7 @@ log = logging.getLogger(__name__)
 # ------------------------------------------------------------------------------------------ the run
 RECORD_NAME = "predict-run.json"
 RECORD_EVERY_S = 10.0
+BATCH_PIXELS = 64_000_000  # decoded photos one batch may hold: a large scan is colorized alone
 
 
 @dataclass
@@ -119,16 +124,43 @@ def _named(out: Path, stem: Path, tag: str, suffix: str) -> Path:
 
 def _image_outputs(out: Path, job: Job, temps: Sequence[float], pred: ImagePrediction, with_confidence: bool,
                    protected: set[Path]) -> list[Path]:
-    """Write one photo's colorized file(s), strip and confidence map; returns the paths written."""
-    suffix = ".jpg" if job.src.suffix.lower() in JPEG_SUFFIXES else ".png"
-    todo = [(_named(out, job.stem, tag, ".png" if tag == "confidence" else suffix), rgb)
-            for tag, rgb in prediction_pictures(pred, temps, with_confidence)]
-    for path, _ in todo:
+    """Write one photo's colorized file(s), strip and confidence map; returns the paths written.
+
+    One full-size buffer serves every temperature in turn (each is written before the next is composed),
+    so a scan with several temperatures needs no more memory than with one. 16-bit scans give 16-bit files
+    in their own container; the strip and the confidence map are 8-bit pictures to look at.
+    """
+    scan: Scan = pred.source
+    suffix, multi = scan.output_suffix, len(temps) > 1
+    colors = [_named(out, job.stem, f"t{t:g}.color" if multi else "color", suffix) for t in temps]
+    strip = _named(out, job.stem, "strip", suffix if scan.depth == 8 else ".png") if multi else None
+    conf = _named(out, job.stem, "confidence", ".png") if with_confidence else None
+    written = [p for p in [*colors, strip, conf] if p is not None]
+    for path in written:
         if path.resolve() in protected:
             raise ColorizeError(f"output {path} would overwrite an input", "choose another --out folder")
-    for path, rgb in todo:
-        write_image(path, rgb)
-    return [p for p, _ in todo]
+    icc, dpi = scan.output_icc(), scan.dpi
+    if scan.depth == 16:  # OpenCV writes BGR: compose into a reversed view, and it writes without a copy
+        buffer = np.empty((scan.height, scan.width, 3), np.uint16)[..., ::-1]
+    else:
+        buffer = np.empty((scan.height, scan.width, 3), np.uint8)
+    panels = [("gray input", shrink(pred.gray(out=buffer), STRIP_MAX_HEIGHT))] if multi else []
+    for i, (t, path) in enumerate(zip(temps, colors)):
+        rgb = pred.color(i, out=buffer, desc=f"{job.src.name} T={t:g}")
+        if i == len(temps) - 1:  # the last full-size picture is composed: the decoded input can go before writing
+            scan.release()
+        if scan.depth == 16:
+            write_image16(path, rgb, icc, dpi)
+        else:
+            write_image(path, rgb, icc=icc, dpi=dpi)
+        if multi:
+            panels.append((f"T = {t:g}", shrink(rgb, STRIP_MAX_HEIGHT)))
+    del buffer, rgb
+    if strip is not None:
+        write_image(strip, strip_image(panels))
+    if conf is not None:
+        write_image(conf, confidence_picture(pred))
+    return written
 
 
 def _fingerprint(model: Path, **options: Any) -> dict[str, Any]:
@@ -208,15 +240,26 @@ class _Batch:
     confidence: bool
     min_confidence: float
     protected: set[Path]
-    pending: list[tuple[Job, np.ndarray]] = field(default_factory=list)
+    pending: list[tuple[Job, Scan]] = field(default_factory=list)
 
     def _pick(self, rgb: np.ndarray) -> tuple[Colorizer, dict[str, Any] | None]:
         if isinstance(self.engine, Bundle):
             return self.engine.pick(rgb, self.min_confidence)
         return self.engine, None
 
-    def add(self, job: Job, rgb: np.ndarray, size: int) -> None:
-        self.pending.append((job, rgb))
+    def _net_copy(self, scan: Scan) -> np.ndarray:
+        """The small copy the first network sees (decoding the photo, so a bad file fails here, alone)."""
+        if isinstance(self.engine, Bundle):
+            return scan.fitted(self.engine.size, self.engine.fit)
+        return scan.fitted(self.engine.size)
+
+    def add(self, job: Job, scan: Scan, size: int) -> None:
+        """Queue a photo; photos are decoded as they are queued, so a batch holds at most `BATCH_PIXELS`
+        of them (a large scan goes alone) besides its `size` limit."""
+        if self.pending and sum(s.pixels for _, s in self.pending) + scan.pixels > BATCH_PIXELS:
+            self.flush()
+        self._net_copy(scan)
+        self.pending.append((job, scan))
         if len(self.pending) >= size:
             self.flush()
 
@@ -226,15 +269,15 @@ class _Batch:
             return
         if isinstance(self.engine, Bundle):  # each photo may go to a different specialist
             preds = []
-            for job, rgb in chunk:
+            for job, scan in chunk:
                 try:
-                    col, info = self._pick(rgb)
+                    col, info = self._pick(self._net_copy(scan))
                 except ColorizeError as exc:
                     self.record.failed(job, exc)
                     continue
-                preds.append((job, predict_images(col, [rgb], self.temps)[0], info))
+                preds.append((job, predict_sources(col, [scan], self.temps)[0], info))
         else:
-            batch_preds = predict_images(self.engine, [rgb for _, rgb in chunk], self.temps)
+            batch_preds = predict_sources(self.engine, [scan for _, scan in chunk], self.temps)
             preds = [(job, p, None) for (job, _), p in zip(chunk, batch_preds)]
         for job, pred, info in preds:
             try:
@@ -242,9 +285,10 @@ class _Batch:
             except ColorizeError as exc:
                 self.record.failed(job, exc)
                 continue
-            h, w = pred.colors[0].shape[:2]
-            self.record.done(job, written, info, width=w, height=h,
-                             mean_confidence=round(pred.mean_confidence(), 6))
+            finally:
+                pred.source.release()
+            self.record.done(job, written, info, width=pred.source.width, height=pred.source.height,
+                             bits=pred.source.depth, mean_confidence=round(pred.mean_confidence(), 6))
             self.record.report.images += 1
 
     def video(self, job: Job, batch: int, alpha: float, window: int) -> None:
@@ -264,7 +308,7 @@ class _Batch:
 def run_predict(model: str | Path, inputs: Sequence[str | Path], out: str | Path = "colorized",
                 temperature: str | float = "0.38", confidence: bool = False, device: str = "auto",
                 batch: int = 8, alpha: float = 0.2, window: int = 20,
-                min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> PredictReport:
+                min_confidence: float = DEFAULT_MIN_CONFIDENCE, max_pixels: int = MAX_SCAN_PIXELS) -> PredictReport:
     """`colorize predict`: colorize every image and video in `inputs`; a bad input is recorded, not fatal."""
     t0 = time.perf_counter()
     temps = parse_temperatures(temperature)
@@ -279,7 +323,7 @@ def run_predict(model: str | Path, inputs: Sequence[str | Path], out: str | Path
                                min_confidence=min_confidence)
     params = {"model": str(model), "inputs": [str(p) for p in inputs], "out": str(out), "temperatures": temps,
               "confidence": confidence, "device": device, "batch": batch, "alpha": alpha, "window": window,
-              "min_confidence": min_confidence}
+              "min_confidence": min_confidence, "max_pixels": max_pixels}
     record = _Record(report, params, fingerprint, _previous_items(report.record, fingerprint), t0)
     work = _Batch(engine, record, out, temps, confidence, min_confidence, {j.src.resolve() for j in jobs})
     out.mkdir(parents=True, exist_ok=True)
@@ -295,7 +339,7 @@ def run_predict(model: str | Path, inputs: Sequence[str | Path], out: str | Path
                 elif job.kind == "video":
                     work.video(job, batch, alpha, window)
                 else:
-                    work.add(job, load_rgb(job.src), batch)
+                    work.add(job, open_scan(job.src, max_pixels), batch)
             except ColorizeError as exc:
                 record.failed(job, exc)
             if time.monotonic() - last_save > RECORD_EVERY_S:  # a killed run still leaves what it finished

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from colorize.dataset.color import decode_l, rgb_to_stored, stored_to_rgb
-from colorize.dataset.images import fit
+from colorize.dataset.images import MAX_SCAN_PIXELS, fit
 from colorize.errors import ColorizeError
 from colorize.io import atomic_write_json, write_run_record
 from colorize.models.evaluate.photos import EvalPhotos, eval_photos
@@ -48,7 +48,7 @@ class Samples:
     category: list[str]
 
 
-def _samples(photos: EvalPhotos, size: int, fit_mode: str) -> Samples:
+def _samples(photos: EvalPhotos, size: int, fit_mode: str, max_pixels: int = MAX_SCAN_PIXELS) -> Samples:
     """The photos as stored arrays at the bundle's size: shard rows as they are, files fitted like prep fits."""
     L, ab, mask, ids, cats = [], [], [], [], []
     for photo in progress(photos.photos, desc="load", unit="img"):
@@ -56,7 +56,7 @@ def _samples(photos: EvalPhotos, size: int, fit_mode: str) -> Samples:
             l_u8, ab_i8, m = photos.stored(photo)
         else:
             try:
-                rgb = photos.rgb(photo, reduce_to=size, fit=fit_mode)
+                rgb = photos.rgb(photo, reduce_to=size, fit=fit_mode, max_pixels=max_pixels)
             except ColorizeError as exc:
                 log.warning("skipping %s: %s", photo.name, exc.line())
                 continue
@@ -200,14 +200,14 @@ class BundleEvalReport:
 
 
 def evaluate_bundle(model, shards, split: str, images, temperature: float, out, device, gallery: int,
-                    batch: int = 16) -> BundleEvalReport:
+                    batch: int = 16, max_pixels: int = MAX_SCAN_PIXELS) -> BundleEvalReport:
     """Evaluate a bundle on a shard split (or a folder of photos); write eval.json, report.html, a run record."""
     from colorize.models.routing.report import write_report
 
     t0 = time.perf_counter()
     photos = eval_photos(shards, split, images)
     bundle = load_bundle(Path(model), device)
-    samples = _samples(photos, bundle.size, bundle.fit)
+    samples = _samples(photos, bundle.size, bundle.fit, max_pixels)
     if samples.L.shape[1] != bundle.size:
         raise ColorizeError(f"the shards are {samples.L.shape[1]} px but the bundle was trained at {bundle.size} px",
                             "evaluate on the shards the bundle was trained on")

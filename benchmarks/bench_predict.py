@@ -131,8 +131,9 @@ def run_old(model: Path, photo: Path, out: Path) -> None:
     from colorize.dataset.images import load_rgb
     from colorize.imaging import encode_image
     from colorize.io import atomic_write_bytes
-    from colorize.models.infer.arrays import compose, decode_ab, model_probs, prepare
+    from colorize.models.infer.arrays import decode_ab, model_probs, prepare
     from colorize.models.infer.colorizer import load_colorizer
+    from colorize.models.infer.gamut import compose
 
     col = load_colorizer(model, "cpu")
     rgb = load_rgb(photo, max_pixels=10**10)

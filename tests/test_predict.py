@@ -14,8 +14,9 @@ from PIL import Image
 from colorize.cli import cli
 from colorize.dataset.color import lab_to_rgb, rgb_to_lab
 from colorize.dataset.images import load_rgb
-from colorize.models.infer.arrays import colorize_rgb, compose, parse_temperatures
+from colorize.models.infer.arrays import colorize_rgb, parse_temperatures
 from colorize.models.infer.colorizer import load_colorizer
+from colorize.models.infer.gamut import compose
 from colorize.models.infer.predict import run_predict
 from colorize.models.net.metrics import colorfulness
 

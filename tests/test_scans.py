@@ -23,13 +23,13 @@ from colorize.models.infer import strips
 from colorize.models.infer.arrays import (
     Framing,
     RGBArray,
-    compose,
     decode_ab,
     model_probs,
     predict_sources,
     prepare,
 )
 from colorize.models.infer.colorizer import load_colorizer
+from colorize.models.infer.gamut import compose
 from colorize.models.infer.predict import run_predict
 from colorize.models.infer.strips import Upsampler
 

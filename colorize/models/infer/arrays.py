@@ -28,12 +28,11 @@ import torch
 from colorize.dataset.color import encode_l, rgb_to_lab
 from colorize.dataset.images import fit, fit_geometry
 from colorize.errors import UsageError
-from colorize.models.infer.gamut import compose, fit_gamut, gray_of
 from colorize.models.infer.strips import Upsampler, compose_full
 from colorize.models.net.annealed import annealed_mean, confidence
 
-__all__ = ["Framing", "ImagePrediction", "Prepared", "RGBArray", "colorize_rgb", "compose", "decode_ab", "fit_gamut",
-           "gray_of", "model_probs", "parse_temperatures", "predict_images", "predict_sources", "prepare"]
+__all__ = ["Framing", "ImagePrediction", "Prepared", "RGBArray", "colorize_rgb", "decode_ab", "model_probs",
+           "parse_temperatures", "predict_images", "predict_sources", "prepare"]
 
 log = logging.getLogger(__name__)
 

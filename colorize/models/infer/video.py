@@ -33,7 +33,8 @@ import torch
 
 from colorize.errors import ColorizeError
 from colorize.io import TMP_PREFIX
-from colorize.models.infer.arrays import compose, decode_ab, model_probs, prepare
+from colorize.models.infer.arrays import decode_ab, model_probs, prepare
+from colorize.models.infer.gamut import compose
 from colorize.progress import progress
 
 log = logging.getLogger(__name__)

@@ -26,8 +26,9 @@ from colorize.dataset.images import MAX_SCAN_PIXELS, fit
 from colorize.errors import ColorizeError
 from colorize.io import atomic_write_json, write_run_record
 from colorize.models.evaluate.photos import EvalPhotos, eval_photos
-from colorize.models.infer.arrays import compose, decode_ab, model_probs
+from colorize.models.infer.arrays import decode_ab, model_probs
 from colorize.models.infer.colorizer import Bundle, load_bundle
+from colorize.models.infer.gamut import compose
 from colorize.models.net.bundle import DEFAULT_MIN_CONFIDENCE, GLOBAL, choose_routes
 from colorize.models.net.metrics import CONVENTIONS, Totals, score_image
 from colorize.models.routing.profiles import bin_histograms, load_bundle_profiles

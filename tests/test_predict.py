@@ -17,6 +17,14 @@ from colorize.dataset.images import load_rgb
 from colorize.models.infer.arrays import colorize_rgb, parse_temperatures
 from colorize.models.infer.colorizer import load_colorizer
 from colorize.models.infer.gamut import compose
+from colorize.models.infer.pictures import (
+    LEGEND_HEIGHT,
+    colormap_image,
+    confidence_image,
+    legend_image,
+    stretch_range,
+    stretched_image,
+)
 from colorize.models.infer.predict import run_predict
 from colorize.models.net.metrics import colorfulness
 
@@ -109,7 +117,22 @@ def test_temperature_strip_confidence_map_and_folders(tmp_path, model_path):
     strip = load_rgb(out / "sub" / "a.strip.png")
     assert strip.shape[1] >= 4 * 30  # gray input + three temperatures side by side
     conf = load_rgb(out / "a.confidence.png")
-    assert conf.shape[1] >= 2 * 30 and conf.shape[0] > 20  # two labelled panels at the photo's size
+    assert conf.shape[1] == 30 and conf.shape[0] > 20 + LEGEND_HEIGHT  # the labelled map at the photo's size + legend
+
+
+def test_confidence_maps_are_stretched_to_their_real_range_with_a_legend():
+    values = np.linspace(0.3, 0.5, 200, dtype=np.float32).reshape(10, 20)
+    lo, hi = stretch_range(values)
+    assert 0.3 <= lo < 0.31 and 0.49 < hi <= 0.5  # its own range, not 0..1
+    img = stretched_image(values, lo, hi)
+    assert tuple(img[0, 0]) == tuple(colormap_image(np.zeros((1, 1)))[0, 0])  # darkest color used...
+    assert tuple(img[-1, -1]) == tuple(colormap_image(np.ones((1, 1)))[0, 0])  # ...and the brightest
+    flat = stretch_range(np.full((4, 4), 0.7, np.float32))
+    assert flat[0] < 0.7 < flat[1]  # an all-equal map still gets a range to show it in
+    legend = legend_image(lo, hi, width=160)
+    assert legend.shape == (LEGEND_HEIGHT, 160, 3)
+    panel = confidence_image(values)
+    assert panel.shape[1] == 20 and panel.shape[0] > 10 + LEGEND_HEIGHT
 
 
 def test_parse_temperatures():

@@ -29,7 +29,7 @@ from colorize.dataset.color import encode_l, rgb_to_lab
 from colorize.dataset.images import fit, fit_geometry
 from colorize.errors import UsageError
 from colorize.models.infer.strips import Upsampler, compose_full
-from colorize.models.net.annealed import annealed_mean, confidence
+from colorize.models.net.annealed import confidence, decode
 
 __all__ = ["Framing", "ImagePrediction", "Prepared", "RGBArray", "colorize_rgb", "decode_ab", "model_probs",
            "parse_temperatures", "predict_images", "predict_sources", "prepare"]
@@ -108,8 +108,8 @@ def model_probs(colorizer: Any, L_small: np.ndarray) -> torch.Tensor:
 
 
 def decode_ab(probs: torch.Tensor, centers: torch.Tensor, temperature: float) -> np.ndarray:
-    """Probabilities [B,n,S,S] -> annealed-mean ab as numpy float32 [B,S,S,2]."""
-    ab = annealed_mean(probs, centers, temperature)
+    """Probabilities [B,n,S,S] -> decoded ab (annealed mean, neutral where unsure) as numpy float32 [B,S,S,2]."""
+    ab = decode(probs, centers, temperature)
     return ab.permute(0, 2, 3, 1).float().cpu().numpy()
 
 
@@ -142,7 +142,7 @@ class ImagePrediction:
 
     source: Any  # strips.Lightness with .fitted(): an RGBArray or a dataset.scans.Scan
     abs: list[np.ndarray]  # float32 [S, S, 2], one per temperature
-    top: np.ndarray  # float32 [S, S]: top bin probability
+    top: np.ndarray  # float32 [S, S]: the chroma confidence decoding used (annealed.chroma_confidence)
     ratio: np.ndarray  # float32 [S, S]: first / second probability
     framing: Framing
     _colors: list[np.ndarray] | None = field(default=None, repr=False)
@@ -172,7 +172,7 @@ def predict_sources(colorizer: Any, sources: Sequence[Any], temperatures: Sequen
     composed at full resolution yet."""
     L_small = np.stack([encode_l(rgb_to_lab(s.fitted(colorizer.size))[..., 0]) for s in sources])
     probs = model_probs(colorizer, L_small)
-    top, ratio = (t.float().cpu().numpy() for t in confidence(probs))
+    top, ratio = (t.float().cpu().numpy() for t in confidence(probs, colorizer.centers))
     abs_per_t = [decode_ab(probs, colorizer.centers, t) for t in temperatures]
     return [ImagePrediction(s, [ab[i] for ab in abs_per_t], top[i], ratio[i],
                             Framing.of(s.height, s.width, colorizer.size)) for i, s in enumerate(sources)]

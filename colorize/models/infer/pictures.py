@@ -6,7 +6,6 @@ the eval report and the predict command both show them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,10 +14,13 @@ import numpy as np
 
 from colorize.models.infer.arrays import Framing
 
-# The confidence ratio first/second is shown on a log scale from 1 (two colors tie) to this (sure).
-RATIO_SCALE_MAX = 10.0
 STRIP_MAX_HEIGHT = 512
 CONFIDENCE_MAX_SIDE = 8192  # the old 40 MP cap's "8K": every photo earlier versions took keeps its map
+# A confidence map is stretched between these percentiles of its values (its real range, robust to a
+# few stray pixels); an all-equal map is shown around its value with this half-width.
+STRETCH_PERCENTILES = (1.0, 99.0)
+_MIN_SPAN = 0.02
+LEGEND_HEIGHT = 28
 
 
 def colormap_image(values01: np.ndarray) -> np.ndarray:
@@ -44,13 +46,43 @@ def _label(panel: np.ndarray, text: str) -> np.ndarray:
     return np.concatenate([head, panel], axis=0)
 
 
-def confidence_image(top: np.ndarray, ratio: np.ndarray) -> np.ndarray:
-    """Two labelled viridis panels side by side: top probability (0..1) and first/second ratio (log 1..10)."""
-    ratio_01 = np.log(np.clip(ratio, 1.0, RATIO_SCALE_MAX)) / math.log(RATIO_SCALE_MAX)
-    left = _label(colormap_image(np.clip(top, 0.0, 1.0)), "top probability")
-    right = _label(colormap_image(ratio_01), f"1st/2nd ratio (log 1..{RATIO_SCALE_MAX:g})")
-    gap = np.full((left.shape[0], max(2, left.shape[1] // 100), 3), 255, np.uint8)
-    return np.concatenate([left, gap, right], axis=1)
+def stretch_range(*maps: np.ndarray) -> tuple[float, float]:
+    """(lo, hi) that spans the real values of one or more confidence maps (percentiles, pooled)."""
+    values = np.concatenate([np.asarray(m, np.float64).ravel() for m in maps])
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 0.0, 1.0
+    lo, hi = (float(v) for v in np.percentile(values, STRETCH_PERCENTILES))
+    if hi - lo < _MIN_SPAN:
+        mid = (lo + hi) / 2
+        lo, hi = max(0.0, mid - _MIN_SPAN / 2), min(1.0, mid + _MIN_SPAN / 2)
+    return lo, hi
+
+
+def stretched_image(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """A confidence map as viridis, `lo` darkest and `hi` brightest (so its real range uses every color)."""
+    return colormap_image(np.clip((np.asarray(values, np.float32) - lo) / max(hi - lo, 1e-9), 0.0, 1.0))
+
+
+def legend_image(lo: float, hi: float, width: int = 320, height: int = LEGEND_HEIGHT) -> np.ndarray:
+    """The key to a stretched map: the viridis ramp from `lo` to `hi`, with both values written on it."""
+    ramp = np.broadcast_to(np.linspace(0.0, 1.0, width, dtype=np.float32), (height, width))
+    out = colormap_image(ramp)
+    scale = height / 40.0
+    for text, x, color in ((f"{lo:.2f} gray", 3, (255, 255, 255)), (f"{hi:.2f} color", None, (20, 20, 20))):
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        org = (x if x is not None else width - tw - 3, (height + th) // 2)
+        cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1, cv2.LINE_AA)
+    return out
+
+
+def confidence_image(conf: np.ndarray) -> np.ndarray:
+    """The chroma confidence (the share of the predicted color that was painted), stretched to its range,
+    with a legend below it that gives the range."""
+    lo, hi = stretch_range(conf)
+    panel = _label(stretched_image(conf, lo, hi), "confidence (dark = kept near gray)")
+    legend = legend_image(lo, hi, width=panel.shape[1], height=max(LEGEND_HEIGHT, panel.shape[0] // 16))
+    return np.concatenate([panel, legend], axis=0)
 
 
 def strip_image(panels: Sequence[tuple[str, np.ndarray]], max_height: int = STRIP_MAX_HEIGHT) -> np.ndarray:
@@ -76,4 +108,4 @@ def confidence_picture(pred: Any) -> np.ndarray:
     scale = min(1.0, CONFIDENCE_MAX_SIDE / max(f.height, f.width))
     if scale < 1.0:
         f = Framing.of(max(1, round(f.height * scale)), max(1, round(f.width * scale)), pred.top.shape[0])
-    return confidence_image(f.upsample(pred.top, cv2.INTER_LINEAR), f.upsample(pred.ratio, cv2.INTER_LINEAR))
+    return confidence_image(f.upsample(pred.top, cv2.INTER_LINEAR))

@@ -140,3 +140,37 @@ def test_totals_average_images_and_pool_auc():
     assert out["ssim"] == 0.5  # the NaN (image too small for the window) is left out, not averaged in
     assert out["auc"] == pytest.approx(100 * 4 / 16)  # pooled: 4 perfect pixels of 16
     assert out["auc_rebalanced"] is None
+
+
+def test_ab_offset_is_the_mean_cast_over_unmasked_pixels():
+    from colorize.dataset.color import lab_to_rgb, rgb_to_lab
+
+    truth = np.zeros((8, 8, 3), np.float32)
+    truth[..., 0] = 60
+    truth[:, :4, 1] = 20  # half the picture is reddish
+    pred = truth.copy()
+    pred[..., 2] += 12  # a warm cast: b + 12 everywhere
+    t_rgb, p_rgb = lab_to_rgb(truth), lab_to_rgb(pred)
+    expected = (rgb_to_lab(p_rgb)[..., 1:].astype(np.float64) - rgb_to_lab(t_rgb)[..., 1:]).reshape(-1, 2).mean(0)
+    a, b = M.ab_offset(p_rgb, t_rgb)
+    assert (a, b) == pytest.approx(tuple(expected))
+    assert abs(a) < 1.5 and b == pytest.approx(12, abs=1.5)
+    mask = np.zeros((8, 8), bool)
+    mask[:, :4] = True
+    assert M.ab_offset(p_rgb, p_rgb, mask) == (0.0, 0.0)
+    assert all(math.isnan(v) for v in M.ab_offset(p_rgb, t_rgb, np.zeros((8, 8), bool)))
+    # it travels through score_image and Totals (mean over images, and its length)
+    totals = M.Totals()
+    totals.add(M.score_image(p_rgb, t_rgb))
+    totals.add(M.score_image(t_rgb, t_rgb))
+    s = totals.summary()
+    assert s["ab_offset_b"] == pytest.approx(b / 2) and s["ab_offset_a"] == pytest.approx(a / 2)
+    assert s["ab_offset"] == pytest.approx(math.hypot(a / 2, b / 2))
+
+
+def test_cast_warning_only_above_the_threshold_and_names_the_cast():
+    assert M.cast_warning(1.0, 2.0, "the model") is None
+    assert M.cast_warning(None, 2.0, "the model") is None
+    line = M.cast_warning(2.0, M.CAST_WARNING_AB + 1, "the model")
+    assert line is not None and "warm/sepia" in line and "the model" in line and "(+2.0, +6.0)" in line
+    assert "blue" in M.cast_warning(0.0, -9.0, "x")

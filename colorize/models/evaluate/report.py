@@ -26,6 +26,8 @@ th:first-child,td:first-child{text-align:left}
 thead th{background:#fafafa;font-weight:600}
 td.win{background:#e6f4ea;font-weight:600}
 .note{color:#666;font-size:13px}
+.warn{background:#fff4e5;border-left:4px solid #f0a030;padding:8px 12px;margin:0 0 12px}
+.legend img{width:320px;max-width:100%;vertical-align:middle;border-radius:3px}
 .bar{display:inline-block;height:8px;background:#6b8afd;border-radius:4px;vertical-align:middle;margin-left:6px}
 .gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:18px}
 figure{margin:0;background:#fafafa;border-radius:8px;padding:10px}
@@ -40,7 +42,8 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;font-size:13p
 _COLUMNS = (("psnr", "PSNR dB", True, "{:.2f}"), ("ssim", "SSIM", True, "{:.4f}"),
             ("colorfulness", "CF", None, "{:.1f}"), ("colorfulness_truth", "CF truth", None, "{:.1f}"),
             ("delta_cf", "ΔCF", False, "{:.1f}"),
-            ("auc", "AuC %", True, "{:.1f}"), ("auc_rebalanced", "AuC rebal. %", True, "{:.1f}"))
+            ("auc", "AuC %", True, "{:.1f}"), ("auc_rebalanced", "AuC rebal. %", True, "{:.1f}"),
+            ("ab_offset_a", "cast a", None, "{:+.1f}"), ("ab_offset_b", "cast b", None, "{:+.1f}"))
 
 
 def _table(groups: dict[str, dict[str, dict[str, Any]]]) -> str:
@@ -75,6 +78,17 @@ def _gallery(samples: Sequence[dict[str, Any]]) -> str:
     return f"<div class='gallery'>{''.join(figures)}</div>"
 
 
+def _legend(confidence: dict[str, Any] | None) -> str:
+    """The key to the confidence maps: one stretch for the whole page, so maps compare across photos."""
+    if not confidence:
+        return ""
+    lo, hi = confidence["range"]
+    return (f"<p class='note legend'>Confidence maps: <img src='{esc(confidence['legend'])}' alt='legend'> "
+            f"{lo:.2f} (dark: the model was unsure, the color was kept near gray) to {hi:.2f} (bright: "
+            f"painted with confidence) — the share of the predicted chroma that was painted, stretched to "
+            f"the range these samples use.</p>")
+
+
 def render_report(result: dict[str, Any]) -> str:
     """The whole report page for an eval result (the dict written to eval.json)."""
     groups = {"overall": result["overall"], **result.get("categories", {})}
@@ -91,13 +105,16 @@ def render_report(result: dict[str, Any]) -> str:
         for key, label, _, pattern in _COLUMNS if key in ("psnr", "delta_cf", "auc_rebalanced"))
     samples = result.get("gallery", [])
     gallery = _gallery(samples) if samples else "<p class='note'>No gallery samples (--gallery 0).</p>"
+    legend = _legend(result.get("confidence"))
+    warnings = "".join(f"<p class='warn'>⚠ {esc(w)}</p>" for w in result.get("warnings", []))
     body = f"""<header><h1>Colorization report</h1><p>{esc(headline)}</p></header><main>
-<section><h2>Model against the gray baseline</h2>
+<section><h2>Model against the gray baseline</h2>{warnings}
 <p class="note">Green marks the better of model and gray baseline (higher PSNR, SSIM, AuC; lower ΔCF).
 The gray baseline keeps the true lightness and sets ab = 0: it is hard to beat on PSNR and SSIM, so look at
-ΔCF and the rebalanced AuC for whether the colors are right and vivid.</p>
+ΔCF and the rebalanced AuC for whether the colors are right and vivid. "cast a / b" is the mean ab offset
+of the picture against the truth (Lab units): b &gt; 0 is a warm/sepia cast, b &lt; 0 a blue one.</p>
 {_table(groups)}</section>
-<section><h2>Samples</h2>{gallery}</section>
+<section><h2>Samples</h2>{legend}{gallery}</section>
 <section><h2>Run</h2><dl>{facts}</dl><h2>Conventions</h2><dl>{conv}</dl></section>
 </main>"""
     return page(f"colorize eval — {result.get('model_name', 'model')}", _CSS, body)

@@ -30,9 +30,9 @@ from colorize.models.evaluate.photos import EvalPhotos, check_one_source, eval_p
 from colorize.models.evaluate.report import write_report
 from colorize.models.infer.arrays import predict_images
 from colorize.models.infer.colorizer import open_model
-from colorize.models.infer.pictures import colormap_image
+from colorize.models.infer.pictures import legend_image, stretch_range, stretched_image
 from colorize.models.net.bundle import is_bundle
-from colorize.models.net.metrics import CONVENTIONS, Totals, score_image
+from colorize.models.net.metrics import CONVENTIONS, Totals, cast_warning, score_image
 from colorize.progress import progress
 
 log = logging.getLogger(__name__)
@@ -84,25 +84,33 @@ class _SampleStrip:
             f = pred.framing
             keep.append({"name": sample.name, "category": sample.category, "metrics": row,
                          "pictures": {"gray": _thumb(gray), "pred": _thumb(pred.colors[0]),
-                                      "truth": _thumb(sample.rgb),
-                                      "confidence": _thumb(colormap_image(f.upsample(pred.top, cv2.INTER_LINEAR)))}})
+                                      "truth": _thumb(sample.rgb)},
+                         "confidence": _thumb(f.upsample(pred.top, cv2.INTER_LINEAR))})
 
-    def write(self, out: Path) -> list[dict[str, Any]]:
+    def write(self, out: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """The picked samples' pictures under out/gallery, and the confidence legend (one range for all maps,
+        so maps compare across photos)."""
         picked: list[dict[str, Any]] = []
         queues = [list(self.per_category[c]) for c in sorted(self.per_category)]
         while len(picked) < self.wanted and any(queues):
             for q in queues:
                 if q and len(picked) < self.wanted:
                     picked.append(q.pop(0))
+        legend = None
+        if picked:
+            lo, hi = stretch_range(*(item["confidence"] for item in picked))
+            write_image(out / "gallery" / "confidence-legend.png", legend_image(lo, hi))
+            legend = {"range": [round(lo, 4), round(hi, 4)], "legend": "gallery/confidence-legend.png"}
         entries = []
         for n, item in enumerate(picked):
             files = {}
+            item["pictures"]["confidence"] = stretched_image(item.pop("confidence"), lo, hi)
             for kind, rgb in item.pop("pictures").items():
                 rel = f"gallery/{n:03d}-{kind}.png"  # by position: untrusted names never become paths
                 write_image(out / rel, rgb)
                 files[kind] = rel
             entries.append({**item, **files})
-        return entries
+        return entries, legend
 
 
 @dataclass
@@ -117,9 +125,11 @@ class EvalReport:
             a, b = m.get(key), g.get(key)
             return f"{'–' if a is None else format(a, fmt)} vs gray {'–' if b is None else format(b, fmt)}"
 
+        cast = "" if m.get("ab_offset_a") is None else \
+            f", mean ab offset ({m['ab_offset_a']:+.1f}, {m['ab_offset_b']:+.1f})"
         return (f"eval on {self.result['images']} image(s) at T={self.result['temperature']:g}: "
                 f"PSNR {pair('psnr', '.2f')} dB, ΔCF {pair('delta_cf', '.1f')}, "
-                f"AuC rebalanced {pair('auc_rebalanced', '.1f')} % -> {self.out / 'report.html'}")
+                f"AuC rebalanced {pair('auc_rebalanced', '.1f')} %{cast} -> {self.out / 'report.html'}")
 
 
 def _clean(summary: dict[str, Any]) -> dict[str, Any]:
@@ -185,14 +195,22 @@ def run_eval(model: str | Path, shards: str | Path | None = None, split: str = "
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)
     remove_stale_temps(out / "gallery")
+    gallery_entries, legend = shelf.write(out)
+    overall = {m: _clean(t.summary()) for m, t in totals.pop("overall").items()}
+    warnings = [w for w in [cast_warning(overall["model"]["ab_offset_a"], overall["model"]["ab_offset_b"],
+                                         "the model")] if w]
+    for line in warnings:
+        log.warning("%s", line)
     result = {
         "schema": SCHEMA, "tool_version": __version__, "model": str(model), "model_name": model.stem,
         "model_sha256": sha256_file(model), "data": data, "temperature": temperature, "images": n,
         "conventions": CONVENTIONS, "skipped": skipped,
-        "overall": {m: _clean(t.summary()) for m, t in totals.pop("overall").items()},
+        "overall": overall,
         "categories": {c: {m: _clean(t.summary()) for m, t in g.items()} for c, g in sorted(totals.items())},
+        "warnings": warnings,
         "samples": rows,
-        "gallery": shelf.write(out),
+        "gallery": gallery_entries,
+        "confidence": legend,
     }
     atomic_write_json(out / "eval.json", result)
     write_report(out / "report.html", result)

@@ -15,6 +15,9 @@ Conventions (also written into eval.json):
 - AuC (Zhang et al. 2016): the share of pixels whose ab error (Euclidean, CIE Lab units) is ≤ t, for
   integer t = 0..150, integrated with the trapezoidal rule and normalized so a perfect result is 100 %.
   The rebalanced variant weights each pixel by 1 / prior(true bin), the training prior of the model.
+- Mean ab offset (the color cast): the mean over unmasked pixels of a(pred) − a(truth) and
+  b(pred) − b(truth) in CIE Lab, per image, averaged over images; a sepia cast shows as b > 0 (and a
+  little a > 0), a blue one as b < 0. Its length above `CAST_WARNING_AB` earns a warning.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ SSIM_SIGMA = 1.5
 SSIM_C1 = (0.01 * 255) ** 2
 SSIM_C2 = (0.03 * 255) ** 2
 AUC_MAX_T = 150
+# A mean ab offset longer than this (Lab units) is a visible cast over the whole picture: eval and train warn.
+CAST_WARNING_AB = 5.0
 CONVENTIONS = {
     "images": "metrics are computed on the 8-bit sRGB images as written (pred, truth, gray = truth's L + ab 0)",
     "psnr": f"20*log10(255/sqrt(MSE)) over unmasked pixels x 3 channels of 8-bit RGB; identical = {PSNR_CAP_DB} dB",
@@ -42,7 +47,9 @@ CONVENTIONS = {
     "auc": "share of pixels with Euclidean ab error <= t for t=0..150, trapezoid area normalized to 100%, pooled "
            "over all pixels",
     "auc_rebalanced": "as auc, each pixel weighted by 1/prior(bin of its true ab) with the model's training prior",
-    "aggregation": "psnr, ssim, colorfulness, delta_cf: mean over images; auc: pooled over pixels",
+    "ab_offset": "mean over unmasked pixels of (a, b)(pred) - (a, b)(truth) in CIE Lab, per image; ab_offset_a/_b "
+                 "are their means over images and ab_offset their length",
+    "aggregation": "psnr, ssim, colorfulness, delta_cf, ab_offset: mean over images; auc: pooled over pixels",
 }
 
 
@@ -126,11 +133,40 @@ def colorfulness(rgb: np.ndarray, mask: np.ndarray | None = None) -> float:
     return spread + 0.3 * offset
 
 
+def _ab_diff(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(a, b)(pred) − (a, b)(truth) per pixel, float64 [H, W, 2]."""
+    _check_pair(pred, truth)
+    return rgb_to_lab(pred)[..., 1:].astype(np.float64) - rgb_to_lab(truth)[..., 1:].astype(np.float64)
+
+
 def ab_error(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """Per-pixel Euclidean ab distance (Lab units) between two uint8 RGB images, float64 [H, W]."""
-    _check_pair(pred, truth)
-    d = rgb_to_lab(pred)[..., 1:].astype(np.float64) - rgb_to_lab(truth)[..., 1:].astype(np.float64)
+    d = _ab_diff(pred, truth)
     return np.sqrt(np.sum(d * d, axis=-1))
+
+
+def _mean_offset(d: np.ndarray, m: np.ndarray) -> tuple[float, float]:
+    if not m.any():
+        return float("nan"), float("nan")
+    return float(d[..., 0][m].mean()), float(d[..., 1][m].mean())
+
+
+def ab_offset(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, float]:
+    """Mean (a, b) of pred − truth (Lab units) over unmasked pixels of two uint8 RGB images: the cast."""
+    return _mean_offset(_ab_diff(pred, truth), _mask_or_all(mask, pred.shape[:2]))
+
+
+def cast_warning(offset_a: float | None, offset_b: float | None, what: str) -> str | None:
+    """The warning line for a mean ab offset longer than CAST_WARNING_AB, else None."""
+    if offset_a is None or offset_b is None or not (math.isfinite(offset_a) and math.isfinite(offset_b)):
+        return None
+    length = math.hypot(offset_a, offset_b)
+    if length <= CAST_WARNING_AB:
+        return None
+    hue = ("warm/sepia" if offset_b > 0 else "blue") if abs(offset_b) >= abs(offset_a) else \
+        ("red/magenta" if offset_a > 0 else "green")
+    return (f"{what} has a {hue} color cast: mean ab offset ({offset_a:+.1f}, {offset_b:+.1f}), "
+            f"{length:.1f} > {CAST_WARNING_AB:g} Lab units")
 
 
 def inverse_prior_weights(truth: np.ndarray, ab_lut: np.ndarray, prior: np.ndarray) -> np.ndarray:
@@ -178,7 +214,7 @@ def auc(err: np.ndarray, weights: np.ndarray | None = None, mask: np.ndarray | N
 # ------------------------------------------------------------------------------- scoring and totals
 METRICS = ("psnr", "ssim", "colorfulness", "delta_cf", "auc", "auc_rebalanced")
 # averaged over images (AuC is pooled over pixels instead); the truth's colorfulness is kept for scale
-MEANS = ("psnr", "ssim", "colorfulness", "colorfulness_truth", "delta_cf")
+MEANS = ("psnr", "ssim", "colorfulness", "colorfulness_truth", "delta_cf", "ab_offset_a", "ab_offset_b")
 
 
 @dataclass
@@ -192,28 +228,35 @@ class ImageScores:
     delta_cf: float
     auc_hist: np.ndarray
     auc_hist_rebalanced: np.ndarray
+    ab_offset_a: float = float("nan")
+    ab_offset_b: float = float("nan")
 
     def row(self) -> dict[str, float]:
         """The per-image numbers (AuC of this image alone) for tables and JSON."""
         return {"psnr": self.psnr, "ssim": self.ssim, "colorfulness": self.colorfulness,
-                "colorfulness_truth": self.colorfulness_truth, "delta_cf": self.delta_cf, "auc": auc_from_histogram(self.auc_hist),
+                "colorfulness_truth": self.colorfulness_truth, "delta_cf": self.delta_cf,
+                "ab_offset_a": self.ab_offset_a, "ab_offset_b": self.ab_offset_b, "auc": auc_from_histogram(self.auc_hist),
                 "auc_rebalanced": auc_from_histogram(self.auc_hist_rebalanced)}
 
 
 def score_image(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None,
                 ab_lut: np.ndarray | None = None, prior: np.ndarray | None = None) -> ImageScores:
     """All metrics of `pred` against `truth` (uint8 RGB); rebalanced AuC needs the model's lut + prior."""
-    err = ab_error(pred, truth)
+    d = _ab_diff(pred, truth)
+    err = np.sqrt(np.sum(d * d, axis=-1))
     weights = inverse_prior_weights(truth, ab_lut, prior) if ab_lut is not None and prior is not None else None
     cf_pred = colorfulness(pred, mask)
     cf_truth = colorfulness(truth, mask)
     small = min(pred.shape[:2]) < SSIM_WINDOW
+    off_a, off_b = _mean_offset(d, _mask_or_all(mask, pred.shape[:2]))
     return ImageScores(
         psnr=psnr(pred, truth, mask),
         ssim=float("nan") if small else ssim(pred, truth, mask),
         colorfulness=cf_pred,
         colorfulness_truth=cf_truth,
         delta_cf=abs(cf_pred - cf_truth),
+        ab_offset_a=off_a,
+        ab_offset_b=off_b,
         auc_hist=auc_histogram(err, None, mask),
         auc_hist_rebalanced=auc_histogram(err, weights, mask) if weights is not None
         else np.zeros(AUC_MAX_T + 2),
@@ -244,6 +287,8 @@ class Totals:
         out: dict[str, float | None] = {"images": self.n}
         for key, total in self.sums.items():
             out[key] = total / self.counted[key] if self.counted[key] else None
+        a, b = out["ab_offset_a"], out["ab_offset_b"]
+        out["ab_offset"] = None if a is None or b is None else math.hypot(a, b)
         for key, hist in (("auc", self.hist), ("auc_rebalanced", self.hist_rebalanced)):
             value = auc_from_histogram(hist)
             out[key] = None if math.isnan(value) else value

@@ -3,7 +3,8 @@
 The subset is the first `val_samples` samples in manifest order, so every epoch (and every run with the
 same shards) is scored on the same images. Metrics use `models/net/metrics.py` conventions on 8-bit sRGB:
 PSNR, Hasler-Süsstrunk colorfulness of the prediction (and of the truth, for reference), AuC of the ab
-error; the prediction is decoded with the annealed mean at the run's temperature.
+error and the mean ab offset (the cast); the prediction is decoded as predict does (`annealed.decode`:
+annealed mean at the run's temperature, neutral where unsure).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from torch.utils.data import DataLoader
 from colorize.dataset.color import stored_to_rgb
 from colorize.dataset.loader import ShardDataset, iterate
 from colorize.models.net import metrics
-from colorize.models.net.annealed import annealed_mean, softmax_probs
+from colorize.models.net.annealed import decode, softmax_probs
 from colorize.models.net.loss import RebalancedLoss
 from colorize.models.net.runtime import autocast
 from colorize.models.net.unet import l_to_input
@@ -35,6 +36,7 @@ class ValResult:
     colorfulness_truth: float | None
     auc: float | None
     images: int
+    ab_offset: tuple[float | None, float | None] = (None, None)
     grid: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def row(self) -> dict[str, float | int | None]:
@@ -43,6 +45,7 @@ class ValResult:
 
         return {"val_loss": r(self.loss), "val_psnr": r(self.psnr), "val_colorfulness": r(self.colorfulness),
                 "val_colorfulness_truth": r(self.colorfulness_truth), "val_auc": r(self.auc),
+                "val_ab_offset_a": r(self.ab_offset[0]), "val_ab_offset_b": r(self.ab_offset[1]),
                 "val_images": self.images}
 
 
@@ -59,6 +62,7 @@ def validate(model: nn.Module, loader: DataLoader, criterion: RebalancedLoss, ce
     psnrs: list[float] = []
     cfs: list[float] = []
     cfs_truth: list[float] = []
+    offsets: list[tuple[float, float]] = []
     hist = np.zeros(metrics.AUC_MAX_T + 2)
     grid: dict[str, list[np.ndarray]] = {"L": [], "pred": [], "true": []}
     dataset: ShardDataset = loader.dataset
@@ -76,7 +80,7 @@ def validate(model: nn.Module, loader: DataLoader, criterion: RebalancedLoss, ce
             counted = float((mask & colorful.view(-1, 1, 1)).sum())
             loss_sum += float(criterion(logits, bins, mask, colorful)) * counted
             pixels += counted
-            ab_pred = annealed_mean(softmax_probs(logits), centers, temperature).permute(0, 2, 3, 1).cpu().numpy()
+            ab_pred = decode(softmax_probs(logits), centers, temperature).permute(0, 2, 3, 1).cpu().numpy()
             L_np, ab_np = batch["L"].numpy(), batch["ab"].numpy()
             mask_np, valid = batch["mask"].numpy(), batch["valid"].numpy()
             pred_rgb = stored_to_rgb(L_np, ab_pred)
@@ -87,6 +91,7 @@ def validate(model: nn.Module, loader: DataLoader, criterion: RebalancedLoss, ce
                 cfs.append(metrics.colorfulness(pred_rgb[i], m))
                 cfs_truth.append(metrics.colorfulness(true_rgb[i], m))
                 hist += metrics.auc_histogram(metrics.ab_error(pred_rgb[i], true_rgb[i]), None, m)
+                offsets.append(metrics.ab_offset(pred_rgb[i], true_rgb[i], m))
                 if len(grid["L"]) < grid_rows:
                     grid["L"].append(L_np[i])
                     grid["pred"].append(ab_pred[i])
@@ -103,6 +108,7 @@ def validate(model: nn.Module, loader: DataLoader, criterion: RebalancedLoss, ce
         loss=loss_sum / pixels if pixels else float("nan"),
         psnr=mean(psnrs), colorfulness=mean(cfs), colorfulness_truth=mean(cfs_truth),
         auc=None if math.isnan(auc) else auc, images=len(psnrs),
+        ab_offset=(mean([o[0] for o in offsets]), mean([o[1] for o in offsets])),
         grid={k: np.stack(v) for k, v in grid.items() if v},
     )
 

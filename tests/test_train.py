@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from colorize.models.infer.colorizer import load_colorizer
 from colorize.models.net.checkpoint import load_checkpoint
 from colorize.models.train.ddp import weights_digest
 from colorize.models.train.loop import TrainConfig, train
+from colorize.models.train.schedule import FINAL_LR_FRAC
 
 # 16 train samples, batch 4: 4 steps per epoch; 2 workers so resume is checked through real worker processes.
 SMALL = dict(epochs=2, batch_size=4, width=8, workers=2, device="cpu", lr=3e-3, seed=1)
@@ -126,6 +128,20 @@ def test_time_budget_stops_cleanly_and_can_resume(shards, tmp_path):
     assert result.stopped == "time budget" and result.steps == 1
     assert "--resume continues" in result.summary_line()
     assert load_checkpoint(out / "last.pt")["step"] == 1
+
+
+def test_a_budget_that_fits_the_epochs_is_a_plan_that_ends_annealed_and_is_recorded(shards, tmp_path, caplog):
+    out = tmp_path / "run"
+    with caplog.at_level(logging.INFO, logger="colorize.models.train.loop"):
+        result = train(TrainConfig(shards, out, max_minutes=60, **SMALL))
+    assert result.stopped == "done" and result.steps == 8 and result.epochs_done == 2
+    plan = json.loads((out / "train-run.json").read_text())["plan"]
+    assert plan["final"]["basis"] == "epochs" and plan["final"]["total_steps"] == 8
+    assert plan["final"]["budget_s"] == 3600 and plan["final"]["step_s"] is not None  # measured, then planned
+    assert any(r.getMessage().startswith("plan: ") for r in caplog.records)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["lr"] == pytest.approx(SMALL["lr"] * FINAL_LR_FRAC)  # annealed at the end
+    assert "val_ab_offset_a" in rows[-1] and "val_ab_offset_b" in rows[-1]  # the cast, every epoch
 
 
 def test_reruns_never_overwrite_and_resume_checks_its_inputs(straight, shards, tmp_path):

@@ -16,7 +16,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +31,19 @@ from colorize.errors import ColorizeError
 from colorize.io import atomic_write_text, remove_stale_temps, sha256_file, write_run_record
 from colorize.models.net.checkpoint import CHECKPOINT_SCHEMA, load_checkpoint, model_state, save_checkpoint
 from colorize.models.net.loss import RebalancedLoss
+from colorize.models.net.metrics import cast_warning
 from colorize.models.net.runtime import amp_dtype, autocast
 from colorize.models.net.unet import ColorUNet, count_parameters, l_to_input
 from colorize.models.train import ddp
 from colorize.models.train.config import TrainConfig, TrainResult
 from colorize.models.train.plots import loss_curve
+from colorize.models.train.schedule import BudgetPlanner, lr_factor
 from colorize.models.train.val_loop import validate, write_sample_grid
 
 log = logging.getLogger(__name__)
+
+# _train_epoch's word for "the plan ended inside the epoch, which is validated and saved": the run is done.
+_PLANNED_END = "planned end"
 
 __all__ = ["TrainConfig", "TrainResult", "run_train", "train"]
 
@@ -68,19 +73,6 @@ class _StopRequest:
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
-
-
-def _schedule(total_steps: int, warmup_frac: float) -> Callable[[int], float]:
-    """Linear warm-up, then cosine decay to 1% of the base learning rate."""
-    warm = max(1, int(total_steps * warmup_frac))
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        t = min(1.0, (step - warm) / max(1, total_steps - warm))
-        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t))
-
-    return factor
 
 
 def _read_history(path: Path, upto_epoch: int) -> list[dict[str, Any]]:
@@ -153,8 +145,10 @@ class _Trainer:
             torch.backends.cudnn.benchmark = True
         self.criterion = RebalancedLoss(self.weights, self.centers, cfg.soft_targets).to(self.device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.total_steps = cfg.epochs * len(self.train_ds)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _schedule(self.total_steps, cfg.warmup_frac))
+        budget = cfg.max_minutes * 60 if cfg.max_minutes is not None else None
+        self.planner = BudgetPlanner(len(self.train_ds), cfg.epochs, cfg.warmup_frac, budget)
+        # reads the planner's current plan at every step, so a re-plan reshapes the rest of the schedule
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda step: lr_factor(step, self.planner.plan))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
         self.epoch, self.batches_done, self.step = 0, 0, 0
         self.loss_sum, self.loss_batches = 0.0, 0
@@ -212,8 +206,7 @@ class _Trainer:
         self.train_ds.check_resume(ck["loader_state"])
         self.model.load_state_dict(ck["model"])
         self.opt.load_state_dict(ck["optimizer"])
-        self.sched.load_state_dict(ck["scheduler"])
-        self.sched.lr_lambdas = [_schedule(self.total_steps, self.cfg.warmup_frac)]  # --epochs may grow
+        self.sched.load_state_dict(ck["scheduler"])  # the lambda is not saved: the plan of this run (--epochs may grow)
         self.scaler.load_state_dict(ck["scaler"])
         torch.set_rng_state(ck["rng"]["torch"].cpu())
         if "cuda" in ck["rng"] and self.device.type == "cuda":
@@ -229,14 +222,19 @@ class _Trainer:
     def run(self) -> TrainResult:
         cfg, images, train_s = self.cfg, 0, 0.0
         stopped = "done"
+        self.first_step = self.step + 1
+        if self.info.is_main:
+            log.info("plan: %s", self.planner.plan.line())
         with _StopRequest() as stop:
-            while self.epoch < cfg.epochs and stopped == "done":
+            while self.step < self.planner.plan.total_steps and stopped == "done":
                 t_epoch = time.monotonic()
                 n_img, stopped = self._train_epoch(stop)
                 images += n_img
                 train_s += time.monotonic() - t_epoch
                 if stopped == "done":
                     self._end_epoch()
+                elif stopped == _PLANNED_END:  # validated and saved already
+                    stopped = "done"
         ddp.sync_buffers(self.info, self.model)
         digests = ddp.gather_strings(self.info, ddp.weights_digest(model_state(self.model)))
         seconds = time.monotonic() - self.t0
@@ -250,10 +248,29 @@ class _Trainer:
                              timings={"total": seconds, "train": train_s},
                              device=str(self.device), world_size=self.info.world_size, stopped=stopped,
                              images_per_s=round(result.images_per_s, 2), best_val=self.best_val,
-                             amp=str(self.amp) if self.amp else None, rank_weights_sha256=digests)
+                             amp=str(self.amp) if self.amp else None, rank_weights_sha256=digests,
+                             plan=self.planner.record())
+            self._warn_cast()
         if stopped == "interrupt":  # last.pt and the run record are written: now let the CLI say so
             raise KeyboardInterrupt
         return result
+
+    def _warn_cast(self) -> None:
+        """A warning line when the last validation shows a color cast over the whole picture."""
+        rows = [r for r in self.history if r.get("val_ab_offset_a") is not None]
+        if rows:
+            line = cast_warning(rows[-1]["val_ab_offset_a"], rows[-1]["val_ab_offset_b"], "the model (on val)")
+            if line:
+                log.warning("%s — try more or more varied photos, or a higher prep --lambda", line)
+
+    def _observe_step(self) -> None:
+        """Feed the step to the budget planner (clock averaged over ranks when it is read)."""
+        if not self.planner.wants_time(self.step, self.first_step):
+            return
+        now = ddp.mean_over_ranks(self.info, time.monotonic() - self.t0, 1.0)
+        new = self.planner.step(self.step, now, self.first_step)
+        if new is not None and self.info.is_main:
+            log.info("plan: %s", new.line())
 
     def _stop_reason(self, stop: _StopRequest) -> str | None:
         over_time = self.cfg.max_minutes is not None and time.monotonic() - self.t0 > self.cfg.max_minutes * 60
@@ -266,7 +283,7 @@ class _Trainer:
         self.train_ds.set_epoch(self.epoch, self.batches_done)
         self.model.train()
         bar = progress.progress(total=len(self.train_ds), initial=self.batches_done, unit="batch",
-                                desc=f"epoch {self.epoch + 1}/{cfg.epochs}")
+                                desc=f"epoch {self.epoch + 1}/{math.ceil(self.planner.plan.epochs)}")
         images, t_start = 0, time.monotonic()
         loss_acc = torch.zeros((), device=dev)
         try:
@@ -297,7 +314,13 @@ class _Trainer:
                                     img_s=f"{images / max(1e-9, time.monotonic() - t_start):.0f}")
                 if cfg.on_step is not None:
                     cfg.on_step(self.step, loss.detach())
+                self._observe_step()
                 reason = self._stop_reason(stop)
+                if reason is None and self.step >= self.planner.plan.total_steps \
+                        and self.batches_done < len(self.train_ds):  # the plan ends inside this epoch
+                    self._fold_loss(loss_acc)
+                    self._end_epoch()
+                    return images, _PLANNED_END
                 if reason and self.batches_done < len(self.train_ds):
                     self._fold_loss(loss_acc)
                     self._save("last.pt")
@@ -320,7 +343,17 @@ class _Trainer:
         loss_acc.zero_()
 
     def _end_epoch(self) -> None:
-        """Val, metrics.jsonl, pictures and checkpoints for the epoch that just finished (rank 0 writes)."""
+        """Val, metrics.jsonl, pictures and checkpoints for the epoch that just finished (rank 0 writes);
+        the time they took goes to the budget planner."""
+        t_end = time.monotonic()
+        self._end_epoch_work()
+        now = time.monotonic() - self.t0
+        took, now = (ddp.mean_over_ranks(self.info, v, 1.0) for v in (time.monotonic() - t_end, now))
+        new = self.planner.epoch_end(self.step, now, took)
+        if new is not None and self.info.is_main:
+            log.info("plan: %s", new.line())
+
+    def _end_epoch_work(self) -> None:
         ddp.sync_buffers(self.info, self.model)
         train_loss = ddp.mean_over_ranks(self.info, self.loss_sum, self.loss_batches)
         self.epoch += 1

@@ -1,0 +1,84 @@
+"""The time-budget plan: warm-up and decay laid over exactly the steps that fit, re-planned on drift.
+
+All pure: measured times are passed in, no test waits for a clock.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from colorize.models.train.schedule import (
+    CHECK_EVERY,
+    FINAL_LR_FRAC,
+    MEASURE_STEPS,
+    SAFETY_FRAC,
+    BudgetPlanner,
+    lr_factor,
+    plan_steps,
+)
+
+
+def test_without_a_budget_the_plan_is_epochs_times_steps_and_the_old_schedule():
+    plan = plan_steps(epoch_steps=37, epochs=20, warmup_frac=0.05)
+    assert (plan.total_steps, plan.warmup_steps, plan.basis) == (740, 37, "epochs")
+    assert lr_factor(0, plan) == pytest.approx(1 / 37)
+    assert lr_factor(36, plan) == pytest.approx(1.0)
+    assert lr_factor(740, plan) == pytest.approx(FINAL_LR_FRAC)
+
+
+def test_the_plan_fits_whole_epochs_into_the_budget_and_ends_annealed_at_it():
+    # 480 s budget, 10 s spent, 0.5 s/step, 37 steps/epoch, 6 s of validation per epoch: 24.5 s an epoch
+    plan = plan_steps(37, 20, 0.05, budget_s=480, elapsed_s=10, steps_done=6, step_s=0.5, epoch_end_s=6)
+    usable = 480 * (1 - SAFETY_FRAC) - 10
+    epochs = plan.total_steps // 37
+    assert plan.total_steps % 37 == 0 and plan.basis == "budget"
+    assert epochs * 24.5 - 6 * 0.5 <= usable < (epochs + 1) * 24.5  # as many whole epochs as fit, no more
+    assert plan.warmup_steps == int(plan.total_steps * 0.05)
+    assert lr_factor(plan.total_steps, plan) == pytest.approx(FINAL_LR_FRAC)  # the budget ends annealed
+    assert lr_factor(plan.total_steps // 2, plan) > 0.4
+
+
+def test_the_plan_never_exceeds_epochs_nor_undoes_steps():
+    assert plan_steps(37, 3, 0.05, budget_s=3600, step_s=0.1).total_steps == 111  # budget would allow far more
+    assert plan_steps(37, 3, 0.05, budget_s=3600, step_s=0.1).basis == "epochs"
+    late = plan_steps(37, 20, 0.05, budget_s=60, elapsed_s=70, steps_done=50, step_s=0.5)
+    assert late.total_steps == 50  # over budget already: end where we are
+
+
+def test_an_epoch_longer_than_the_budget_ends_inside_it_with_time_to_validate():
+    plan = plan_steps(10_000, 20, 0.05, budget_s=100, elapsed_s=5, steps_done=3, step_s=0.5, epoch_end_s=10)
+    assert plan.total_steps == 3 + int((100 * (1 - SAFETY_FRAC) - 5 - 10) // 0.5)
+    assert plan.total_steps < 10_000
+
+
+def test_planner_measures_first_steps_then_replans_only_on_drift():
+    p = BudgetPlanner(epoch_steps=37, epochs=20, warmup_frac=0.05, budget_s=480)
+    assert p.plan.basis == "epochs" and p.plan.total_steps == 740  # provisional until measured
+    assert p.step(1, now=5.0) is None  # the first step's end starts the measuring window
+    for s in range(2, 1 + MEASURE_STEPS):
+        assert p.step(s, now=5.0 + (s - 1) * 0.8) is None
+    t, s = 5.0 + MEASURE_STEPS * 0.8, 1 + MEASURE_STEPS
+    first = p.step(s, now=t)
+    assert first is not None and first.step_s == pytest.approx(0.8) and first.basis == "budget"
+    assert first.total_steps < 740 and first.total_steps % 37 == 0
+    # about the same speed: no new plan
+    t, s = t + CHECK_EVERY * 0.84, s + CHECK_EVERY
+    assert p.step(s, now=t) is None
+    # twice as slow (another job took a core): fewer steps, still ending at the budget
+    t, s = t + CHECK_EVERY * 1.6, s + CHECK_EVERY
+    slower = p.step(s, now=t)
+    assert slower is not None and slower.total_steps < first.total_steps
+    assert slower.step_s == pytest.approx(1.6)
+    # validation time is learnt at an epoch end and taken into the plan
+    with_val = p.epoch_end(37, now=t + 30, seconds=30.0)
+    assert with_val is not None and with_val.epoch_end_s == 30.0 and with_val.total_steps < slower.total_steps
+    rec = p.record()
+    assert rec["final"]["total_steps"] == with_val.total_steps and len(rec["plans"]) == 4
+
+
+def test_planner_without_budget_never_replans():
+    p = BudgetPlanner(epoch_steps=5, epochs=2, warmup_frac=0.05, budget_s=None)
+    assert not p.wants_time(10)
+    assert all(p.step(s, now=s * 9.0) is None for s in range(1, 50))
+    assert p.epoch_end(5, now=100, seconds=50) is None
+    assert p.plan.total_steps == 10

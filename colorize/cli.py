@@ -156,7 +156,7 @@ def fetch(ctx: click.Context, manifest: str, out: str | None, workers: int, allo
 @click.option("--fit", type=click.Choice(["pad", "crop"]), default="pad", show_default=True)
 @click.option("--grid", type=click.IntRange(1, 64), default=10, show_default=True, help="ab grid cell size.")
 @click.option("--bins", type=click.IntRange(2, 1024), default=32, show_default=True, help="Most frequent ab cells kept.")
-@click.option("--lambda", "lam", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Rebalancing mix with uniform.")
+@click.option("--lambda", "lam", type=click.FloatRange(0, 1), default=0.8, show_default=True, help="Rebalancing mix with uniform.")
 @click.option("--sigma", type=click.FloatRange(0), default=5.0, show_default=True, help="Prior smoothing (ab units).")
 @click.option("--augment", type=click.IntRange(0, 7), default=7, show_default=True, help="Train variants per photo (0 = off).")
 @click.option("--split", default="0.8,0.1,0.1", show_default=True, help="train,val,test fractions.")

@@ -55,7 +55,7 @@ class PrepParams:
     fit: str = "pad"
     grid: int = 10
     bins: int = 32
-    lam: float = 0.5
+    lam: float = 0.8
     sigma: float = 5.0
     augment: int = 7
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -209,7 +209,7 @@ def _reuse(task: ShardTask, record: dict[str, Any] | None) -> ShardResult | None
 
 
 def run_prep(src: str | os.PathLike, out: str | os.PathLike, size: int = 256, fit: str = "pad", grid: int = 10,
-             bins: int = 32, lam: float = 0.5, sigma: float = 5.0, augment: int = 7, split: str = "0.8,0.1,0.1",
+             bins: int = 32, lam: float = 0.8, sigma: float = 5.0, augment: int = 7, split: str = "0.8,0.1,0.1",
              seed: int = 0, shard_size: int = 1024, workers: int | None = None, engine: str = "local",
              scheduler: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> PrepReport:
     """Run the prep stage (see module docstring); returns a report with `summary_line()`."""

@@ -25,9 +25,9 @@ class TrainConfig:
     shards: Path
     out: Path
     epochs: int = 20
-    batch_size: int = 64
+    batch_size: int = 16
     lr: float = 1e-3
-    width: int = 32
+    width: int = 16
     temperature: float = 0.38
     soft_targets: int = 0
     device: str = "auto"

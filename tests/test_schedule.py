@@ -82,3 +82,23 @@ def test_planner_without_budget_never_replans():
     assert all(p.step(s, now=s * 9.0) is None for s in range(1, 50))
     assert p.epoch_end(5, now=100, seconds=50) is None
     assert p.plan.total_steps == 10
+
+
+def test_a_plan_made_on_a_slow_start_is_corrected_before_it_ends():
+    # data loading makes the first steps 3 s each, later steps take 0.1 s (seen in the demo)
+    p = BudgetPlanner(epoch_steps=52, epochs=4, warmup_frac=0.05, budget_s=45)
+    t = 5.0
+    p.step(1, now=t)
+    for s in range(2, 2 + MEASURE_STEPS):
+        t += 3.0
+        p.step(s, now=t)
+    slow = p.plan
+    assert slow.basis == "budget" and slow.total_steps < 15
+    s = 1 + MEASURE_STEPS
+    while s < slow.total_steps and p.plan is slow:  # re-checked while the slow plan still runs
+        s += 1
+        t += 0.1
+        p.step(s, now=t)
+    assert s < slow.total_steps and p.plan.total_steps > 3 * slow.total_steps
+    done = p.plan.total_steps
+    assert p.epoch_end(done, now=t + 2, seconds=0.5) is None  # a finished plan is not extended

@@ -22,7 +22,8 @@ from typing import Any
 SAFETY_FRAC = 0.03
 # Steps (after the first, which pays one-off costs) measured before the first plan.
 MEASURE_STEPS = 5
-# Throughput is re-checked every this many steps; a change of more than DRIFT re-plans.
+# Throughput is re-checked every this many steps (sooner near the plan's end, so a plan made on a slow
+# start is corrected before it ends); a change of more than DRIFT re-plans.
 CHECK_EVERY = 20
 DRIFT = 0.10
 FINAL_LR_FRAC = 0.01
@@ -137,7 +138,14 @@ class BudgetPlanner:
             return False
         if self._mark is None:
             return steps_done >= first_step
-        return steps_done - self._mark[0] >= (MEASURE_STEPS if self._step_s is None else CHECK_EVERY)
+        return steps_done - self._mark[0] >= self._due()
+
+    def _due(self) -> int:
+        """Steps in the next measuring window: MEASURE_STEPS first, then CHECK_EVERY or half of what is left."""
+        if self._step_s is None:
+            return MEASURE_STEPS
+        left = self.plan.total_steps - (self._mark[0] if self._mark else 0)
+        return max(1, min(CHECK_EVERY, left // 2))
 
     def step(self, steps_done: int, now: float, first_step: int = 1) -> Plan | None:
         """After optimizer step `steps_done` (the run's first step in this process is `first_step`)."""
@@ -148,8 +156,7 @@ class BudgetPlanner:
                 self._mark = (steps_done, now)
             return None
         n = steps_done - self._mark[0]
-        due = MEASURE_STEPS if self._step_s is None else CHECK_EVERY
-        if n < due:
+        if n < self._due():
             return None
         measured = (now - self._mark[1]) / n
         self._mark = (steps_done, now)
@@ -165,7 +172,9 @@ class BudgetPlanner:
         self._epoch_end_s = max(self._epoch_end_s, seconds)
         if self._mark is not None:  # validation time is not step time: take it out of the window
             self._mark = (self._mark[0], self._mark[1] + seconds)
-        return self._replan(steps_done, now) if self._step_s is not None else None
+        if self._step_s is None or steps_done >= self.plan.total_steps:  # a finished plan stays finished
+            return None
+        return self._replan(steps_done, now)
 
     def record(self) -> dict[str, Any]:
         return {"final": self.plan.record(), "plans": [p.record() for p in self.history]}

@@ -162,8 +162,8 @@ main(sys.argv[1:])
 def _start_slow_prep(dataset: Path, out: Path, tmp_path: Path) -> subprocess.Popen:
     """`colorize prep --workers 2` in a subprocess, each shard slowed down, returned once 2 shards are done."""
     (tmp_path / "slowprep.py").write_text(_SLOW_TASK)
-    args = ["prep", "--src", str(dataset), "--out", str(out), "--size", "48", "--bins", "12", "--split", "0.6,0.2,0.2",
-            "--seed", "3", "--shard-size", "10", "--workers", "2"]
+    args = ["prep", "--src", str(dataset), "--out", str(out), "--size", "48", "--bins", "12", "--lambda", "0.5",
+            "--split", "0.6,0.2,0.2", "--seed", "3", "--shard-size", "10", "--workers", "2"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-c", _RUN_SLOW_PREP, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)

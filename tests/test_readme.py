@@ -123,6 +123,13 @@ def check_other_command(command: str) -> None:
                                        capture_output=True, text=True, timeout=120).stdout
             for opt in (w.split("=")[0] for w in words[2:] if w.startswith("--")):
                 assert opt in help_text, f"`dask {words[1]}` has no option {opt}"
+    elif tool.endswith("python") and words[1:2] and words[1].startswith("benchmarks/"):  # a bench: its --help
+        script = ROOT / words[1]
+        assert script.is_file(), f"README runs {words[1]}, which does not exist"
+        help_text = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True,
+                                   timeout=120, check=True).stdout
+        for opt in (w.split("=")[0] for w in words[2:] if w.startswith("--")):
+            assert opt in help_text, f"`{words[1]}` has no option {opt}"
     elif tool.endswith("python") and words[1:2] == ["-c"]:  # run it for real with this interpreter
         subprocess.run([sys.executable, *words[1:]], check=True, capture_output=True, timeout=120)
     elif tool in ("cd", "ls", "cat", "nvidia-smi"):

@@ -256,17 +256,23 @@ def report(result: dict, counts: dict[str, int], train_record: dict) -> bool:
           f"{counts['train_crops']} crops, validated on {counts['val']} photos = {counts['val_crops']} crops); "
           f"train stopped: {train_record.get('stopped')} after {train_record.get('counts', {}).get('epochs_done')} "
           f"epochs, {train_record.get('counts', {}).get('steps')} steps")
-    offset_key = next((k for k in ("ab_offset", "mean_ab_offset") if k in m), None)
+    has_cast = m.get("ab_offset_a") is not None
+
+    def cast(row: dict) -> str:
+        return f"({row['ab_offset_a']:+.1f}, {row['ab_offset_b']:+.1f}) |{row['ab_offset']:.1f}|"
+
     print(f"{'':14s}{'PSNR dB':>9s}{'AuC %':>8s}{'AuC rebal. %':>14s}{'ΔCF':>7s}{'CF':>7s}"
-          + ("   mean ab offset (a, b)" if offset_key else ""))
+          + ("   mean ab offset (a, b) |length|" if has_cast else ""))
     for label, row in (("model", m), ("gray baseline", g)):
-        extra = f"   {row[offset_key]}" if offset_key else ""
+        extra = f"   {cast(row)}" if has_cast else ""
         print(f"{label:14s}{_f(row.get('psnr'), '9.2f')}{_f(row.get('auc'), '8.1f')}"
               f"{_f(row.get('auc_rebalanced'), '14.1f')}{_f(row.get('delta_cf'), '7.1f')}"
               f"{_f(row.get('colorfulness'), '7.1f')}{extra}")
-    if offset_key:
+    if has_cast:
         for cat, methods in result.get("categories", {}).items():
-            print(f"  {cat}: mean ab offset {methods['model'].get(offset_key)}")
+            print(f"  {cat}: model's mean ab offset {cast(methods['model'])}, gray's {cast(methods['gray'])}")
+    for line in result.get("warnings", []):
+        print(f"warning: {line}")
     checks = [
         ("PSNR >= gray - 1 dB", m["psnr"] >= g["psnr"] - BAR["psnr_margin_db"],
          f"{m['psnr']:.2f} vs {g['psnr'] - BAR['psnr_margin_db']:.2f}"),

@@ -15,6 +15,7 @@ import click
 
 from colorize import __version__, progress
 from colorize.dataset.images import DEFAULT_MAX_PIXELS, MAX_SCAN_PIXELS
+from colorize.dataset.prep import PrepParams as PD
 from colorize.errors import ColorizeError, UsageError
 from colorize.models.net.bundle import DEFAULT_MIN_CONFIDENCE
 from colorize.models.train.config import TRAIN_DEFAULTS as TD
@@ -152,16 +153,16 @@ def fetch(ctx: click.Context, manifest: str, out: str | None, workers: int, allo
 @cli.command()
 @click.option("--src", type=click.Path(file_okay=False), help="Dataset folder (manifest.json or category subfolders) [DATA/raw].")
 @click.option("--out", type=click.Path(file_okay=False), help="Shard folder [DATA/shards].")
-@click.option("--size", type=click.IntRange(32, 1024), default=256, show_default=True)
-@click.option("--fit", type=click.Choice(["pad", "crop"]), default="pad", show_default=True)
-@click.option("--grid", type=click.IntRange(1, 64), default=10, show_default=True, help="ab grid cell size.")
-@click.option("--bins", type=click.IntRange(2, 1024), default=32, show_default=True, help="Most frequent ab cells kept.")
-@click.option("--lambda", "lam", type=click.FloatRange(0, 1), default=0.8, show_default=True, help="Rebalancing mix with uniform.")
-@click.option("--sigma", type=click.FloatRange(0), default=5.0, show_default=True, help="Prior smoothing (ab units).")
-@click.option("--augment", type=click.IntRange(0, 7), default=7, show_default=True, help="Train variants per photo (0 = off).")
-@click.option("--split", default="0.8,0.1,0.1", show_default=True, help="train,val,test fractions.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--shard-size", type=click.IntRange(1), default=1024, show_default=True, help="Samples per shard.")
+@click.option("--size", type=click.IntRange(32, 1024), default=PD.size, show_default=True)
+@click.option("--fit", type=click.Choice(["pad", "crop"]), default=PD.fit, show_default=True)
+@click.option("--grid", type=click.IntRange(1, 64), default=PD.grid, show_default=True, help="ab grid cell size.")
+@click.option("--bins", type=click.IntRange(2, 1024), default=PD.bins, show_default=True, help="Most frequent ab cells kept.")
+@click.option("--lambda", "lam", type=click.FloatRange(0, 1), default=PD.lam, show_default=True, help="Rebalancing mix with uniform.")
+@click.option("--sigma", type=click.FloatRange(0), default=PD.sigma, show_default=True, help="Prior smoothing (ab units).")
+@click.option("--augment", type=click.IntRange(0, 7), default=PD.augment, show_default=True, help="Train variants per photo (0 = off).")
+@click.option("--split", default=",".join(map(str, PD.split)), show_default=True, help="train,val,test fractions.")
+@click.option("--seed", type=int, default=PD.seed, show_default=True)
+@click.option("--shard-size", type=click.IntRange(1), default=PD.shard_size, show_default=True, help="Samples per shard.")
 @click.option("--workers", type=click.IntRange(1), default=None, help="Processes [all cores].")
 @click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True)
 @click.option("--scheduler", help="dask scheduler address, e.g. tcp://10.0.0.5:8786 [a local cluster].")

@@ -208,11 +208,15 @@ def _reuse(task: ShardTask, record: dict[str, Any] | None) -> ShardResult | None
                        record["skipped"], record["categories"], hist)
 
 
-def run_prep(src: str | os.PathLike, out: str | os.PathLike, size: int = 256, fit: str = "pad", grid: int = 10,
-             bins: int = 32, lam: float = 0.8, sigma: float = 5.0, augment: int = 7, split: str = "0.8,0.1,0.1",
-             seed: int = 0, shard_size: int = 1024, workers: int | None = None, engine: str = "local",
-             scheduler: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> PrepReport:
-    """Run the prep stage (see module docstring); returns a report with `summary_line()`."""
+def run_prep(src: str | os.PathLike, out: str | os.PathLike, size: int = PrepParams.size, fit: str = PrepParams.fit,
+             grid: int = PrepParams.grid, bins: int = PrepParams.bins, lam: float = PrepParams.lam,
+             sigma: float = PrepParams.sigma, augment: int = PrepParams.augment,
+             split: str = ",".join(map(str, PrepParams.split)), seed: int = PrepParams.seed,
+             shard_size: int = PrepParams.shard_size, workers: int | None = None, engine: str = "local",
+             scheduler: str | None = None, max_pixels: int = PrepParams.max_pixels) -> PrepReport:
+    """Run the prep stage (see module docstring); returns a report with `summary_line()`.
+
+    Its defaults are `PrepParams`'s, the one source of prep defaults (the CLI reads them too)."""
     t_start = time.perf_counter()
     src, out = Path(src), Path(out)
     if engine not in engines.ENGINES:

@@ -41,18 +41,12 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs: Any) -> Ite
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
-    try:
+    with _replace_on_success(Path(tmp), path):
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
 
 
 @contextlib.contextmanager
@@ -64,11 +58,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(name)
-    try:
+    with _replace_on_success(tmp, path):
         yield tmp
         os.chmod(tmp, FILE_MODE)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+
+
+@contextlib.contextmanager
+def _replace_on_success(tmp: Path, path: Path) -> Iterator[None]:
+    """Rename the finished temp file over `path` (then fsync the folder), or remove it if the body raised."""
+    try:
+        yield
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

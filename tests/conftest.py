@@ -22,3 +22,17 @@ def model_path(tmp_path_factory):
     from colorize.models.net.checkpoint import write_untrained_checkpoint
 
     return write_untrained_checkpoint(tmp_path_factory.mktemp("m") / "m.pt", VIVID_CENTERS, size=32, width=4, seed=1)
+
+
+@pytest.fixture(scope="module")
+def vivid(model_path):
+    """The untrained net with its 1x1 head made decisive, so colors are strong and differ per pixel."""
+    import torch
+
+    from colorize.models.infer.colorizer import load_colorizer
+
+    col = load_colorizer(model_path, "cpu")
+    with torch.no_grad():
+        col.model.head.weight.mul_(40.0)
+        col.model.head.bias.copy_(torch.linspace(-1.0, 1.0, len(VIVID_CENTERS)))
+    return col

@@ -15,7 +15,6 @@ from colorize.cli import cli
 from colorize.dataset.color import lab_to_rgb, rgb_to_lab
 from colorize.dataset.images import load_rgb
 from colorize.models.infer.arrays import colorize_rgb, parse_temperatures
-from colorize.models.infer.colorizer import load_colorizer
 from colorize.models.infer.gamut import compose
 from colorize.models.infer.pictures import (
     LEGEND_HEIGHT,
@@ -27,16 +26,6 @@ from colorize.models.infer.pictures import (
 )
 from colorize.models.infer.predict import run_predict
 from colorize.models.net.metrics import colorfulness
-
-
-@pytest.fixture(scope="module")
-def vivid(model_path):
-    """The untrained net with its 1x1 head made decisive, so colors are strong and differ per pixel."""
-    col = load_colorizer(model_path, "cpu")
-    with torch.no_grad():
-        col.model.head.weight.mul_(40.0)
-        col.model.head.bias.copy_(torch.linspace(-1.0, 1.0, len(CENTERS)))
-    return col
 
 
 def _photo(h: int, w: int, seed: int = 0) -> np.ndarray:

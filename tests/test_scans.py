@@ -8,9 +8,7 @@ import json
 import cv2
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
-from conftest import VIVID_CENTERS as CENTERS
 from imagedata import png_with_size
 from PIL import Image, ImageCms
 
@@ -34,15 +32,6 @@ from colorize.models.infer.predict import run_predict
 from colorize.models.infer.strips import Upsampler
 
 SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-
-
-@pytest.fixture(scope="module")
-def vivid(model_path):
-    col = load_colorizer(model_path, "cpu")
-    with torch.no_grad():
-        col.model.head.weight.mul_(40.0)
-        col.model.head.bias.copy_(torch.linspace(-1.0, 1.0, len(CENTERS)))
-    return col
 
 
 def _photo(h: int, w: int, seed: int = 0) -> np.ndarray:

@@ -17,6 +17,7 @@ from colorize import __version__, progress
 from colorize.dataset.images import DEFAULT_MAX_PIXELS, MAX_SCAN_PIXELS
 from colorize.dataset.prep import PrepParams as PD
 from colorize.errors import ColorizeError, UsageError
+from colorize.models.net import DEFAULT_TEMPERATURE
 from colorize.models.net.bundle import DEFAULT_MIN_CONFIDENCE
 from colorize.models.train.config import TRAIN_DEFAULTS as TD
 from colorize.scraper import DOWNLOAD_DEADLINE_S
@@ -247,7 +248,7 @@ def train(ctx: click.Context, **opts) -> None:
 @click.option("--model", required=True, type=click.Path(), help="Checkpoint (.pt) or model bundle folder.")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("--out", type=click.Path(file_okay=False), default="colorized", show_default=True)
-@click.option("--temperature", default="0.38", show_default=True, help="T, or several (0.2,0.38,1.0) for a strip.")
+@click.option("--temperature", default=str(DEFAULT_TEMPERATURE), show_default=True, help="T, or several (0.2,0.38,1.0) for a strip.")
 @click.option("--confidence", is_flag=True, help="Also write the confidence map.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--batch", type=click.IntRange(1), default=8, show_default=True)
@@ -274,7 +275,7 @@ def predict(**opts) -> None:
 @click.option("--shards", type=click.Path(file_okay=False), help="Shard folder to evaluate on.")
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
 @click.option("--images", type=click.Path(file_okay=False), help="Or a folder of color images (subfolders = categories).")
-@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=0.38, show_default=True)
+@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=DEFAULT_TEMPERATURE, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), default="eval", show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--gallery", type=click.IntRange(0), default=12, show_default=True, help="Samples shown in the report.")
@@ -315,7 +316,7 @@ def demo(**opts) -> None:
 @click.option("--images", type=click.Path(file_okay=False))
 @click.option("--pairs", type=click.IntRange(1), default=40, show_default=True)
 @click.option("--practice", type=click.IntRange(0), default=3, show_default=True)
-@click.option("--temperature", default="0.38", show_default=True, help="T, or two (0.38,1.0) to compare conditions.")
+@click.option("--temperature", default=str(DEFAULT_TEMPERATURE), show_default=True, help="T, or two (0.38,1.0) to compare conditions.")
 @click.option("--view-ms", type=click.IntRange(0), default=1000, show_default=True, help="0 = unlimited viewing.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)

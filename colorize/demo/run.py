@@ -47,6 +47,7 @@ from colorize.io import (
     read_json,
     write_run_record,
 )
+from colorize.models.net import DEFAULT_TEMPERATURE
 
 log = logging.getLogger("colorize.demo")  # the name the demo has always logged under (README shows it)
 
@@ -222,7 +223,7 @@ def _train(plan: DemoPlan, shards: Path, seed: int) -> Callable[[Path], dict[str
         from colorize.models.train.loop import run_train
 
         result = run_train(shards=shards, out=folder, epochs=plan.epochs, batch_size=plan.batch_size,
-                           lr=2e-3, width=plan.width, temperature=0.38, soft_targets=0, device="auto",
+                           lr=2e-3, width=plan.width, temperature=DEFAULT_TEMPERATURE, soft_targets=0, device="auto",
                            amp=True, compile_model=False, workers=0, seed=seed, resume=False,
                            max_minutes=plan.max_minutes)
         return {"checkpoint": _checkpoint(folder).name, "summary": _summary(result)}
@@ -266,7 +267,7 @@ def _eval(model: Path, images: Path) -> Callable[[Path], dict[str, Any]]:
     def body(folder: Path) -> dict[str, Any]:
         from colorize.models.evaluate.run import run_eval
 
-        result = run_eval(model=str(model), shards=None, split="test", images=str(images), temperature=0.38,
+        result = run_eval(model=str(model), shards=None, split="test", images=str(images), temperature=DEFAULT_TEMPERATURE,
                           out=str(folder), device="auto", gallery=12)
         return {"summary": _summary(result), "headline": headline(read_json(folder / "eval.json"))}
 

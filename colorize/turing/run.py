@@ -20,6 +20,7 @@ from colorize.errors import ColorizeError, UsageError
 from colorize.io import atomic_write_json, sha256_file, write_run_record
 from colorize.models.evaluate.photos import check_one_source
 from colorize.models.infer.arrays import parse_temperatures
+from colorize.models.net import DEFAULT_TEMPERATURE
 
 from .pairs import JPEG_QUALITY, MAX_SIDE, ColorizeFn, Source, build_study, image_source, shard_source
 from .server import StudyServer, bind_error
@@ -146,7 +147,7 @@ def tally_command(results_dir: str | Path) -> TuringReport:
 
 
 def run_turing(models: Sequence[str] = (), shards: str | None = None, split: str = "test",
-               images: str | None = None, pairs: int = 40, practice: int = 3, temperature: str = "0.38",
+               images: str | None = None, pairs: int = 40, practice: int = 3, temperature: str | float = DEFAULT_TEMPERATURE,
                view_ms: int = 1000, host: str = "127.0.0.1", port: int = 8765, out: str = "turing",
                seed: int = 0, results_dir: str | None = None, no_serve: bool = False) -> TuringReport:
     """Prepare a study in `out` and serve it until Ctrl-C (or only prepare, or only tally)."""

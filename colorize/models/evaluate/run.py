@@ -31,6 +31,7 @@ from colorize.models.evaluate.report import write_report
 from colorize.models.infer.arrays import predict_images
 from colorize.models.infer.colorizer import open_model
 from colorize.models.infer.pictures import legend_image, stretch_range, stretched_image
+from colorize.models.net import DEFAULT_TEMPERATURE
 from colorize.models.net.bundle import is_bundle
 from colorize.models.net.metrics import CONVENTIONS, Totals, cast_warning, score_image
 from colorize.progress import progress
@@ -139,7 +140,7 @@ def _clean(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_eval(model: str | Path, shards: str | Path | None = None, split: str = "test",
-             images: str | Path | None = None, temperature: float = 0.38, out: str | Path = "eval",
+             images: str | Path | None = None, temperature: float = DEFAULT_TEMPERATURE, out: str | Path = "eval",
              device: str = "auto", gallery: int = 12, max_pixels: int = MAX_SCAN_PIXELS) -> Any:
     """`colorize eval`: score the model and the gray baseline; write eval.json, report.html, eval-run.json."""
     model = Path(model)

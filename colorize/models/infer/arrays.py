@@ -29,6 +29,7 @@ from colorize.dataset.color import encode_l, rgb_to_lab
 from colorize.dataset.images import fit, fit_geometry
 from colorize.errors import UsageError
 from colorize.models.infer.strips import Upsampler, compose_full
+from colorize.models.net import DEFAULT_TEMPERATURE
 from colorize.models.net.annealed import confidence, decode
 
 __all__ = ["Framing", "ImagePrediction", "Prepared", "RGBArray", "colorize_rgb", "decode_ab", "model_probs",
@@ -186,6 +187,6 @@ def predict_images(colorizer: Any, rgbs: Sequence[np.ndarray], temperatures: Seq
     return predict_sources(colorizer, [RGBArray(rgb) for rgb in rgbs], temperatures)
 
 
-def colorize_rgb(colorizer: Any, rgb_u8: np.ndarray, temperature: float = 0.38) -> np.ndarray:
+def colorize_rgb(colorizer: Any, rgb_u8: np.ndarray, temperature: float = DEFAULT_TEMPERATURE) -> np.ndarray:
     """The prediction API (docs/contracts.md): uint8 RGB [H,W,3] -> colorized uint8 RGB of the same size."""
     return predict_images(colorizer, [rgb_u8], [temperature])[0].color(0)

@@ -14,6 +14,8 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from colorize.models.net import DEFAULT_TEMPERATURE
+
 if TYPE_CHECKING:
     import torch
 
@@ -28,7 +30,7 @@ class TrainConfig:
     batch_size: int = 16
     lr: float = 1e-3
     width: int = 16
-    temperature: float = 0.38
+    temperature: float = DEFAULT_TEMPERATURE
     soft_targets: int = 0
     device: str = "auto"
     amp: bool = True

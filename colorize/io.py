@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from colorize import __version__
+from colorize.errors import ColorizeError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +171,6 @@ def read_folder_record(folder: str | os.PathLike, record: str, not_ours: str, fi
     That is a mistake in how the command was called, so it is a `UsageError` (exit 2), and nothing is
     touched.
     """
-    from colorize.errors import ColorizeError, UsageError
-
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{folder} exists and is a file, not a folder", fix)

@@ -100,14 +100,14 @@ def output_manifest(out: Path, source: Manifest) -> Manifest:
     """The manifest `fetch` keeps in `out`: new, or the dataset already there (merged); never another tool's."""
     fix = "give --out a new or empty folder, or a dataset folder written by scrape or fetch"
     try:
-        record = read_folder_record(out, MANIFEST_NAME, f"a dataset folder (no readable {MANIFEST_NAME})", fix)
-    except ColorizeError as exc:
+        record = read_folder_record(out, MANIFEST_NAME, f"a dataset folder (no readable {MANIFEST_NAME})", fix,
+                                    schema=SCHEMA)  # another tool's record: UsageError from io itself
+    except UsageError:
+        raise
+    except ColorizeError as exc:  # a non-empty folder with no record: also a usage mistake here
         raise UsageError(exc.what, exc.fix) from None
     if record is None:
         return Manifest(out / MANIFEST_NAME, dict(source.header))
-    if record.get("schema") != SCHEMA:
-        raise UsageError(f"{out} holds another tool's {MANIFEST_NAME} (schema {str(record.get('schema'))[:40]!r},"
-                         f" not {SCHEMA})", fix)
     return Manifest.load(out / MANIFEST_NAME)
 
 

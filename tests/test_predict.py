@@ -227,3 +227,18 @@ def test_rerun_keeps_finished_work_and_redoes_what_changed(tmp_path, model_path)
     assert (fourth.images, fourth.kept) == (3, 0)
     record = json.loads((out / "predict-run.json").read_text())
     assert record["fingerprint"]["temperatures"] == [0.5] and len(record["items"]) == 3
+
+
+def test_the_colorizer_averages_a_photo_and_its_mirror_image(vivid):
+    """Flip averaging: the probabilities are the mean of the net on the photo and (mirrored back) on its
+    mirror image, so mirroring the input mirrors the output exactly — which the bare net does not do."""
+    from colorize.models.net.annealed import softmax_probs
+    from colorize.models.net.unet import l_to_input
+
+    L = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (2, 32, 32), dtype=np.uint8))
+    probs = vivid.probs(L)
+    assert torch.allclose(vivid.probs(L.flip(-1)), probs.flip(-1), atol=1e-6)
+    with torch.no_grad():
+        plain, mirrored = (softmax_probs(vivid.model(l_to_input(x))) for x in (L, L.flip(-1)))
+    assert not torch.allclose(mirrored.flip(-1), plain, atol=1e-3)  # the net alone is not mirror-symmetric
+    assert torch.allclose(probs, (plain + mirrored.flip(-1)) / 2, atol=1e-6)

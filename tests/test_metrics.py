@@ -174,3 +174,21 @@ def test_cast_warning_only_above_the_threshold_and_names_the_cast():
     line = M.cast_warning(2.0, M.CAST_WARNING_AB + 1, "the model")
     assert line is not None and "warm/sepia" in line and "the model" in line and "(+2.0, +6.0)" in line
     assert "blue" in M.cast_warning(0.0, -9.0, "x")
+
+
+def test_a_category_cast_is_warned_when_it_is_more_than_under_coloring():
+    """A paler true color is not a cast; sepia over neutral, or forests painted yellow, are."""
+    def row(a: float | None, b: float | None) -> dict:
+        return {"ab_offset_a": a, "ab_offset_b": b}
+
+    # oranges (true mean (4, 30): gray is off by minus that) painted a paler orange (4, 18) * ~0.6
+    assert M.category_cast_warning("fruit", row(-1.6, -12.0), row(-4.0, -30.0)) is None
+    # neutral streets (true mean (3, -0.7)) painted tan
+    line = M.category_cast_warning("scene", row(-0.4, 11.9), row(-3.0, 0.7))
+    assert line is not None and "'scene' has a warm/sepia color cast: mean ab offset (-0.4, +11.9)" in line
+    # forests (true mean (-38.6, 30.5)) painted yellow (0, 40): nearer than gray, but a hue error, named warm
+    line = M.category_cast_warning("forest", row(38.7, 9.1), row(38.6, -30.5))
+    assert line is not None and "warm/sepia" in line and "31.1 Lab units" in line
+    # a slightly too vivid true color, or unknown offsets: no warning
+    assert M.category_cast_warning("fruit", row(1.0, 4.0), row(-4.0, -30.0)) is None
+    assert M.category_cast_warning("scene", row(0.0, 9.0), row(None, None)) is None

@@ -17,7 +17,8 @@ Conventions (also written into eval.json):
   The rebalanced variant weights each pixel by 1 / prior(true bin), the training prior of the model.
 - Mean ab offset (the color cast): the mean over unmasked pixels of a(pred) − a(truth) and
   b(pred) − b(truth) in CIE Lab, per image, averaged over images; a sepia cast shows as b > 0 (and a
-  little a > 0), a blue one as b < 0. Its length above `CAST_WARNING_AB` earns a warning.
+  little a > 0), a blue one as b < 0. Its length above `CAST_WARNING_AB` earns a warning; so does a
+  category's, when it is more than under-coloring (`category_cast_warning`).
 """
 
 from __future__ import annotations
@@ -156,6 +157,13 @@ def ab_offset(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = Non
     return _mean_offset(_ab_diff(pred, truth), _mask_or_all(mask, pred.shape[:2]))
 
 
+def _cast_hue(a: float, b: float) -> str:
+    """The everyday name of an ab direction (the larger component decides)."""
+    if abs(b) >= abs(a):
+        return "warm/sepia" if b > 0 else "blue"
+    return "red/magenta" if a > 0 else "green"
+
+
 def cast_warning(offset_a: float | None, offset_b: float | None, what: str) -> str | None:
     """The warning line for a mean ab offset longer than CAST_WARNING_AB, else None."""
     if offset_a is None or offset_b is None or not (math.isfinite(offset_a) and math.isfinite(offset_b)):
@@ -163,10 +171,35 @@ def cast_warning(offset_a: float | None, offset_b: float | None, what: str) -> s
     length = math.hypot(offset_a, offset_b)
     if length <= CAST_WARNING_AB:
         return None
-    hue = ("warm/sepia" if offset_b > 0 else "blue") if abs(offset_b) >= abs(offset_a) else \
-        ("red/magenta" if offset_a > 0 else "green")
-    return (f"{what} has a {hue} color cast: mean ab offset ({offset_a:+.1f}, {offset_b:+.1f}), "
-            f"{length:.1f} > {CAST_WARNING_AB:g} Lab units")
+    return (f"{what} has a {_cast_hue(offset_a, offset_b)} color cast: mean ab offset ({offset_a:+.1f}, "
+            f"{offset_b:+.1f}), {length:.1f} > {CAST_WARNING_AB:g} Lab units")
+
+
+def category_cast_warning(category: str, model: dict, gray: dict) -> str | None:
+    """The warning line for one category's cast, or None. `model` and `gray` are eval.json rows.
+
+    Within one category the photos share colors (oranges are orange), so the mean offset alone would call
+    a model that merely under-colors them (a paler orange: an offset toward blue) a blue cast. Gray's
+    offset is minus the true mean color t, so the model's mean color is m = t + offset; what is not
+    under-coloring is m's distance to the segment from gray to t (t at any strength from 0 to 1). That
+    distance over CAST_WARNING_AB is a cast, named by its direction: sepia over neutral streets, or
+    forests painted yellow, are; a paler orange is not.
+    """
+    values = [row.get(k) for row in (model, gray) for k in ("ab_offset_a", "ab_offset_b")]
+    if any(v is None or not math.isfinite(v) for v in values):
+        return None
+    off_a, off_b, gray_a, gray_b = values
+    true_a, true_b = -gray_a, -gray_b
+    mean_a, mean_b = true_a + off_a, true_b + off_b
+    norm2 = true_a * true_a + true_b * true_b
+    s = min(1.0, max(0.0, (mean_a * true_a + mean_b * true_b) / norm2)) if norm2 > 0 else 0.0
+    res_a, res_b = mean_a - s * true_a, mean_b - s * true_b
+    beyond = math.hypot(res_a, res_b)
+    if beyond <= CAST_WARNING_AB:
+        return None
+    return (f"the model on {category!r} has a {_cast_hue(res_a, res_b)} color cast: mean ab offset "
+            f"({off_a:+.1f}, {off_b:+.1f}), its mean color {beyond:.1f} Lab units from the true one or any "
+            f"paler version of it (> {CAST_WARNING_AB:g})")
 
 
 def inverse_prior_weights(truth: np.ndarray, ab_lut: np.ndarray, prior: np.ndarray) -> np.ndarray:

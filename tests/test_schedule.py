@@ -8,11 +8,14 @@ from __future__ import annotations
 import pytest
 
 from colorize.models.train.schedule import (
+    ANNEALED_LR_FRAC,
     CHECK_EVERY,
     FINAL_LR_FRAC,
     MEASURE_STEPS,
     SAFETY_FRAC,
     BudgetPlanner,
+    better_checkpoint,
+    is_annealed,
     lr_factor,
     plan_steps,
 )
@@ -102,3 +105,41 @@ def test_a_plan_made_on_a_slow_start_is_corrected_before_it_ends():
     assert s < slow.total_steps and p.plan.total_steps > 3 * slow.total_steps
     done = p.plan.total_steps
     assert p.epoch_end(done, now=t + 2, seconds=0.5) is None  # a finished plan is not extended
+
+
+def test_a_replan_after_warm_up_never_raises_the_learning_rate_and_still_ends_annealed():
+    # planned at 1 s/step; near the plan's end the machine gets 4x faster, so the plan is extended
+    p = BudgetPlanner(epoch_steps=20, epochs=50, warmup_frac=0.05, budget_s=200)
+    t = 1.0
+    p.step(1, now=t)
+    factors, s = [], 1
+    while s < p.plan.total_steps:
+        s += 1
+        t += 1.0 if s < 150 else 0.25
+        new = p.step(s, now=t)
+        if new is not None and new.decay_from is not None:
+            assert new.total_steps > 150 and new.start_factor < 0.2  # extended late in the decay
+        factors.append(lr_factor(s, p.plan))
+    extended = [plan for plan in p.history if plan.decay_from is not None]
+    assert extended and extended[-1].total_steps > extended[0].at_step + 20
+    after_warmup = factors[p.history[1].warmup_steps:]
+    assert all(b <= a + 1e-12 for a, b in zip(after_warmup, after_warmup[1:]))  # never back up
+    assert lr_factor(p.plan.total_steps, p.plan) == pytest.approx(FINAL_LR_FRAC)
+    assert "continuing from" in p.plan.line()
+
+
+def test_best_checkpoint_is_chosen_among_annealed_epochs_once_there_is_one():
+    plan = plan_steps(epoch_steps=50, epochs=13, warmup_frac=0.05)
+    annealed = [is_annealed(e * 50, plan) for e in range(1, 14)]
+    assert annealed == [False] * 8 + [True] * 5  # the cosine's last ~third, never warm-up
+    assert not is_annealed(0, plan_steps(epoch_steps=1, epochs=100, warmup_frac=0.05))  # warm-up's low lr
+    assert lr_factor(8 * 50, plan) > ANNEALED_LR_FRAC >= lr_factor(9 * 50, plan)
+    # val losses of a real small-data run (bench_quality, seed 3): the lowest, 2.765, is epoch 4
+    val = [3.357, 3.039, 2.788, 2.765, 2.969, 2.809, 3.018, 2.971, 3.006, 2.891, 2.916, 2.933, 3.013]
+    best, best_annealed, chosen = float("inf"), False, 0
+    for epoch, (score, ann) in enumerate(zip(val, annealed), start=1):
+        if better_checkpoint(score, ann, best, best_annealed):
+            best, best_annealed, chosen = score, ann, epoch
+    assert chosen == 10 and best_annealed  # the lowest among the annealed epochs 9-13
+    assert not better_checkpoint(float("nan"), True, 3.0, False)
+    assert better_checkpoint(2.9, False, float("inf"), False)  # before any annealed epoch: stands in

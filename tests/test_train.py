@@ -75,6 +75,9 @@ def test_run_folder_outputs(straight):
     assert grid.size[0] == 3 * 64 + 4 * 2  # gray | predicted | truth
     record = json.loads((out / "train-run.json").read_text())
     assert record["command"] == "train" and record["counts"]["steps"] == 8
+    # epoch 1 ends at 0.6x the peak lr, epoch 2 at 0.01x: best.pt is the annealed epoch 2 whatever val says
+    assert record["best"]["epoch"] == 2 and record["best"]["annealed"] is True
+    assert load_checkpoint(out / "best.pt")["epoch"] == 2
     ck = load_checkpoint(out / "last.pt")
     assert ck["epoch"] == 2 and ck["loader_state"]["batches_done"] == 0 and len(ck["shards_sha256"]) == 64
     for key in ("optimizer", "scheduler", "scaler", "rng", "centers", "ab_lut", "weights", "prior", "best_val"):

@@ -37,7 +37,7 @@ from colorize.models.net.unet import ColorUNet, count_parameters, l_to_input
 from colorize.models.train import ddp
 from colorize.models.train.config import TrainConfig, TrainResult
 from colorize.models.train.plots import loss_curve
-from colorize.models.train.schedule import BudgetPlanner, lr_factor
+from colorize.models.train.schedule import BudgetPlanner, better_checkpoint, is_annealed, lr_factor
 from colorize.models.train.val_loop import validate, write_sample_grid
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ class _Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
         self.epoch, self.batches_done, self.step = 0, 0, 0
         self.loss_sum, self.loss_batches = 0.0, 0
-        self.best_val = float("inf")
+        self.best_val, self.best_annealed, self.best_epoch = float("inf"), False, 0
         self.history: list[dict[str, Any]] = []
         self._restore_or_refuse()
 
@@ -177,7 +177,7 @@ class _Trainer:
             | {"loss_sum": self.loss_sum, "loss_batches": self.loss_batches},
             "config": config, "centers": self.centers, "ab_lut": self.ab_lut, "weights": self.weights,
             "prior": self.prior, "shards_sha256": self.shards_sha256, "epoch": self.epoch, "step": self.step,
-            "best_val": self.best_val,
+            "best_val": self.best_val, "best_annealed": self.best_annealed, "best_epoch": self.best_epoch,
         }
 
     def _save(self, name: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -215,6 +215,7 @@ class _Trainer:
         self.epoch, self.batches_done = int(state["epoch"]), int(state["batches_done"])
         self.loss_sum, self.loss_batches = float(state["loss_sum"]), int(state["loss_batches"])
         self.step, self.best_val = int(ck["step"]), float(ck["best_val"])
+        self.best_annealed, self.best_epoch = bool(ck.get("best_annealed", False)), int(ck.get("best_epoch", 0))
         self.history = _read_history(self.out / "metrics.jsonl", self.epoch)
         log.info("resuming at epoch %d, batch %d (step %d)", self.epoch + 1, self.batches_done, self.step)
 
@@ -248,6 +249,7 @@ class _Trainer:
                              timings={"total": seconds, "train": train_s},
                              device=str(self.device), world_size=self.info.world_size, stopped=stopped,
                              images_per_s=round(result.images_per_s, 2), best_val=self.best_val,
+                             best={"epoch": self.best_epoch, "val": self.best_val, "annealed": self.best_annealed},
                              amp=str(self.amp) if self.amp else None, rank_weights_sha256=digests,
                              plan=self.planner.record())
             self._warn_cast()
@@ -373,9 +375,10 @@ class _Trainer:
                               "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.history))
             loss_curve(self.out / "loss.png", [r["train_loss"] for r in self.history],
                        [r.get("val_loss") for r in self.history])
-            improved = math.isfinite(score) and score < self.best_val
+            annealed = is_annealed(self.step, self.planner.plan)
+            improved = better_checkpoint(score, annealed, self.best_val, self.best_annealed)
             if improved:
-                self.best_val = score
+                self.best_val, self.best_annealed, self.best_epoch = score, annealed, self.epoch
             payload = self._save("last.pt")
             if improved:
                 self._save("best.pt", payload)

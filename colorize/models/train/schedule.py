@@ -6,9 +6,11 @@ the run measures its own throughput on the first steps, fits as many whole epoch
 allows (validation and checkpoints included, a safety margin kept), never more than --epochs, and lays
 warm-up and decay over exactly those steps, so the run ends annealed at the budget. Throughput is checked
 again every few steps and at every epoch end; when it drifts the rest of the run is re-planned. A re-plan
-after the warm-up continues the decay from the learning rate the run has reached (it never raises it
-again: laid out afresh, a plan extended near its end restarted the cosine, measured on bench_quality as
-an lr of 2.9e-5 jumping back to 1.7e-4 one epoch before the end).
+after the warm-up continues the cosine from the progress the run has reached (the share of the decay
+done) to the new end, so the lr never rises again and never stalls: laid out afresh, a plan extended
+near its end restarted the cosine (bench_quality: an lr of 2.9e-5 back up to 1.7e-4 one epoch before the
+end), and a fresh half-cosine from the lr reached starts flat, so a run re-planned every few epochs on a
+busy machine held its lr near 0.7x and then fell in the last three epochs.
 Without a budget the plan is --epochs x steps per epoch, the same schedule as always.
 
 `plan_steps` is a pure function of the measurements (tests call it without a clock); `BudgetPlanner`
@@ -50,9 +52,9 @@ class Plan:
     epoch_end_s: float | None = None  # measured seconds per validation + checkpoints
     budget_s: float | None = None
     at_step: int = 0  # the step at which this plan was made
-    # A re-plan after warm-up decays from the factor reached (start_factor) at decay_from, not from 1.0.
+    # A re-plan after warm-up continues the decay from the progress reached (start_t, 0..1) at decay_from.
     decay_from: int | None = None
-    start_factor: float = 1.0
+    start_t: float = 0.0
 
     @property
     def epochs(self) -> float:
@@ -66,21 +68,25 @@ class Plan:
         how = (f"{self.basis}: {self.total_steps} steps = {self.epochs:.2f} epochs of {self.epoch_steps}, "
                f"warm-up {self.warmup_steps}, cosine decay to {FINAL_LR_FRAC:g}x at the end")
         if self.decay_from is not None:
-            how += f" (continuing from {self.start_factor:.3g}x at step {self.decay_from})"
+            how += f" (continuing from {self.start_t:.0%} of the decay at step {self.decay_from})"
         if self.step_s is not None:
             how += (f" (measured {self.step_s:.3f} s/step, {self.epoch_end_s or 0:.1f} s per validation, "
                     f"budget {self.budget_s:.0f} s, planned at step {self.at_step})")
         return how
 
 
+def decay_progress(step: int, plan: Plan) -> float:
+    """How much of the cosine decay is done after `step`: 0 at its start, 1 at plan.total_steps."""
+    start = plan.warmup_steps if plan.decay_from is None else plan.decay_from
+    return min(1.0, plan.start_t + (1.0 - plan.start_t) * max(0, step - start) / max(1, plan.total_steps - start))
+
+
 def lr_factor(step: int, plan: Plan) -> float:
-    """Linear warm-up over plan.warmup_steps, then cosine decay to FINAL_LR_FRAC at plan.total_steps
-    (for a re-plan: from plan.start_factor at plan.decay_from)."""
+    """Linear warm-up over plan.warmup_steps, then cosine decay to FINAL_LR_FRAC at plan.total_steps."""
     if plan.decay_from is None and step < plan.warmup_steps:
         return (step + 1) / plan.warmup_steps
-    start = plan.warmup_steps if plan.decay_from is None else plan.decay_from
-    t = min(1.0, max(0, step - start) / max(1, plan.total_steps - start))
-    return FINAL_LR_FRAC + (plan.start_factor - FINAL_LR_FRAC) * 0.5 * (1 + math.cos(math.pi * t))
+    t = decay_progress(step, plan)
+    return FINAL_LR_FRAC + (1 - FINAL_LR_FRAC) * 0.5 * (1 + math.cos(math.pi * t))
 
 
 def is_annealed(step: int, plan: Plan) -> bool:
@@ -162,7 +168,7 @@ class BudgetPlanner:
             return None
         if steps_done >= self._decay_start():  # past warm-up: carry on down from where the lr is now
             new = replace(new, warmup_steps=self.plan.warmup_steps, decay_from=steps_done,
-                          start_factor=lr_factor(steps_done, self.plan))
+                          start_t=decay_progress(steps_done, self.plan))
         self.plan = new
         self.history.append(new)
         return new

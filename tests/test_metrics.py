@@ -182,13 +182,24 @@ def test_a_category_cast_is_warned_when_it_is_more_than_under_coloring():
         return {"ab_offset_a": a, "ab_offset_b": b}
 
     # oranges (true mean (4, 30): gray is off by minus that) painted a paler orange (4, 18) * ~0.6
-    assert M.category_cast_warning("fruit", row(-1.6, -12.0), row(-4.0, -30.0)) is None
+    assert M.cast_warning_against_gray("the model on 'fruit'", row(-1.6, -12.0), row(-4.0, -30.0)) is None
     # neutral streets (true mean (3, -0.7)) painted tan
-    line = M.category_cast_warning("scene", row(-0.4, 11.9), row(-3.0, 0.7))
+    line = M.cast_warning_against_gray("the model on 'scene'", row(-0.4, 11.9), row(-3.0, 0.7))
     assert line is not None and "'scene' has a warm/sepia color cast: mean ab offset (-0.4, +11.9)" in line
     # forests (true mean (-38.6, 30.5)) painted yellow (0, 40): nearer than gray, but a hue error, named warm
-    line = M.category_cast_warning("forest", row(38.7, 9.1), row(38.6, -30.5))
+    line = M.cast_warning_against_gray("the model on 'forest'", row(38.7, 9.1), row(38.6, -30.5))
     assert line is not None and "warm/sepia" in line and "31.1 Lab units" in line
     # a slightly too vivid true color, or unknown offsets: no warning
-    assert M.category_cast_warning("fruit", row(1.0, 4.0), row(-4.0, -30.0)) is None
-    assert M.category_cast_warning("scene", row(0.0, 9.0), row(None, None)) is None
+    assert M.cast_warning_against_gray("the model on 'fruit'", row(1.0, 4.0), row(-4.0, -30.0)) is None
+    assert M.cast_warning_against_gray("the model on 'scene'", row(0.0, 9.0), row(None, None)) is None
+
+
+def test_the_overall_cast_is_judged_the_same_way():
+    """bench_quality seed 1: the model is a paler version of the (slightly warm) average photo, no cast;
+    sepia painted over photos that are a little warm on average is one."""
+    paler = M.cast_warning_against_gray("the model", {"ab_offset_a": -1.1, "ab_offset_b": -6.3},
+                                        {"ab_offset_a": -2.9, "ab_offset_b": -10.9})
+    assert paler is None and M.cast_warning(-1.1, -6.3, "the model") is not None  # the raw offset would warn
+    sepia = M.cast_warning_against_gray("the model", {"ab_offset_a": 2.0, "ab_offset_b": 14.0},
+                                        {"ab_offset_a": -2.9, "ab_offset_b": -10.9})
+    assert sepia is not None and sepia.startswith("the model has a warm/sepia color cast")

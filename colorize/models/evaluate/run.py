@@ -33,7 +33,7 @@ from colorize.models.infer.colorizer import open_model
 from colorize.models.infer.pictures import legend_image, stretch_range, stretched_image
 from colorize.models.net import DEFAULT_TEMPERATURE
 from colorize.models.net.bundle import is_bundle
-from colorize.models.net.metrics import CONVENTIONS, Totals, cast_warning, category_cast_warning, score_image
+from colorize.models.net.metrics import CONVENTIONS, Totals, cast_warning_against_gray, score_image
 from colorize.progress import progress
 
 log = logging.getLogger(__name__)
@@ -199,9 +199,8 @@ def run_eval(model: str | Path, shards: str | Path | None = None, split: str = "
     gallery_entries, legend = shelf.write(out)
     overall = {m: _clean(t.summary()) for m, t in totals.pop("overall").items()}
     categories = {c: {m: _clean(t.summary()) for m, t in g.items()} for c, g in sorted(totals.items())}
-    warnings = [w for w in [cast_warning(overall["model"]["ab_offset_a"], overall["model"]["ab_offset_b"],
-                                         "the model")] if w]
-    warnings += [w for c, rows in categories.items() if (w := category_cast_warning(c, rows["model"], rows["gray"]))]
+    groups = [("the model", overall)] + [(f"the model on {c!r}", rows) for c, rows in categories.items()]
+    warnings = [w for what, rows in groups if (w := cast_warning_against_gray(what, rows["model"], rows["gray"]))]
     for line in warnings:
         log.warning("%s", line)
     result = {

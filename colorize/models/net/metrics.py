@@ -17,8 +17,9 @@ Conventions (also written into eval.json):
   The rebalanced variant weights each pixel by 1 / prior(true bin), the training prior of the model.
 - Mean ab offset (the color cast): the mean over unmasked pixels of a(pred) − a(truth) and
   b(pred) − b(truth) in CIE Lab, per image, averaged over images; a sepia cast shows as b > 0 (and a
-  little a > 0), a blue one as b < 0. Its length above `CAST_WARNING_AB` earns a warning; so does a
-  category's, when it is more than under-coloring (`category_cast_warning`).
+  little a > 0), a blue one as b < 0. In eval, a cast more than CAST_WARNING_AB beyond under-coloring
+  (`cast_warning_against_gray`) earns a warning, overall and per category; training, which has no gray
+  row, warns of an offset longer than that (`cast_warning`).
 """
 
 from __future__ import annotations
@@ -175,11 +176,13 @@ def cast_warning(offset_a: float | None, offset_b: float | None, what: str) -> s
             f"{offset_b:+.1f}), {length:.1f} > {CAST_WARNING_AB:g} Lab units")
 
 
-def category_cast_warning(category: str, model: dict, gray: dict) -> str | None:
-    """The warning line for one category's cast, or None. `model` and `gray` are eval.json rows.
+def cast_warning_against_gray(what: str, model: dict, gray: dict) -> str | None:
+    """The warning line for the cast of `what` (the whole set, or one category), or None. `model` and `gray`
+    are eval.json rows of the same photos.
 
-    Within one category the photos share colors (oranges are orange), so the mean offset alone would call
-    a model that merely under-colors them (a paler orange: an offset toward blue) a blue cast. Gray's
+    Photos share colors (oranges are orange, and the average photo is a little warm), so the mean offset
+    alone would call a model that merely under-colors them (a paler orange: an offset toward blue) a blue
+    cast. Gray's
     offset is minus the true mean color t, so the model's mean color is m = t + offset; what is not
     under-coloring is m's distance to the segment from gray to t (t at any strength from 0 to 1). That
     distance over CAST_WARNING_AB is a cast, named by its direction: sepia over neutral streets, or
@@ -197,7 +200,7 @@ def category_cast_warning(category: str, model: dict, gray: dict) -> str | None:
     beyond = math.hypot(res_a, res_b)
     if beyond <= CAST_WARNING_AB:
         return None
-    return (f"the model on {category!r} has a {_cast_hue(res_a, res_b)} color cast: mean ab offset "
+    return (f"{what} has a {_cast_hue(res_a, res_b)} color cast: mean ab offset "
             f"({off_a:+.1f}, {off_b:+.1f}), its mean color {beyond:.1f} Lab units from the true one or any "
             f"paler version of it (> {CAST_WARNING_AB:g})")
 

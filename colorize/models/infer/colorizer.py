@@ -54,7 +54,7 @@ class Colorizer:
         variant), and where the two predictions disagree the mixed distribution is less certain, so the
         neutral fallback fades exactly those pixels. Measured on bench_quality (18 held-out real photos,
         one trained model): PSNR 19.71 -> 19.88 dB, rebalanced AuC 82.03 -> 82.24 %, for twice the
-        network time (at the model's small size, not the photo's).
+        network time at the model's small size: a 12 MP photo took 1.09-1.11x as long (1 thread).
         """
         x = l_to_input(L_u8.to(self.device, non_blocking=True))
         mirrored = softmax_probs(self.model(x.flip(-1))).flip(-1)

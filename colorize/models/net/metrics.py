@@ -182,10 +182,9 @@ def cast_warning_against_gray(what: str, model: dict, gray: dict) -> str | None:
 
     Photos share colors (oranges are orange, and the average photo is a little warm), so the mean offset
     alone would call a model that merely under-colors them (a paler orange: an offset toward blue) a blue
-    cast. Gray's
-    offset is minus the true mean color t, so the model's mean color is m = t + offset; what is not
-    under-coloring is m's distance to the segment from gray to t (t at any strength from 0 to 1). That
-    distance over CAST_WARNING_AB is a cast, named by its direction: sepia over neutral streets, or
+    cast. Gray's offset is minus the true mean color t, so the model's mean color is m = t + offset; what
+    is not under-coloring is m's distance to the segment from gray to t (t at any strength from 0 to 1).
+    That distance over CAST_WARNING_AB is a cast, named by its direction: sepia over neutral streets, or
     forests painted yellow, are; a paler orange is not.
     """
     values = [row.get(k) for row in (model, gray) for k in ("ab_offset_a", "ab_offset_b")]

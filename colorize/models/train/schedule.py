@@ -57,6 +57,11 @@ class Plan:
     start_t: float = 0.0
 
     @property
+    def decay_start(self) -> int:
+        """The step where this plan's cosine decay begins (the end of warm-up, or where a re-plan took over)."""
+        return self.warmup_steps if self.decay_from is None else self.decay_from
+
+    @property
     def epochs(self) -> float:
         return self.total_steps / max(1, self.epoch_steps)
 
@@ -77,7 +82,7 @@ class Plan:
 
 def decay_progress(step: int, plan: Plan) -> float:
     """How much of the cosine decay is done after `step`: 0 at its start, 1 at plan.total_steps."""
-    start = plan.warmup_steps if plan.decay_from is None else plan.decay_from
+    start = plan.decay_start
     return min(1.0, plan.start_t + (1.0 - plan.start_t) * max(0, step - start) / max(1, plan.total_steps - start))
 
 
@@ -91,8 +96,7 @@ def lr_factor(step: int, plan: Plan) -> float:
 
 def is_annealed(step: int, plan: Plan) -> bool:
     """Whether the learning rate after `step` is past warm-up and decayed to ANNEALED_LR_FRAC or below."""
-    start = plan.warmup_steps if plan.decay_from is None else plan.decay_from
-    return step >= start and lr_factor(step, plan) <= ANNEALED_LR_FRAC
+    return step >= plan.decay_start and lr_factor(step, plan) <= ANNEALED_LR_FRAC
 
 
 def better_checkpoint(score: float, annealed: bool, best_score: float, best_annealed: bool) -> bool:
@@ -166,15 +170,12 @@ class BudgetPlanner:
                          self._step_s, self._epoch_end_s)
         if new.total_steps == self.plan.total_steps and self.plan.step_s is not None:
             return None
-        if steps_done >= self._decay_start():  # past warm-up: carry on down from where the lr is now
+        if steps_done >= self.plan.decay_start:  # past warm-up: carry on down from where the lr is now
             new = replace(new, warmup_steps=self.plan.warmup_steps, decay_from=steps_done,
                           start_t=decay_progress(steps_done, self.plan))
         self.plan = new
         self.history.append(new)
         return new
-
-    def _decay_start(self) -> int:
-        return self.plan.warmup_steps if self.plan.decay_from is None else self.plan.decay_from
 
     def wants_time(self, steps_done: int, first_step: int = 1) -> bool:
         """Whether `step` would read the clock at this step (multi-GPU runs agree on `now` only then)."""

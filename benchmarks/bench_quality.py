@@ -388,7 +388,7 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-quality-"))
     if keep and work.exists():
         shutil.rmtree(work)
-    work.mkdir(parents=True)
+    work.mkdir(parents=True, exist_ok=True)
     try:
         counts = build_dataset(photos, work, args.crops)
         t_prep = colorize(work, "prep", "--src", str(work / "raw"), "--out", str(work / "shards"), "--size", "128",

@@ -253,6 +253,7 @@ class ModelEngine:
         finally:
             self.scan.release()
         write_hints(self.hints_path, specs)
+        self.initial = list(specs)  # a reload of the page continues from what was saved
         self._record(len(specs), time.perf_counter() - t0)
         return self.hints_path, self.image_out
 

@@ -127,3 +127,35 @@ def test_a_model_without_hint_input_answers_with_the_one_line(tmp_path):
         assert status == 422 and "trained without colour hints" in _error(raw)
     finally:
         server.stop()
+
+
+def test_the_cli_command_serves_until_stopped_and_says_what_was_saved(tmp_path, model_path):
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    img = photo(tmp_path / "p.png")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "colorize", "hints", str(img), "--model", str(model_path), "--device", "cpu"]
+    bad = subprocess.run([*cmd[:4], str(tmp_path / "none.png"), *cmd[5:]], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert bad.returncode == 2 and "no such photo" in bad.stderr and "Traceback" not in bad.stderr
+    bad = subprocess.run([*cmd[:6], str(tmp_path / "none.pt"), *cmd[7:]], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert bad.returncode == 1 and "not found" in bad.stderr and "Traceback" not in bad.stderr
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", line).group(1))
+        assert json.loads(_request(port, "GET", "/api/state")[2])["name"] == "p.png"
+        assert _post(port, "/api/save", {"points": []})[0] == 200
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert f"hints: saved {tmp_path / 'p.json'} for {img}" in out
+    assert json.loads((tmp_path / "p.json").read_text()) == {"points": []}

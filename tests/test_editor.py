@@ -11,9 +11,9 @@ from editorkit import GRID_CENTERS, colorizer, photo
 from PIL import Image
 
 from colorize.dataset.color import rgb_to_lab
-from colorize.dataset.hintfile import HintSpec, read_hint_specs, write_hints
 from colorize.editor.engine import colour_with_hints, mode_colours, open_engine
 from colorize.errors import UsageError
+from colorize.models.infer.hintfile import HintSpec, read_hint_specs, write_hints
 
 
 def _hex_ab(hexes: list[str]) -> np.ndarray:

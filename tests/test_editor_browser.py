@@ -12,9 +12,9 @@ import pytest
 from editorkit import colorizer, photo
 from PIL import Image
 
-from colorize.dataset.hintfile import read_hints
 from colorize.dataset.scans import open_scan
 from colorize.editor import colour_with_hints, run_editor
+from colorize.models.infer.hintfile import read_hints
 
 pytestmark = pytest.mark.browser
 

@@ -11,8 +11,8 @@ import socket
 import pytest
 from editorkit import colorizer, photo
 
-from colorize.dataset.hintfile import MAX_HINTS_FILE_BYTES, HintSpec, write_hints
 from colorize.editor import EditorServer, open_engine, run_editor
+from colorize.models.infer.hintfile import MAX_HINTS_FILE_BYTES, HintSpec, write_hints
 
 
 def _request(port: int, method: str, path: str, body: bytes | None = None, host: str | None = None,

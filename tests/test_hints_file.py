@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from colorize.dataset.color import rgb_to_lab
-from colorize.dataset.hintfile import (
+from colorize.dataset.hints import HintPoint
+from colorize.errors import UsageError
+from colorize.models.infer.hintfile import (
     MAX_HINT_POINTS,
     MAX_HINTS_FILE_BYTES,
     HintSpec,
@@ -21,8 +23,6 @@ from colorize.dataset.hintfile import (
     read_hints,
     write_hints,
 )
-from colorize.dataset.hints import HintPoint
-from colorize.errors import UsageError
 
 W, H = 640, 480
 

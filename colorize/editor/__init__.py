@@ -2,7 +2,7 @@
 
 `engine.py` holds the photo and the model (previews, suggestions, saving), `server.py` serves the page
 (static/) over a small JSON API, `run.py` wires them for the CLI. The hints file format is
-`colorize.dataset.hintfile`.
+`colorize.models.infer.hintfile`.
 """
 
 from __future__ import annotations

@@ -30,7 +30,6 @@ import numpy as np
 import torch
 
 from colorize.dataset.color import encode_l, lab_to_rgb, rgb_to_lab
-from colorize.dataset.hintfile import HintSpec, read_hint_specs, write_hints
 from colorize.dataset.hints import HintPoint, hint_planes
 from colorize.dataset.images import MAX_SCAN_PIXELS
 from colorize.dataset.scans import Scan, open_scan
@@ -40,6 +39,7 @@ from colorize.io import sha256_file, write_run_record
 from colorize.models.infer.arrays import Framing, ImagePrediction, RGBArray, decode_ab, model_probs
 from colorize.models.infer.colorizer import Bundle, Colorizer, open_model
 from colorize.models.infer.gamut import fit_gamut
+from colorize.models.infer.hintfile import HintSpec, read_hint_specs, write_hints
 from colorize.models.infer.strips import Upsampler, compose_full
 from colorize.models.net import DEFAULT_TEMPERATURE
 from colorize.models.net.annealed import confidence, softmax_probs

@@ -27,14 +27,6 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
-from colorize.dataset.hintfile import (
-    MAX_HINT_POINTS,
-    MAX_HINTS_FILE_BYTES,
-    HintSpec,
-    default_hint_size,
-    max_hint_size,
-    parse_hint_specs,
-)
 from colorize.errors import ColorizeError
 from colorize.localhttp import (
     CSP,
@@ -44,6 +36,14 @@ from colorize.localhttp import (
     bind_error,
     content_length,
     host_allowed,
+)
+from colorize.models.infer.hintfile import (
+    MAX_HINT_POINTS,
+    MAX_HINTS_FILE_BYTES,
+    HintSpec,
+    default_hint_size,
+    max_hint_size,
+    parse_hint_specs,
 )
 
 from .engine import Engine

@@ -5,7 +5,7 @@ CPU. A recolour is `ModelEngine.preview`: the network once at its square size (t
 then the predicted ab composed with the photo's lightness at preview size (long side 512). The baseline is
 the obvious way to show a result: colour the photo at full resolution (`colour_with_hints(...).color(0)`,
 what Save and `colorize predict` do) and let the browser shrink it. Both run in this process on the same
-12 MP photo with the same model (the default training size 256 and width 16, 314 bins like Zhang's 313);
+12 MP photo with the same model (the default training size 256 and width 16, 317 bins like Zhang's 313);
 the preview cache is emptied before each recolour so every one is computed. Today's networks take no
 hints, so the recolours are of the automatic prediction: a hint-trained net differs only by 3 more input
 planes to its first convolution.
@@ -24,14 +24,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from colorize.dataset.color import encode_l, rgb_to_lab
 from colorize.editor.engine import PREVIEW_SIDE, colour_with_hints, open_engine
 from colorize.imaging import write_image
+from colorize.models.infer.arrays import model_probs
 from colorize.models.net.checkpoint import write_untrained_checkpoint
 from colorize.models.train.config import TRAIN_DEFAULTS
 
 
 def centers() -> np.ndarray:
-    """ab grid cells of side 10 within chroma 100: 314 bins, about the in-gamut set of a real shard folder."""
+    """ab grid cells of side 10 within chroma 100: 317 bins, about the in-gamut set of a real shard folder."""
     grid = np.arange(-100, 101, 10, dtype=np.float32)
     a, b = np.meshgrid(grid, grid, indexing="ij")
     keep = np.hypot(a, b) <= 100
@@ -64,6 +66,12 @@ def main() -> None:
             t0 = time.perf_counter()
             engine.preview([])
             recolour.append(time.perf_counter() - t0)
+        L_small = encode_l(rgb_to_lab(engine.scan.fitted(engine.colorizer.size))[..., 0])[None]
+        net = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            model_probs(engine.colorizer, L_small)
+            net.append(time.perf_counter() - t0)
         full = []
         for _ in range(max(1, args.repeats // 2)):
             t0 = time.perf_counter()
@@ -76,6 +84,7 @@ def main() -> None:
           f"torch threads {torch.get_num_threads()}")
     print(f"recolour at preview size: median {r * 1000:.0f} ms over {len(recolour)} "
           f"(min {min(recolour) * 1000:.0f}, max {max(recolour) * 1000:.0f})")
+    print(f"  of which the network (photo + mirror, softmax): median {statistics.median(net) * 1000:.0f} ms")
     print(f"full-resolution colouring (baseline): median {f * 1000:.0f} ms over {len(full)}")
     print(f"ratio: a preview recolour takes {r / f:.3f}x the full-resolution colouring ({f / r:.1f}x faster)")
 

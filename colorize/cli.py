@@ -331,6 +331,23 @@ def turing(**opts) -> None:
     _say(run_turing(**opts))
 
 
+@cli.command()
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.option("--model", required=True, type=click.Path(), help="Checkpoint (.pt) or bundle folder.")
+@click.option("--out", type=click.Path(file_okay=False), help="Where Save writes IMAGE's hints file and colour "
+              "image (default: IMAGE's folder); an existing hints file there is continued.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0 = any free port.")
+@click.option("--open", "open_", is_flag=True, help="Open the page in the default browser.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--max-pixels", type=click.IntRange(1), default=MAX_SCAN_PIXELS, show_default=True,
+              help="Refuse larger photos (checked from the header, before decoding).")
+def hints(open_: bool, **opts) -> None:
+    """Place colour hints on IMAGE in a local page (127.0.0.1); the model colours the rest."""
+    hints_command = _stage("colorize.editor.run", "hints_command")
+
+    _say(hints_command(open=open_, **opts))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     os.environ.setdefault("PYTHONUNBUFFERED", "1")

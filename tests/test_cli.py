@@ -13,7 +13,7 @@ from colorize import __version__
 from colorize.cli import cli
 from colorize.errors import ColorizeError
 
-COMMANDS = ["scrape", "fetch", "prep", "stats", "train", "predict", "eval", "demo", "turing"]
+COMMANDS = ["scrape", "fetch", "prep", "stats", "train", "predict", "eval", "demo", "turing", "hints"]
 
 
 def test_top_level_help_lists_every_command():

@@ -19,27 +19,31 @@ it served (tests check that the page asked for nothing else).
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import contextlib
-import errno
 import hmac
-import ipaddress
 import json
 import logging
 import secrets
 import signal
-import socket
 import threading
 import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from colorize.errors import ColorizeError
 from colorize.io import atomic_write_json
+from colorize.localhttp import (
+    LOOPBACK_NAMES,  # noqa: F401 - part of this module's API (tests, run.py)
+    SECURITY_HEADERS,
+    PooledHTTPServer,
+    allowed_host_names,
+    bind_error,
+    content_length,
+    host_allowed,
+    is_loopback,
+)
 
 from .store import AnswerStore, ApiError
 from .study import SIDES, TRIAL_RE, load_study
@@ -49,83 +53,10 @@ log = logging.getLogger(__name__)
 MAX_BODY = 4096
 MAX_THREADS = 16  # concurrent connections served; more get 503 at once (a study is a handful of people)
 SOCKET_TIMEOUT_S = 20.0  # a client silent this long (mid-request or idle keep-alive) is dropped
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 RESULTS_PAGE, RESULTS_API = "/results/", "/api/results/"
 STATIC_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
                 "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
                 "/static/style.css": ("style.css", "text/css; charset=utf-8")}
-SECURITY_HEADERS = {
-    "Content-Security-Policy": ("default-src 'self'; img-src 'self'; script-src 'self'; style-src 'self'; "
-                                "connect-src 'self'; font-src 'none'; object-src 'none'; base-uri 'none'; "
-                                "form-action 'none'; frame-ancestors 'none'"),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Resource-Policy": "same-origin",
-}
-
-
-def bind_error(exc: OSError, host: str, port: int) -> ColorizeError:
-    """The one-line error for a failed bind of `host:port` (the server's own, and run.py's early check)."""
-    if exc.errno == errno.EADDRINUSE:
-        return ColorizeError(f"port {port} on {host} is already in use",
-                             "stop what uses it or pick another with --port (0 = any free port)")
-    if exc.errno == errno.EADDRNOTAVAIL:
-        return ColorizeError(f"cannot bind {host}: no such address on this machine",
-                             "use --host 127.0.0.1, or an address of this machine to open the study to the network")
-    return ColorizeError(f"cannot serve on {host}:{port} ({exc.strerror or exc})", "pick another --host/--port")
-
-
-class _PooledHTTPServer(HTTPServer):
-    """HTTPServer whose connections run on a fixed pool of `max_threads` threads.
-
-    `ThreadingHTTPServer` starts one thread per connection without limit. Here a connection that
-    finds every thread busy is answered 503 right away by the accepting thread (a tiny write into a
-    fresh socket never blocks) and closed, so neither threads nor a queue grow with the load.
-    """
-
-    def __init__(self, address: tuple[str, int], handler: type, max_threads: int = MAX_THREADS) -> None:
-        # Set before binding: a failed bind calls server_close() from inside HTTPServer.__init__.
-        self.max_threads = max_threads
-        self._slots = threading.BoundedSemaphore(max_threads)
-        self._pool = cf.ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="turing-http")
-        self._live: set[socket.socket] = set()  # connections being served, closed by server_close
-        self._live_lock = threading.Lock()
-        super().__init__(address, handler)
-
-    def process_request(self, request: socket.socket, client_address: Any) -> None:  # type: ignore[override]
-        if not self._slots.acquire(blocking=False):
-            with contextlib.suppress(OSError):
-                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\nContent-Length: 0\r\n"
-                                b"Connection: close\r\n\r\n")
-            self.shutdown_request(request)
-            return
-        self._pool.submit(self._work, request, client_address)
-
-    def _work(self, request: socket.socket, client_address: Any) -> None:
-        with self._live_lock:
-            self._live.add(request)
-        try:
-            self.finish_request(request, client_address)
-        except Exception:  # noqa: BLE001 - what socketserver does: log, and keep serving the others
-            self.handle_error(request, client_address)
-        finally:
-            with self._live_lock:
-                self._live.discard(request)
-            self.shutdown_request(request)
-            self._slots.release()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("connection from %s dropped", client_address, exc_info=True)
-
-    def server_close(self) -> None:
-        """Stop listening and end the connections still open, so no pool thread outlives the server."""
-        super().server_close()
-        with self._live_lock:
-            live = list(self._live)
-        for conn in live:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -156,12 +87,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _body(self) -> dict[str, Any]:
         if "Transfer-Encoding" in self.headers:
             raise ApiError(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length")
-        text = self.headers.get("Content-Length", "0").strip()
-        # Digits only: int() also takes "-5" (which read() treats as "read to the end", past the limit),
-        # "+5", "1_0" and spaces.
-        if not text.isascii() or not text.isdigit():
+        length = content_length(self.headers.get("Content-Length"))
+        if length is None:
             raise ApiError(HTTPStatus.BAD_REQUEST, "bad Content-Length")
-        length = int(text)
         if length > MAX_BODY:
             raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request too large")
         try:
@@ -261,12 +189,12 @@ class StudyServer:
         self._thread: threading.Thread | None = None
         try:
             handler = type("_Handler", (_Handler,), {"timeout": socket_timeout})
-            self.httpd = _PooledHTTPServer((host, port), handler, max_threads)
+            self.httpd = PooledHTTPServer((host, port), handler, max_threads, "turing-http")
         except OSError as exc:
             raise bind_error(exc, host, port) from exc
         self.httpd.app = self  # type: ignore[attr-defined]
         self.host, self.port = self.httpd.server_address[:2]
-        self.loopback = _is_loopback(str(self.host))
+        self.loopback = is_loopback(str(self.host))
         self.allowed_hosts = allowed_host_names(host, str(self.host))
         self.results_token = secrets.token_urlsafe(18)
 
@@ -312,15 +240,7 @@ class StudyServer:
     def check_host(self, host_header: str) -> None:
         """Accept only the exact names this server was started with, on its own port: a web page elsewhere
         cannot reach the study through DNS rebinding (`127.0.0.1.evil.example`, `evil.example:8765`)."""
-        if not host_header or any(c in host_header for c in "/@?#\\ \t") or not host_header.isascii():
-            raise ApiError(HTTPStatus.FORBIDDEN, "unexpected Host header")
-        parts = urlsplit("//" + host_header)
-        try:
-            port = parts.port
-        except ValueError:
-            port = -1
-        name = (parts.hostname or "").lower()
-        if name not in self.allowed_hosts or port not in (self.port, None if self.port == 80 else self.port):
+        if not host_allowed(host_header, self.allowed_hosts, self.port):
             raise ApiError(HTTPStatus.FORBIDDEN, "unexpected Host header")
 
     def log_request_seen(self, method: str, path: str, client: str) -> None:
@@ -367,32 +287,6 @@ class StudyServer:
             tally = self.results()
             atomic_write_json(self.dir / "tally.json", tally)
         return tally
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-def allowed_host_names(requested: str, bound: str) -> frozenset[str]:
-    """The Host names a participant's browser may send: the loopback names always (the experimenter
-    on this machine), the --host value as given and the address it bound; for a wildcard bind
-    (0.0.0.0, ::) also this machine's name and addresses, the names it is reached by on the network."""
-    names = {*LOOPBACK_NAMES, requested.strip("[]").lower(), bound.lower()}
-    try:
-        wildcard = ipaddress.ip_address(bound).is_unspecified
-    except ValueError:
-        wildcard = False
-    if wildcard:
-        for machine in {socket.gethostname(), socket.getfqdn()}:
-            names.add(machine.lower())
-            try:
-                names.update(str(info[4][0]).lower() for info in socket.getaddrinfo(machine, None))
-            except OSError:
-                pass
-    return frozenset(n for n in names if n)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

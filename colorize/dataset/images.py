@@ -25,21 +25,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from colorize.dataset import DEFAULT_MAX_PIXELS, FIT_MODES
 from colorize.errors import ColorizeError
 
 log = logging.getLogger(__name__)
 
-#: Largest image (width x height, before any reduction) prep agrees to decode: 8K x 5K web photos.
-DEFAULT_MAX_PIXELS = 40_000_000
-#: The default `--max-pixels` of predict and eval: museum and flatbed scans run to 150 MP, so twice that.
-MAX_SCAN_PIXELS = 300_000_000
 #: Largest file we read into memory (bytes); a bigger "photo" is not a photo.
 MAX_FILE_BYTES = 200 * 1024 * 1024
 #: Transparent pixels are composited on this color (white, like a browser shows them).
 BACKGROUND = (255, 255, 255)
 #: Value of padded pixels in `fit(..., "pad")`; they are masked out of every loss and statistic.
 PAD_VALUE = 0
-FIT_MODES = ("pad", "crop")
 
 _SRGB = ImageCms.createProfile("sRGB")
 

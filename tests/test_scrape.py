@@ -234,7 +234,7 @@ def test_browser_flags_and_dns_limited_to_allowed_hosts(tmp_path):
 
 
 def test_categories_file_and_query_defaults(tmp_path):
-    from colorize.scraper.scrape import plan_categories
+    from colorize.scraper.categories import plan_categories
 
     listing = tmp_path / "cats.txt"
     listing.write_text("# my categories\nbeach\n\nnew-york  # the city\nbeach\nsnow_field\n")

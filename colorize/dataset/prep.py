@@ -21,7 +21,16 @@ from typing import Any
 import numpy as np
 
 from colorize import __version__
-from colorize.dataset import MIN_SIDE, PrepParams, bins, check_prep_params, engines, shards, splits
+from colorize.dataset import (
+    MIN_SIDE,
+    PrepParams,
+    bins,
+    check_prep_params,
+    engines,
+    shards,
+    splits,
+    variants_for,
+)
 from colorize.dataset import augment as aug
 from colorize.dataset.images import MAX_FILE_BYTES, decode
 from colorize.dataset.sources import Photo, discover
@@ -102,7 +111,7 @@ def plan_tasks(photos: list[Photo], params: PrepParams, src: Path, out: Path) ->
     tasks = []
     for split in splits.SPLITS:
         ordered = sorted(by_split[split], key=lambda p: splits.order_key(p.id, params.seed))
-        variants = aug.variants_for(split, params.augment)
+        variants = variants_for(split, params.augment)
         items = [(p, v) for p in ordered for v in variants]
         for index, start in enumerate(range(0, len(items), params.shard_size)):
             tasks.append(ShardTask(shards.shard_name(split, index), split,

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from colorize import __version__, progress
-from colorize.dataset import FIT_MODES, MAX_SCAN_PIXELS, PREP_BOUNDS
+from colorize.dataset import ENGINES, FIT_MODES, MAX_SCAN_PIXELS, PREP_BOUNDS
 from colorize.dataset import PrepParams as PD
 from colorize.dataset.splits import SPLITS
 from colorize.errors import ColorizeError, UsageError
@@ -173,7 +173,7 @@ def fetch(ctx: click.Context, manifest: str, out: str | None, workers: int, allo
 @click.option("--shard-size", type=_prep_range("shard_size"), default=PD.shard_size, show_default=True,
               help="Samples per shard.")
 @click.option("--workers", type=click.IntRange(1), default=None, help="Processes [all cores].")
-@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True)
+@click.option("--engine", type=click.Choice(ENGINES), default=ENGINES[0], show_default=True)
 @click.option("--scheduler", help="dask scheduler address, e.g. tcp://10.0.0.5:8786 [a local cluster].")
 @click.option("--max-pixels", type=_prep_range("max_pixels"), default=PD.max_pixels, show_default=True,
               help="Photos larger than this (width x height, from the header) are refused before decoding.")

@@ -23,6 +23,8 @@ MAX_SCAN_PIXELS = 300_000_000
 FIT_MODES = ("pad", "crop")
 #: Training-set variants, in order (`--augment k` keeps the first k); see dataset/augment.py.
 VARIANTS = ("orig", "flip", "noise1", "noise2", "noise3", "crop1", "crop2")
+#: Where prep's shard tasks run (`--engine`): local processes, or a dask cluster (dataset/engines.py).
+ENGINES = ("local", "dask")
 #: Photos with a shorter side are skipped by prep: too small to teach color.
 MIN_SIDE = 32
 

@@ -21,11 +21,11 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
+from colorize.dataset import ENGINES
 from colorize.errors import ColorizeError
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("local", "dask")
 _SETUP_DONE = False
 _HAS_PROC = os.path.isdir("/proc/self")
 

@@ -141,7 +141,7 @@ def scrape(ctx: click.Context, dataset: str | None, min_confidence: float | None
 @cli.command()
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), help="Where to rebuild the dataset [DATA/raw].")
-@click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=SD.workers, show_default=True)
 @click.option("--allow-missing", is_flag=True, help="Exit 0 even if some photos are missing or changed.")
 @_download_options
 @click.pass_context

@@ -219,22 +219,29 @@ def _decode_stored_tiff(path: Path) -> np.ndarray | None:
     """OpenCV's decode of the file with the Orientation tag of its first IFD read as 1 (stored pixel order).
 
     A copy-on-write map: the file is never written, and its pages are the page cache's, not a copy in
-    memory. Classic TIFF (12-byte entries) and BigTIFF (20-byte entries) are both read.
+    memory. Classic TIFF (12-byte entries) and BigTIFF (20-byte entries) are both read; a file that is
+    not a TIFF is decoded as it is.
     """
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY) as mm:
+        if mm[:4] not in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):  # not a TIFF: nothing to neutralise
+            return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         order = "<" if mm[:2] == b"II" else ">"
-        big = struct.unpack(order + "H", mm[2:4])[0] == 43
+        big = mm[2:4] in (b"+\0", b"\0+")
         count_fmt, entry, value_at = ("Q", 20, 12) if big else ("H", 12, 8)
-        ifd = struct.unpack(order + ("Q" if big else "I"), mm[8:16] if big else mm[4:8])[0]
-        n_size = struct.calcsize(count_fmt)
-        n = struct.unpack(order + count_fmt, mm[ifd:ifd + n_size])[0]
+        try:
+            ifd = struct.unpack(order + ("Q" if big else "I"), mm[8:16] if big else mm[4:8])[0]
+            n_size = struct.calcsize(count_fmt)
+            n = struct.unpack(order + count_fmt, mm[ifd:ifd + n_size])[0]
+        except struct.error as exc:
+            raise ValueError(f"a damaged TIFF header ({exc})") from exc
         for at in range(ifd + n_size, min(ifd + n_size + entry * n, len(mm) - entry + 1), entry):
             if struct.unpack(order + "H", mm[at:at + 2])[0] == _ORIENTATION_TAG:
                 mm[at + value_at:at + value_at + 2] = struct.pack(order + "H", 1)
         buffer = np.frombuffer(mm, np.uint8)
-        pixels = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
-        del buffer  # the map can only close once no array points into it
-        return pixels
+        try:
+            return cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+        finally:
+            del buffer  # the map can only close once no array points into it
 
 
 _ORIENTATION_TAG = 0x0112
@@ -250,7 +257,7 @@ def _read16(path: Path, orientation: int) -> np.ndarray:
     the axes), so it is shown the file with the tag read as 1 (`_decode_stored_tiff`) and the view here is the
     one rotation, as `images.decode`'s `exif_transpose` is for 8-bit photos.
     """
-    if orientation != 1 and path.suffix.lower() in (".tif", ".tiff"):
+    if orientation != 1:
         pixels = _decode_stored_tiff(path)
     else:
         pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)

@@ -1,7 +1,8 @@
 """Color-bin maths: which ab colors become classes, how often they occur, and how much each one weighs.
 
-Method (Zhang et al. 2016, "Colorful Image Colorization", section 3.3 class rebalancing): quantize ab on a `grid`-unit grid, keep the `bins`
-most frequent cells of the *training* pixels, map every other cell to its nearest kept bin, then
+Method (the class rebalancing of Zhang et al. 2016, "Colorful Image Colorization"): quantize ab on a
+`grid`-unit grid, keep the `bins` most frequent cells of the *training* pixels, map every other cell to
+its nearest kept bin, then
     p       = bin frequencies after that remapping,
     p_tilde = p smoothed by a Gaussian of `sigma` ab units over the 2-D ab plane (not along the bin index),
     w       ∝ ((1 - λ) p_tilde + λ / n)^-1, scaled so that Σ p·w = 1,

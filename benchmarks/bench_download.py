@@ -22,7 +22,7 @@ from colorize.scraper.download import Caps, HostLimiter, make_session
 from colorize.scraper.hosts import HostPolicy
 from colorize.scraper.localsite.site import Faults, LocalSite
 from colorize.scraper.manifest import Manifest
-from colorize.scraper.scrape import DownloadContext, download_photo
+from colorize.scraper.skeleton import DownloadContext, download_photo
 from colorize.scraper.urls import download_url
 
 WIDTH = 256

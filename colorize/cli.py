@@ -14,13 +14,14 @@ from pathlib import Path
 import click
 
 from colorize import __version__, progress
-from colorize.dataset.images import DEFAULT_MAX_PIXELS, MAX_SCAN_PIXELS
-from colorize.dataset.prep import PrepParams as PD
+from colorize.dataset import ENGINES, FIT_MODES, MAX_SCAN_PIXELS, PREP_BOUNDS
+from colorize.dataset import PrepParams as PD
+from colorize.dataset.splits import SPLITS
 from colorize.errors import ColorizeError, UsageError
-from colorize.models.net import DEFAULT_TEMPERATURE
-from colorize.models.net.bundle import DEFAULT_MIN_CONFIDENCE
+from colorize.models.net import DEFAULT_TEMPERATURE, ROUTER_MIN_CONFIDENCE
 from colorize.models.train.config import TRAIN_DEFAULTS as TD
-from colorize.scraper import DOWNLOAD_DEADLINE_S
+from colorize.scraper import KEYWORD_SCORE_RANGE
+from colorize.scraper import SCRAPE_DEFAULTS as SD
 
 log = logging.getLogger("colorize")
 
@@ -69,23 +70,23 @@ def _say(report) -> None:
 
 
 def _stage(module: str, func: str):
-    """Import a stage's entry point lazily; a stage that does not exist yet is an expected failure."""
+    """Import a stage's entry point when its command runs, so `--help` never loads numpy, Pillow or torch."""
     import importlib
 
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and (exc.name == module or module.startswith(exc.name + ".")):
-            raise ColorizeError(f"this command is not implemented yet ({module} is missing)",
-                                "use a release that has it") from exc
-        raise
-    return getattr(mod, func)
+    return getattr(importlib.import_module(module), func)
+
+
+def _prep_range(field: str) -> click.ParamType:
+    """The click type of a numeric prep option, from `PREP_BOUNDS` (the table prep checks Python callers with)."""
+    lo, hi = PREP_BOUNDS[field]
+    kind = click.FloatRange if isinstance(getattr(PD, field), float) else click.IntRange
+    return kind(lo, hi)
 
 
 def _download_options(command):
     """--allow-host and --timeout, defined once for every command that downloads (scrape, fetch)."""
     command = click.option(
-        "--timeout", type=click.FloatRange(0, min_open=True), default=DOWNLOAD_DEADLINE_S, show_default=True,
+        "--timeout", type=click.FloatRange(0, min_open=True), default=SD.timeout, show_default=True,
         help="Seconds one photo may take in all: connects, reads, redirects and retries.")(command)
     return click.option(
         "--allow-host", "allow_hosts", multiple=True, metavar="HOST[:PORT]",
@@ -101,16 +102,19 @@ def _download_options(command):
 @click.option("--query", help="Keywords instead of the category name, comma-separated (single category; the web "
                               "search uses the first).")
 @click.option("--dataset", type=click.Path(), help="Take photos from the Unsplash Dataset: its .zip or unzipped folder.")
-@click.option("--min-confidence", type=click.FloatRange(0, 100), help="--dataset: least keyword score 0-100 [50].")
-@click.option("--limit", type=click.IntRange(1), default=200, show_default=True, help="Photos per category.")
+@click.option("--min-confidence", type=click.FloatRange(*KEYWORD_SCORE_RANGE),
+              help=f"--dataset: least keyword score {KEYWORD_SCORE_RANGE[0]:g}-{KEYWORD_SCORE_RANGE[1]:g} "
+                   f"[{SD.min_keyword_score:g}].")
+@click.option("--limit", type=click.IntRange(1), default=SD.limit, show_default=True, help="Photos per category.")
 @click.option("--out", type=click.Path(file_okay=False), help="Dataset folder [DATA/raw].")
-@click.option("--base-url", default="https://unsplash.com", show_default=True)
-@click.option("--width", type=click.IntRange(64, 6000), default=1080, show_default=True, help="Download width in px.")
-@click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True, help="Download threads.")
-@click.option("--per-host", type=click.IntRange(1, 32), default=4, show_default=True, help="Connections per host.")
-@click.option("--scroll-pause", type=click.FloatRange(0), default=0.5, show_default=True, help="Seconds after each scroll.")
-@click.option("--browser", default="/usr/bin/chromium", show_default=True, help="Chromium binary.")
-@click.option("--driver", default="/usr/bin/chromedriver", show_default=True, help="ChromeDriver binary.")
+@click.option("--base-url", default=SD.base_url, show_default=True)
+@click.option("--width", type=click.IntRange(64, 6000), default=SD.width, show_default=True, help="Download width in px.")
+@click.option("--workers", type=click.IntRange(1, 64), default=SD.workers, show_default=True, help="Download threads.")
+@click.option("--per-host", type=click.IntRange(1, 32), default=SD.per_host, show_default=True, help="Connections per host.")
+@click.option("--scroll-pause", type=click.FloatRange(0), default=SD.scroll_pause, show_default=True,
+              help="Seconds after each scroll.")
+@click.option("--browser", default=SD.browser, show_default=True, help="Chromium binary.")
+@click.option("--driver", default=SD.driver, show_default=True, help="ChromeDriver binary.")
 @click.option("--show-browser", is_flag=True, help="Run the browser with a window (needs a display).")
 @_download_options
 @click.pass_context
@@ -128,7 +132,8 @@ def scrape(ctx: click.Context, dataset: str | None, min_confidence: float | None
         run_dataset_scrape = _stage("colorize.scraper.unsplash_dataset.scrape", "run_dataset_scrape")
 
         web_only = ("scroll_pause", "browser", "driver", "show_browser")
-        report = run_dataset_scrape(dataset=dataset, min_confidence=min_confidence,
+        score = SD.min_keyword_score if min_confidence is None else min_confidence
+        report = run_dataset_scrape(dataset=dataset, min_confidence=score,
                                     **{k: v for k, v in opts.items() if k not in web_only})
     _say(report)
 
@@ -136,7 +141,7 @@ def scrape(ctx: click.Context, dataset: str | None, min_confidence: float | None
 @cli.command()
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), help="Where to rebuild the dataset [DATA/raw].")
-@click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=SD.workers, show_default=True)
 @click.option("--allow-missing", is_flag=True, help="Exit 0 even if some photos are missing or changed.")
 @_download_options
 @click.pass_context
@@ -154,20 +159,23 @@ def fetch(ctx: click.Context, manifest: str, out: str | None, workers: int, allo
 @cli.command()
 @click.option("--src", type=click.Path(file_okay=False), help="Dataset folder (manifest.json or category subfolders) [DATA/raw].")
 @click.option("--out", type=click.Path(file_okay=False), help="Shard folder [DATA/shards].")
-@click.option("--size", type=click.IntRange(32, 1024), default=PD.size, show_default=True)
-@click.option("--fit", type=click.Choice(["pad", "crop"]), default=PD.fit, show_default=True)
-@click.option("--grid", type=click.IntRange(1, 64), default=PD.grid, show_default=True, help="ab grid cell size.")
-@click.option("--bins", type=click.IntRange(2, 1024), default=PD.bins, show_default=True, help="Most frequent ab cells kept.")
-@click.option("--lambda", "lam", type=click.FloatRange(0, 1), default=PD.lam, show_default=True, help="Rebalancing mix with uniform.")
-@click.option("--sigma", type=click.FloatRange(0), default=PD.sigma, show_default=True, help="Prior smoothing (ab units).")
-@click.option("--augment", type=click.IntRange(0, 7), default=PD.augment, show_default=True, help="Train variants per photo (0 = off).")
+@click.option("--size", type=_prep_range("size"), default=PD.size, show_default=True)
+@click.option("--fit", type=click.Choice(FIT_MODES), default=PD.fit, show_default=True)
+@click.option("--grid", type=_prep_range("grid"), default=PD.grid, show_default=True, help="ab grid cell size.")
+@click.option("--bins", type=_prep_range("bins"), default=PD.bins, show_default=True, help="Most frequent ab cells kept.")
+@click.option("--lambda", "lam", type=_prep_range("lam"), default=PD.lam, show_default=True,
+              help="Rebalancing mix with uniform.")
+@click.option("--sigma", type=_prep_range("sigma"), default=PD.sigma, show_default=True, help="Prior smoothing (ab units).")
+@click.option("--augment", type=_prep_range("augment"), default=PD.augment, show_default=True,
+              help="Train variants per photo (0 = off).")
 @click.option("--split", default=",".join(map(str, PD.split)), show_default=True, help="train,val,test fractions.")
 @click.option("--seed", type=int, default=PD.seed, show_default=True)
-@click.option("--shard-size", type=click.IntRange(1), default=PD.shard_size, show_default=True, help="Samples per shard.")
+@click.option("--shard-size", type=_prep_range("shard_size"), default=PD.shard_size, show_default=True,
+              help="Samples per shard.")
 @click.option("--workers", type=click.IntRange(1), default=None, help="Processes [all cores].")
-@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True)
+@click.option("--engine", type=click.Choice(ENGINES), default=ENGINES[0], show_default=True)
 @click.option("--scheduler", help="dask scheduler address, e.g. tcp://10.0.0.5:8786 [a local cluster].")
-@click.option("--max-pixels", type=click.IntRange(1), default=DEFAULT_MAX_PIXELS, show_default=True,
+@click.option("--max-pixels", type=_prep_range("max_pixels"), default=PD.max_pixels, show_default=True,
               help="Photos larger than this (width x height, from the header) are refused before decoding.")
 @click.option("--verify", "verify_dir", type=click.Path(file_okay=False), help="Only verify the shards in this folder.")
 @click.pass_context
@@ -256,7 +264,7 @@ def train(ctx: click.Context, **opts) -> None:
               help="Video smoothing: frame i back weighs e^(-alpha*i).")
 @click.option("--window", type=click.IntRange(0), default=20, show_default=True,
               help="Video smoothing reach: older frames weigh <= 5% in total (0 = off).")
-@click.option("--min-confidence", type=click.FloatRange(0, 1), default=DEFAULT_MIN_CONFIDENCE, show_default=True,
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=ROUTER_MIN_CONFIDENCE, show_default=True,
               help="Bundles: below this router confidence use the global model.")
 @click.option("--max-pixels", type=click.IntRange(1), default=MAX_SCAN_PIXELS, show_default=True,
               help="Refuse photos larger than this (width x height, read from the header before decoding).")
@@ -273,7 +281,7 @@ def predict(**opts) -> None:
 @cli.command(name="eval")
 @click.option("--model", required=True, type=click.Path(), help="Checkpoint (.pt) or model bundle folder.")
 @click.option("--shards", type=click.Path(file_okay=False), help="Shard folder to evaluate on.")
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @click.option("--images", type=click.Path(file_okay=False), help="Or a folder of color images (subfolders = categories).")
 @click.option("--temperature", type=click.FloatRange(0, min_open=True), default=DEFAULT_TEMPERATURE, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), default="eval", show_default=True)
@@ -298,8 +306,8 @@ def evaluate(**opts) -> None:
 @click.option("--out", type=click.Path(file_okay=False), default="demo-run", show_default=True)
 @click.option("--quick", is_flag=True, help="A much shorter run (for CI).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--browser", default="/usr/bin/chromium", show_default=True, help="Chromium binary.")
-@click.option("--driver", default="/usr/bin/chromedriver", show_default=True, help="ChromeDriver binary.")
+@click.option("--browser", default=SD.browser, show_default=True, help="Chromium binary.")
+@click.option("--driver", default=SD.driver, show_default=True, help="ChromeDriver binary.")
 @click.option("--source", type=click.Choice(["web", "dataset"]), default="web", show_default=True,
               help="Scrape the local site's search pages, or the gallery written as an Unsplash Dataset release.")
 def demo(**opts) -> None:
@@ -312,7 +320,7 @@ def demo(**opts) -> None:
 @cli.command()
 @click.option("--model", "models", multiple=True, type=click.Path(), help="Checkpoint; give two to compare conditions.")
 @click.option("--shards", type=click.Path(file_okay=False))
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @click.option("--images", type=click.Path(file_okay=False))
 @click.option("--pairs", type=click.IntRange(1), default=40, show_default=True)
 @click.option("--practice", type=click.IntRange(0), default=3, show_default=True)

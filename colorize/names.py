@@ -1,4 +1,8 @@
-"""Which category names may become folder names next to our own files: the one rule, used everywhere.
+"""The names of the files colorize writes, its dataset schema, and which category names may sit beside them.
+
+`MANIFEST` (the manifest of a dataset folder and of a shard folder) and `DATASET_SCHEMA` (the schema of a
+dataset manifest) are spelled here once; every stage reads them from this module. The rest of the module
+is the one rule for category names, used everywhere:
 
 A category becomes a folder (`<dataset>/<category>/`, `<gallery>/<category>/`) beside the files the
 tools write themselves (manifest.json, fetch-run.json, stats/, ATTRIBUTION.md, ...). A category named
@@ -14,10 +18,15 @@ none of the device names Windows reserves (a dataset is shared and may be unpack
 
 from __future__ import annotations
 
+#: The manifest of a dataset folder (scrape, fetch) and of a shard folder (prep).
+MANIFEST = "manifest.json"
+#: The schema of a dataset manifest: written by scrape and fetch, and by prep for a folder without one.
+DATASET_SCHEMA = "colorize.dataset/1"
+
 # Files and folders the stages write into their output folders (the dataset folder above all).
 # (`stats` is the default output folder of `colorize stats`; the rest are files.)
 RESERVED_NAMES = frozenset({
-    "manifest.json", "fetch-run.json", "scrape-run.json", "prep-run.json", "stats-run.json",
+    MANIFEST, "fetch-run.json", "scrape-run.json", "prep-run.json", "stats-run.json",
     "source-manifest.json", "attribution.md", "stats", "stats.npz", "bins.csv", "gallery.json",
 })
 RESERVED_SUFFIXES = (".json", ".jsonl", ".md", ".npz", ".csv", ".pt", ".png", ".tmp", ".lock")

@@ -320,7 +320,7 @@ def test_fetch_out_merges_into_an_existing_dataset(site, tmp_path):
 
 
 def test_scrape_replaces_a_truncated_file_the_manifest_does_not_list(site, tmp_path):
-    from colorize.scraper.scrape import DownloadContext, download_photo
+    from colorize.scraper.skeleton import DownloadContext, download_photo
 
     photo = [c.photo for c in site.cards("beach") if c.kind == "free"][0]
     record = Photo(photo.id, photo.slug, "", site.base_url + photo.image_path)

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from imagedata import hostile_files, jpeg_bytes, make_dataset, photo_like
 
 from colorize.cli import cli
-from colorize.dataset import augment, splits
+from colorize.dataset import VARIANTS, augment, splits, variants_for
 from colorize.dataset.prep import JOURNAL, run_prep
 from colorize.dataset.shards import list_shards, load_shard, load_stats, read_manifest
 from colorize.errors import ColorizeError, UsageError
@@ -92,7 +92,7 @@ def test_splits_and_variants(reference):
             assert split == splits.assign_split(pid, 3, (0.6, 0.2, 0.2))
     assert set(split_of.values()) == {"train", "val", "test"}
     for pid, variants in variants_of.items():
-        expected = augment.VARIANTS if split_of[pid] == "train" else ("orig",)
+        expected = VARIANTS if split_of[pid] == "train" else ("orig",)
         assert sorted(variants) == sorted(expected)  # val/test never augmented
 
     train = {(p, v): (L, ab, m) for a in (a for n, a in shards.items() if n.startswith("train"))
@@ -347,9 +347,9 @@ def test_augmentation_randomness_comes_only_from_seed_photo_and_variant():
     for v in variants:
         assert all(np.array_equal(x, y) for x, y in zip(a[v], again[v]))
         assert not np.array_equal(a[v][0], other_seed[v][0]) and not np.array_equal(a[v][0], other_photo[v][0])
-    assert augment.variants_for("train", 7) == augment.VARIANTS
-    assert augment.variants_for("train", 3) == ("orig", "flip", "noise1")
-    assert augment.variants_for("val", 7) == augment.variants_for("train", 0) == ("orig",)
+    assert variants_for("train", 7) == VARIANTS
+    assert variants_for("train", 3) == ("orig", "flip", "noise1")
+    assert variants_for("val", 7) == variants_for("train", 0) == ("orig",)
 
 
 def test_prep_refuses_to_write_into_a_dataset_folder(dataset, tmp_path):

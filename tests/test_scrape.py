@@ -234,7 +234,7 @@ def test_browser_flags_and_dns_limited_to_allowed_hosts(tmp_path):
 
 
 def test_categories_file_and_query_defaults(tmp_path):
-    from colorize.scraper.scrape import plan_categories
+    from colorize.scraper.categories import plan_categories
 
     listing = tmp_path / "cats.txt"
     listing.write_text("# my categories\nbeach\n\nnew-york  # the city\nbeach\nsnow_field\n")
@@ -252,15 +252,16 @@ def test_a_download_that_raised_counts_as_failed(tmp_path):
     import concurrent.futures as cf
     import time
 
-    from colorize.scraper.scrape import CategoryReport, _record
+    from colorize.scraper.hosts import HostPolicy
+    from colorize.scraper.skeleton import CategoryReport, ScrapeRun, write_record
 
     done, broke = cf.Future(), cf.Future()
     done.set_result(("downloaded", ""))
     broke.set_exception(OSError(28, "No space left on device"))
     report = CategoryReport("beach", "beach")
-    futures = {done: (report, "a" * 11), broke: (report, "b" * 11)}
-    result = _record(tmp_path, {}, [report], futures, time.monotonic(),
-                     {"version": "", "harvest_done": 0.0, "finished": 0.0})
+    run = ScrapeRun(tmp_path, [], "http://127.0.0.1", HostPolicy((), "http://127.0.0.1"), None, time.monotonic())
+    run.reports, run.futures = [report], {done: (report, "a" * 11), broke: (report, "b" * 11)}
+    result = write_record(run, {})
     assert report.downloaded == 1 and dict(report.failed) == {"error": 1}
     assert "1 failed (error 1)" in result.summary_line()
     record = json.loads((tmp_path / "scrape-run.json").read_text())

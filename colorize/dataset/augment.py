@@ -17,20 +17,12 @@ import numpy as np
 from colorize.dataset.color import rgb_to_stored
 from colorize.dataset.images import fit
 
-VARIANTS = ("orig", "flip", "noise1", "noise2", "noise3", "crop1", "crop2")
 #: Standard deviation of the Gaussian noise on stored L (0..255 units) per level.
 NOISE_SIGMA = {"noise1": 3.0, "noise2": 6.0, "noise3": 12.0}
 #: Side of a random crop relative to the photo's side.
 CROP_SCALE = 0.7
 
 Sample = tuple[np.ndarray, np.ndarray, np.ndarray]  # L uint8 [S,S], ab int8 [S,S,2], mask bool [S,S]
-
-
-def variants_for(split: str, augment: int) -> tuple[str, ...]:
-    """Which variants a photo of `split` produces."""
-    if split != "train" or augment <= 1:
-        return VARIANTS[:1]
-    return VARIANTS[: min(augment, len(VARIANTS))]
 
 
 def variant_rng(seed: int, photo_id: str, variant: str) -> np.random.Generator:

@@ -1,7 +1,8 @@
 """Color-bin maths: which ab colors become classes, how often they occur, and how much each one weighs.
 
-Method (ColorUNet / Zhang et al., see shared notes): quantize ab on a `grid`-unit grid, keep the `bins`
-most frequent cells of the *training* pixels, map every other cell to its nearest kept bin, then
+Method (the class rebalancing of Zhang et al. 2016, "Colorful Image Colorization"): quantize ab on a
+`grid`-unit grid, keep the `bins` most frequent cells of the *training* pixels, map every other cell to
+its nearest kept bin, then
     p       = bin frequencies after that remapping,
     p_tilde = p smoothed by a Gaussian of `sigma` ab units over the 2-D ab plane (not along the bin index),
     w       ∝ ((1 - λ) p_tilde + λ / n)^-1, scaled so that Σ p·w = 1,
@@ -86,8 +87,8 @@ class BinStats:
     weights: np.ndarray  # float32 [n], Σ prior·weights = 1
     grid: int
     cell_counts: np.ndarray  # int64 [G, G], training pixels per grid cell
-    lam: float = 0.5
-    sigma: float = 5.0
+    lam: float  # λ and σ the weights were computed with (PrepParams holds the defaults)
+    sigma: float
 
     @property
     def n_bins(self) -> int:

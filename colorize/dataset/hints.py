@@ -1,7 +1,7 @@
 """Colour hints as the network sees them: the one format shared by training, predict, the editor and eval.
 
 A hint is a square patch of known chroma (Zhang et al. 2017, "Real-Time User-Guided Image Colorization with
-Learned Deep Priors", in ../shared/seeds is the method this follows). The network's input is the lightness
+Learned Deep Priors", is the method this follows). The network's input is the lightness
 plus HINT_CHANNELS planes at its own resolution:
 - planes 0 and 1: the patch's a and b divided by HINT_AB_SCALE (so about -1..1), zero outside patches;
 - plane 2: 1 inside a hinted patch, 0 elsewhere (so "no hint" and "hint a = b = 0, gray" differ).

@@ -10,36 +10,38 @@ Why this module is careful:
 - Speed: a JPEG can be decoded at 1/2, 1/4 or 1/8 scale inside the DCT (Pillow `draft`), which is
   several times cheaper than a full decode. We never reduce below 2x the target, so the final Lanczos
   pass still does the real downsampling and quality stays within 1/255 of a full-size Lanczos.
+
+Other decoders of the package (`scans.py`, full resolution for predict and eval) build on the public
+steps here: `decoding` (the pixel cap and the one set of decoder-error messages), `check_pixels`,
+`upright_size`, `to_rgb` and `srgb_transform`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from colorize.dataset import DEFAULT_MAX_PIXELS, FIT_MODES
 from colorize.errors import ColorizeError
 
 log = logging.getLogger(__name__)
 
-#: Largest image (width x height, before any reduction) prep agrees to decode: 8K x 5K web photos.
-DEFAULT_MAX_PIXELS = 40_000_000
-#: The default `--max-pixels` of predict and eval: museum and flatbed scans run to 150 MP, so twice that.
-MAX_SCAN_PIXELS = 300_000_000
 #: Largest file we read into memory (bytes); a bigger "photo" is not a photo.
 MAX_FILE_BYTES = 200 * 1024 * 1024
 #: Transparent pixels are composited on this color (white, like a browser shows them).
 BACKGROUND = (255, 255, 255)
 #: Value of padded pixels in `fit(..., "pad")`; they are masked out of every loss and statistic.
 PAD_VALUE = 0
-FIT_MODES = ("pad", "crop")
 
 _SRGB = ImageCms.createProfile("sRGB")
 
@@ -70,13 +72,19 @@ def _read_bytes(src: str | os.PathLike | bytes) -> bytes:
         raise ColorizeError(f"cannot read {path}: {exc.strerror or exc}", "check the path and permissions") from exc
 
 
-def _upright_size(img: Image.Image) -> tuple[int, int]:
-    """Width and height after EXIF orientation (5-8 swap the axes)."""
+def upright_size(img: Image.Image) -> tuple[int, int]:
+    """Width and height after EXIF orientation (5-8 swap the axes), from the header.
+
+    Pillow reports a TIFF's size already upright (and turns its pixels upright in `load`), so a TIFF's
+    stored size is taken from its ImageWidth/ImageLength tags: swapping `img.size` again would turn it back.
+    """
     try:
         orientation = img.getexif().get(0x0112, 1)
     except Exception:  # a broken EXIF block must not make a good photo unusable
         orientation = 1
     w, h = img.size
+    if img.format == "TIFF":
+        w, h = img.tag_v2.get(256, w), img.tag_v2.get(257, h)
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
@@ -96,7 +104,7 @@ def draft_request(width: int, height: int, size: int, fit: str) -> tuple[int, in
     return max(1, int(np.ceil(width * scale))), max(1, int(np.ceil(height * scale)))
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def to_rgb(img: Image.Image) -> Image.Image:
     """Any Pillow mode -> 8-bit RGB; ICC-tagged non-sRGB images are converted to sRGB."""
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
@@ -132,7 +140,7 @@ def _icc_to_srgb(img: Image.Image, icc: bytes) -> Image.Image:
     """Apply an embedded non-sRGB ICC profile (Adobe RGB, wide-gamut, CMYK press profiles); sRGB ones and
     unusable ones are left alone (the pixels are then read as sRGB, which is what browsers do)."""
     base = "RGB" if img.mode == "RGBA" else img.mode
-    transform = _srgb_transform(bytes(icc), base)
+    transform = srgb_transform(bytes(icc), base)
     if transform is None:
         return img
     out = ImageCms.applyTransform(img.convert(base) if img.mode != base else img, transform)
@@ -142,8 +150,10 @@ def _icc_to_srgb(img: Image.Image, icc: bytes) -> Image.Image:
 
 
 @functools.lru_cache(maxsize=16)
-def _srgb_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
-    """Building a transform costs milliseconds; photos from one camera share one profile, so cache it.
+def srgb_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
+    """The transform from the profile `icc` to sRGB; None when it is sRGB already or unusable (the pixels
+    are then read as sRGB, as browsers do). Building one costs milliseconds and photos from one camera
+    share one profile, so it is cached.
     NOCACHE makes the transform safe to share between threads (dask workers may run several)."""
     try:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
@@ -170,37 +180,22 @@ def decode(
     data = _read_bytes(src)
     if not data:
         raise ColorizeError(f"{name}: empty file (0 bytes)", "re-download or remove it")
-    try:
-        with warnings.catch_warnings():
-            # Our header check below is the bomb guard (Pillow's own limit still raises far above it).
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            width, height = _upright_size(img)
-            check_pixels(name, width, height, max_pixels)
-            if min(width, height) < min_side:
-                raise ColorizeError(f"{name}: {width}x{height} is smaller than {min_side} px",
-                                    "use a larger photo")
-            if reduce_to is not None and img.format == "JPEG":
-                # draft works in stored (pre-EXIF) orientation; the request is symmetric under a 90° swap
-                # only if we swap it too.
-                rw, rh = draft_request(width, height, reduce_to, fit)
-                if (width, height) != img.size:
-                    rw, rh = rh, rw
-                img.draft("RGB" if img.mode in ("RGB", "YCbCr") else img.mode, (rw, rh))
-            img.load()
-            img = ImageOps.exif_transpose(img) or img
-            img = _to_rgb(img)
-            rgb = np.asarray(img, dtype=np.uint8)
-    except ColorizeError:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise ColorizeError(f"{name}: over the --max-pixels pixel cap ({_reason(exc)})",
-                            "downscale the image or raise --max-pixels") from exc
-    except UnidentifiedImageError as exc:
-        raise ColorizeError(f"{name}: not an image (unknown or unsupported format)",
-                            "re-download or remove it") from exc
-    except (OSError, SyntaxError, ValueError, EOFError, TypeError, MemoryError) as exc:
-        raise ColorizeError(f"{name}: cannot decode ({_reason(exc)})", "re-download or remove it") from exc
+    with decoding(name, max_pixels):
+        img = Image.open(io.BytesIO(data))
+        width, height = upright_size(img)
+        check_pixels(name, width, height, max_pixels)
+        if min(width, height) < min_side:
+            raise ColorizeError(f"{name}: {width}x{height} is smaller than {min_side} px", "use a larger photo")
+        if reduce_to is not None and img.format == "JPEG":
+            # draft works in stored (pre-EXIF) orientation; the request is symmetric under a 90° swap
+            # only if we swap it too.
+            rw, rh = draft_request(width, height, reduce_to, fit)
+            if (width, height) != img.size:
+                rw, rh = rh, rw
+            img.draft("RGB" if img.mode in ("RGB", "YCbCr") else img.mode, (rw, rh))
+        img.load()
+        img = ImageOps.exif_transpose(img) or img
+        rgb = np.asarray(to_rgb(img), dtype=np.uint8)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.size == 0:
         raise ColorizeError(f"{name}: decoded to an unexpected shape {rgb.shape}", "convert it to RGB first")
     return Decoded(np.ascontiguousarray(rgb), (width, height))
@@ -218,6 +213,42 @@ def check_pixels(name: str, width: int, height: int, max_pixels: int) -> None:
 def _reason(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:160]
+
+
+def allow_pixels(max_pixels: int) -> None:
+    """Make Pillow's own bomb limit no lower than the user's cap, so that there is one cap: `--max-pixels`.
+
+    Pillow refuses images over 2 x `Image.MAX_IMAGE_PIXELS` (178.9 MP by default) in `Image.open` itself,
+    which `--max-pixels 400000000` could not raise. `check_pixels` is the guard at the user's cap, from
+    the header, before any pixel is decoded; Pillow's limit stays as a second guard at that same cap
+    (for frames a header does not declare). It is a process-wide setting, so it is only ever raised:
+    another thread may be decoding under a larger cap.
+    """
+    need = -(-max_pixels // 2)  # Pillow errors above twice its limit
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < need:
+        Image.MAX_IMAGE_PIXELS = need
+
+
+@contextlib.contextmanager
+def decoding(name: str, max_pixels: int, also: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """Decode under the user's pixel cap (`allow_pixels`); every decoder failure -> one `ColorizeError`
+    line naming the file. The one home of the decoder messages (prep's `decode`, the scans of predict and
+    eval); `also` adds a decoder's own error type (OpenCV's `cv2.error`)."""
+    allow_pixels(max_pixels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # check_pixels is the guard
+            yield
+    except ColorizeError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ColorizeError(f"{name}: over the --max-pixels pixel cap ({_reason(exc)})",
+                            "downscale the image or raise --max-pixels") from exc
+    except UnidentifiedImageError as exc:
+        raise ColorizeError(f"{name}: not an image (unknown or unsupported format)",
+                            "re-download or remove it") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError, MemoryError, *also) as exc:
+        raise ColorizeError(f"{name}: cannot decode ({_reason(exc)})", "re-download or remove it") from exc
 
 
 def load_rgb(

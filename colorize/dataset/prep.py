@@ -14,16 +14,25 @@ import logging
 import os
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from colorize import __version__
+from colorize.dataset import (
+    MIN_SIDE,
+    PrepParams,
+    bins,
+    check_prep_params,
+    engines,
+    shards,
+    splits,
+    variants_for,
+)
 from colorize.dataset import augment as aug
-from colorize.dataset import bins, engines, shards, splits
-from colorize.dataset.images import DEFAULT_MAX_PIXELS, FIT_MODES, MAX_FILE_BYTES, decode
+from colorize.dataset.images import MAX_FILE_BYTES, decode
 from colorize.dataset.sources import Photo, discover
 from colorize.errors import ColorizeError, UsageError
 from colorize.io import (
@@ -44,32 +53,6 @@ log = logging.getLogger(__name__)
 
 JOURNAL = ".prep-journal.json"
 DERIVED_MANIFEST = "source-manifest.json"
-MIN_SIDE = 32
-
-
-@dataclass(frozen=True)
-class PrepParams:
-    """Everything that decides the output bytes (and nothing that does not, like --workers)."""
-
-    size: int = 256
-    fit: str = "pad"
-    grid: int = 10
-    bins: int = 32
-    lam: float = 0.8
-    sigma: float = 5.0
-    augment: int = 7
-    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    seed: int = 0
-    shard_size: int = 1024
-    max_pixels: int = DEFAULT_MAX_PIXELS
-
-    def manifest_params(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["lambda"] = d.pop("lam")
-        d["split"] = list(self.split)
-        d["min_side"] = MIN_SIDE
-        d["variants"] = list(aug.variants_for("train", self.augment))
-        return d
 
 
 @dataclass(frozen=True)
@@ -128,7 +111,7 @@ def plan_tasks(photos: list[Photo], params: PrepParams, src: Path, out: Path) ->
     tasks = []
     for split in splits.SPLITS:
         ordered = sorted(by_split[split], key=lambda p: splits.order_key(p.id, params.seed))
-        variants = aug.variants_for(split, params.augment)
+        variants = variants_for(split, params.augment)
         items = [(p, v) for p in ordered for v in variants]
         for index, start in enumerate(range(0, len(items), params.shard_size)):
             tasks.append(ShardTask(shards.shard_name(split, index), split,
@@ -227,7 +210,7 @@ def run_prep(src: str | os.PathLike, out: str | os.PathLike, size: int = PrepPar
         raise UsageError("--out must differ from --src", "write the shards to their own folder")
     params = PrepParams(size, fit, grid, bins, float(lam), float(sigma), augment, splits.parse_split(split), seed,
                         shard_size, max_pixels)
-    _validate(params)
+    check_prep_params(params)
     source = discover(src, exclude=out)
     photos, skipped_upfront, source_sha, source_kind = source.photos, source.skipped, source.manifest_sha256, source.kind
     if not photos:
@@ -305,19 +288,6 @@ def run_prep(src: str | os.PathLike, out: str | os.PathLike, size: int = PrepPar
     )
     return PrepReport(out, samples, used, len(skipped_all), len(tasks), rebuilt, bin_stats.n_bins,
                       t_end - t_start, skipped_all)
-
-
-def _validate(p: PrepParams) -> None:
-    """The CLI's option types check these already; Python callers (demo, notebooks) get the same rules."""
-    problems = [msg for bad, msg in [
-        (p.fit not in FIT_MODES, f"--fit must be one of {', '.join(FIT_MODES)}"),
-        (not 32 <= p.size <= 1024, "--size must be 32..1024"), (not 1 <= p.grid <= 64, "--grid must be 1..64"),
-        (p.bins < 2, "--bins must be >= 2"), (not 0.0 <= p.lam <= 1.0, "--lambda must be in [0, 1]"),
-        (p.sigma < 0, "--sigma must be >= 0"), (not 0 <= p.augment <= len(aug.VARIANTS), "--augment must be 0..7"),
-        (p.shard_size < 1, "--shard-size must be >= 1"), (p.max_pixels < 1, "max_pixels must be >= 1"),
-    ] if bad]
-    if problems:
-        raise UsageError("; ".join(problems), "see `colorize prep --help`")
 
 
 def _retire_other_manifest(out: Path, source_sha: str, params: PrepParams) -> None:

@@ -16,26 +16,27 @@ from __future__ import annotations
 
 import io
 import logging
+import mmap
+import struct
 import threading
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps
 
+from colorize.dataset import DEFAULT_MAX_PIXELS
 from colorize.dataset.images import (
-    DEFAULT_MAX_PIXELS,
     MAX_FILE_BYTES,
-    _reason,
-    _srgb_transform,
-    _to_rgb,
-    _upright_size,
     check_pixels,
     decode,
+    decoding,
     fit,
     fit_image,
+    srgb_transform,
+    to_rgb,
+    upright_size,
 )
 from colorize.errors import ColorizeError
 
@@ -93,13 +94,13 @@ class Scan:
             return None
         if space != "RGB":
             return None
-        return self.icc if self.depth == 16 or _srgb_transform(self.icc, "RGB") is None else None
+        return self.icc if self.depth == 16 or srgb_transform(self.icc, "RGB") is None else None
 
     def load(self) -> Scan:
         """Decode the full-resolution pixels (once)."""
         with self._lock:  # strips are composed on several threads: the first one decodes, once
             if self._pixels is None and self._image is None:
-                with _decoding(self.path):
+                with decoding(str(self.path), self.max_pixels, also=(cv2.error,)):
                     if self.depth == 16:
                         self._pixels = _read16(self.path, self.orientation)
                     else:
@@ -149,29 +150,6 @@ class Scan:
         return out
 
 
-class _decoding:
-    """Every decoder failure -> one ColorizeError line naming the file."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, exc, tb) -> bool:
-        if exc is None or isinstance(exc, ColorizeError):
-            return False
-        if isinstance(exc, Image.DecompressionBombError):
-            raise ColorizeError(f"{self.path}: over the --max-pixels pixel cap ({_reason(exc)})",
-                                "downscale the image or raise --max-pixels") from exc
-        if isinstance(exc, UnidentifiedImageError):
-            raise ColorizeError(f"{self.path}: not an image (unknown or unsupported format)",
-                                "re-download or remove it") from exc
-        if isinstance(exc, (OSError, SyntaxError, ValueError, EOFError, TypeError, MemoryError, cv2.error)):
-            raise ColorizeError(f"{self.path}: cannot decode ({_reason(exc)})", "re-download or remove it") from exc
-        return False
-
-
 def _bit_depth(img: Image.Image, head: bytes) -> int:
     """16 for 16-bit PNG/TIFF (gray or RGB), else 8, from the header alone."""
     if img.format == "PNG" and head[12:16] == b"IHDR":
@@ -212,10 +190,9 @@ def open_scan(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Scan:
     if size > MAX_FILE_BYTES + _MAX_BYTES_PER_PIXEL * max_pixels:
         raise ColorizeError(f"{path}: file is {size} bytes, too large for a photo under the --max-pixels cap "
                             f"of {max_pixels}", "raise --max-pixels or use a smaller image")
-    with _decoding(path), warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # check_pixels is the guard
+    with decoding(str(path), max_pixels, also=(cv2.error,)):
         with Image.open(path) as img:
-            width, height = _upright_size(img)
+            width, height = upright_size(img)
             check_pixels(str(path), width, height, max_pixels)
             try:
                 orientation = int(img.getexif().get(0x0112, 1))
@@ -229,25 +206,61 @@ def open_scan(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Scan:
 def _read8(path: Path, max_pixels: int) -> Image.Image:
     """8-bit pixels as `images.decode` gives them (upright, sRGB, alpha on white), but a plain gray photo
     stays a 1-byte "L" image instead of a 4-byte RGB one."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        img = Image.open(path)
-        check_pixels(str(path), *_upright_size(img), max_pixels)
-        img.load()
-    ImageOps.exif_transpose(img, in_place=True)  # not in place, it returns a full copy even when upright
+    img = Image.open(path)  # under `decoding` (Scan.load): the cap, and the decoder messages
+    check_pixels(str(path), *upright_size(img), max_pixels)
+    img.load()
+    ImageOps.exif_transpose(img, in_place=True)  # in place: otherwise Pillow returns a full copy even when upright
     if img.mode == "L" and "transparency" not in img.info:
         return img
-    return _to_rgb(img)
+    return to_rgb(img)
 
 
+def _decode_stored_tiff(path: Path) -> np.ndarray | None:
+    """OpenCV's decode of the file with the Orientation tag of its first IFD read as 1 (stored pixel order).
+
+    A copy-on-write map: the file is never written, and its pages are the page cache's, not a copy in
+    memory. Classic TIFF (12-byte entries) and BigTIFF (20-byte entries) are both read; a file that is
+    not a TIFF is decoded as it is.
+    """
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY) as mm:
+        if mm[:4] not in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):  # not a TIFF: nothing to neutralise
+            return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        order = "<" if mm[:2] == b"II" else ">"
+        big = mm[2:4] in (b"+\0", b"\0+")
+        count_fmt, entry, value_at = ("Q", 20, 12) if big else ("H", 12, 8)
+        try:
+            ifd = struct.unpack(order + ("Q" if big else "I"), mm[8:16] if big else mm[4:8])[0]
+            n_size = struct.calcsize(count_fmt)
+            n = struct.unpack(order + count_fmt, mm[ifd:ifd + n_size])[0]
+        except struct.error as exc:
+            raise ValueError(f"a damaged TIFF header ({exc})") from exc
+        for at in range(ifd + n_size, min(ifd + n_size + entry * n, len(mm) - entry + 1), entry):
+            if struct.unpack(order + "H", mm[at:at + 2])[0] == _ORIENTATION_TAG:
+                mm[at + value_at:at + value_at + 2] = struct.pack(order + "H", 1)
+        buffer = np.frombuffer(mm, np.uint8)
+        try:
+            return cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+        finally:
+            del buffer  # the map can only close once no array points into it
+
+
+_ORIENTATION_TAG = 0x0112
 _ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
            5: lambda a: a.swapaxes(0, 1), 6: lambda a: a.swapaxes(0, 1)[:, ::-1],
            7: lambda a: a.swapaxes(0, 1)[::-1, ::-1], 8: lambda a: a.swapaxes(0, 1)[::-1]}
 
 
 def _read16(path: Path, orientation: int) -> np.ndarray:
-    """16-bit pixels through OpenCV (gray, BGR or BGRA), made upright by a view (no second copy)."""
-    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    """16-bit pixels through OpenCV (gray, BGR or BGRA), made upright by a view (no second copy).
+
+    OpenCV applies a TIFF's Orientation tag itself under IMREAD_UNCHANGED (and fails on 5-8, which swap
+    the axes), so it is shown the file with the tag read as 1 (`_decode_stored_tiff`) and the view here is the
+    one rotation, as `images.decode`'s `exif_transpose` is for 8-bit photos.
+    """
+    if orientation != 1:
+        pixels = _decode_stored_tiff(path)
+    else:
+        pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.dtype != np.uint16 or pixels.ndim not in (2, 3):
         raise ColorizeError(f"{path}: cannot decode its 16-bit pixels", "re-save it as a 16-bit TIFF or PNG")
     if pixels.ndim == 3 and pixels.shape[2] not in (3, 4):

@@ -19,17 +19,17 @@ from typing import Any
 import numpy as np
 
 from colorize.dataset.bins import BinStats
+from colorize.dataset.splits import SPLITS
 from colorize.errors import ColorizeError
 from colorize.io import atomic_open, read_json, sha256_file
+from colorize.names import MANIFEST
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "colorize.shards/1"
-MANIFEST = "manifest.json"
 STATS_FILE = "stats.npz"
 RUN_RECORD = "prep-run.json"
-SPLITS = ("train", "val", "test")
-SHARD_RE = re.compile(r"^(train|val|test)-(\d{5})\.npz$")
+SHARD_RE = re.compile(rf"^({'|'.join(SPLITS)})-(\d{{5}})\.npz$")
 #: The arrays every shard holds, in the order they are written.
 SHARD_ARRAYS = ("L", "ab", "mask", "photo_id", "category", "variant")
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -126,8 +126,7 @@ def stats_from_arrays(arrays: dict[str, np.ndarray], origin: str = "stats.npz") 
             prior=arrays["prior"].astype(np.float32), prior_smoothed=arrays["prior_smoothed"].astype(np.float32),
             weights=arrays["weights"].astype(np.float32), grid=int(arrays["grid"]),
             cell_counts=arrays["cell_counts"].astype(np.int64),
-            lam=float(arrays["lambda"]) if "lambda" in arrays else 0.5,
-            sigma=float(arrays["sigma"]) if "sigma" in arrays else 5.0,
+            lam=float(arrays["lambda"]), sigma=float(arrays["sigma"]),
         )
     except KeyError as exc:
         raise ColorizeError(f"{origin} lacks the array {exc}", "rerun `colorize prep` to rebuild it") from exc

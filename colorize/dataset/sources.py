@@ -18,7 +18,7 @@ from colorize.dataset.images import MAX_FILE_BYTES
 from colorize.errors import ColorizeError
 from colorize.imaging import IMAGE_EXTS
 from colorize.io import dumps_json, not_regular_reason, read_json, sha256_bytes, sha256_file
-from colorize.names import reserved_reason
+from colorize.names import DATASET_SCHEMA, MANIFEST, reserved_reason
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -84,7 +84,7 @@ def discover(src: Path, exclude: Path | None = None) -> Source:
     """Read the source folder. `exclude` (the output folder, when it lies inside `src`) is never input."""
     if not src.is_dir():
         raise ColorizeError(f"source folder {src} does not exist", "scrape or fetch a dataset first, or pass --src")
-    manifest_path = src / "manifest.json"
+    manifest_path = src / MANIFEST
     if manifest_path.is_file():
         photos, skipped, digest = _from_manifest(src, manifest_path)
         return Source(photos, skipped, digest, "manifest")
@@ -174,7 +174,7 @@ def _from_folder(src: Path, exclude: Path | None = None) -> tuple[list[Photo], l
                 continue
             by_id[pid] = Photo(pid, parts[0], rel, digest)
             photos.append(by_id[pid])
-    derived = {"schema": "colorize.dataset/1", "derived_from_folder": True,
+    derived = {"schema": DATASET_SCHEMA, "derived_from_folder": True,
                "photos": [{"id": p.id, "category": p.category, "file": p.file, "sha256": p.sha256, "status": "ok"}
                           for p in sorted(photos, key=lambda p: p.id)]}
     return sorted(photos, key=lambda p: p.id), skipped, derived

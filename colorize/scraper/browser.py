@@ -1,6 +1,6 @@
 """Start and always stop a headless Chromium driven by Selenium, with no surprise network traffic.
 
-Why every flag is here (see docs/performance notes):
+Why every flag is here:
 - explicit `Service(executable_path=...)` and `binary_location`: otherwise Selenium Manager first tries to
   download a driver from the internet;
 - `--no-sandbox` when running as root: Chromium refuses to start otherwise;
@@ -24,14 +24,13 @@ import tempfile
 from collections.abc import Iterator, Sequence
 
 from colorize.errors import ColorizeError
+from colorize.scraper import DEFAULT_BROWSER, DEFAULT_DRIVER
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BROWSER = "/usr/bin/chromium"
-DEFAULT_DRIVER = "/usr/bin/chromedriver"
 INSTALL_FIX = "install them with: sudo apt-get install chromium chromium-driver (or pass --browser/--driver)"
 
-# Flags that keep Chromium quiet, small and predictable on a server (see performance notes).
+# Flags that keep Chromium quiet, small and predictable on a server (no updates, sync or GPU; one window size).
 BASE_FLAGS = (
     "--disable-gpu",
     "--disable-dev-shm-usage",

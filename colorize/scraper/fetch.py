@@ -34,6 +34,7 @@ from colorize.io import (
     write_run_record,
 )
 from colorize.progress import progress
+from colorize.scraper import SCRAPE_DEFAULTS
 from colorize.scraper.download import Caps, DownloadError, HostLimiter, fetch_bytes, make_session
 from colorize.scraper.hosts import HostPolicy
 from colorize.scraper.manifest import MANIFEST_NAME, SCHEMA, Manifest, write_attribution
@@ -111,8 +112,8 @@ def output_manifest(out: Path, source: Manifest) -> Manifest:
     return Manifest.load(out / MANIFEST_NAME)
 
 
-def run_fetch(manifest_path: Path | str, out: Path | str, workers: int = 8, allow_missing: bool = False,
-              per_host: int = 4, caps: Caps | None = None, allow_hosts: tuple[str, ...] = (),
+def run_fetch(manifest_path: Path | str, out: Path | str, workers: int = SCRAPE_DEFAULTS.workers,
+              allow_missing: bool = False, per_host: int = SCRAPE_DEFAULTS.per_host, caps: Caps | None = None, allow_hosts: tuple[str, ...] = (),
               timeout: float = Caps.deadline) -> FetchReport:
     """Download every photo of `manifest_path` into `out` (same layout) and merge it into `out`'s manifest."""
     started = time.monotonic()

@@ -18,13 +18,14 @@ from typing import Any
 from colorize import __version__
 from colorize.errors import ColorizeError
 from colorize.io import atomic_write_json, atomic_write_text, read_json, utc_now
+from colorize.names import DATASET_SCHEMA, MANIFEST
 from colorize.scraper.cards import Photo
 from colorize.scraper.urls import LICENSE, check_category, check_id, photo_file
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "colorize.dataset/1"
-MANIFEST_NAME = "manifest.json"
+SCHEMA = DATASET_SCHEMA
+MANIFEST_NAME = MANIFEST
 STATUSES = ("ok", "missing", "changed", "failed")
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from colorize.dataset.augment import VARIANTS
+from colorize.dataset import VARIANTS
 from colorize.dataset.color import stored_to_rgb
 from colorize.dataset.images import load_rgb
 from colorize.dataset.shards import list_shards, load_shard

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from colorize import __version__
-from colorize.dataset.images import MAX_SCAN_PIXELS
+from colorize.dataset import MAX_SCAN_PIXELS
 from colorize.errors import ColorizeError, UsageError
 from colorize.imaging import write_image
 from colorize.io import atomic_write_json, remove_stale_temps, sha256_file, write_run_record

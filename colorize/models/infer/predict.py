@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from colorize import __version__
-from colorize.dataset.images import MAX_SCAN_PIXELS
+from colorize.dataset import MAX_SCAN_PIXELS
 from colorize.dataset.scans import Scan, open_scan
 from colorize.errors import ColorizeError
 from colorize.imaging import IMAGE_EXTS, write_image, write_image16
@@ -30,8 +30,7 @@ from colorize.models.infer.arrays import ImagePrediction, parse_temperatures, pr
 from colorize.models.infer.colorizer import Bundle, Colorizer, open_model
 from colorize.models.infer.pictures import STRIP_MAX_HEIGHT, confidence_picture, strip_image
 from colorize.models.infer.strips import shrink
-from colorize.models.net import DEFAULT_TEMPERATURE
-from colorize.models.net.bundle import DEFAULT_MIN_CONFIDENCE
+from colorize.models.net import DEFAULT_TEMPERATURE, ROUTER_MIN_CONFIDENCE
 from colorize.progress import progress
 
 log = logging.getLogger(__name__)
@@ -309,7 +308,7 @@ class _Batch:
 def run_predict(model: str | Path, inputs: Sequence[str | Path], out: str | Path = "colorized",
                 temperature: str | float = DEFAULT_TEMPERATURE, confidence: bool = False, device: str = "auto",
                 batch: int = 8, alpha: float = 0.2, window: int = 20,
-                min_confidence: float = DEFAULT_MIN_CONFIDENCE, max_pixels: int = MAX_SCAN_PIXELS) -> PredictReport:
+                min_confidence: float = ROUTER_MIN_CONFIDENCE, max_pixels: int = MAX_SCAN_PIXELS) -> PredictReport:
     """`colorize predict`: colorize every image and video in `inputs`; a bad input is recorded, not fatal."""
     t0 = time.perf_counter()
     temps = parse_temperatures(temperature)

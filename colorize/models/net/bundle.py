@@ -13,7 +13,8 @@ is read with `torch.load(weights_only=True)`, so a bundle from elsewhere cannot 
 lacks a specialist is refused as a whole: routing a photo to a model that is not there would silently
 turn "routed" results into "global" ones.
 
-This module is the format and the routing rule (`choose_routes`, `DEFAULT_MIN_CONFIDENCE`); loading a
+This module is the format and the routing rule (`choose_routes`; its default threshold is
+`models.net.ROUTER_MIN_CONFIDENCE`); loading a
 bundle onto a device is `models.infer.colorizer.load_bundle`, training one is `models.routing.train`.
 """
 
@@ -32,8 +33,6 @@ INDEX = "bundle.json"
 SCHEMA = "colorize.bundle/1"
 ROUTE_KINDS = ("category", "profile")
 GLOBAL = "global"
-# Below this router confidence a photo goes to the global model (predict's --min-confidence, a bundle's default).
-DEFAULT_MIN_CONFIDENCE = 0.5
 # File names inside a bundle: plain names only, never a path that could leave the folder.
 _FILE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 

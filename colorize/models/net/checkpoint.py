@@ -22,8 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from colorize.dataset import PrepParams
 from colorize.errors import ColorizeError
 from colorize.io import atomic_write_bytes
+from colorize.models.net import DEFAULT_WIDTH
 from colorize.models.net.unet import ColorUNet
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,9 @@ REQUIRED_KEYS = ("model", "config", "centers")
 # `colorize train` writes (width 32, size <= 1024, a few hundred bins), far below what hurts a machine.
 MAX_WIDTH = 1024
 SIZE_RANGE = (8, 4096)
+# What a config that leaves out `width` or `size` is read as (every `colorize train` writes both): the
+# training defaults, so the validator here and the loader (models/infer/colorizer.py) build the same model.
+CONFIG_FALLBACKS = {"width": DEFAULT_WIDTH, "size": PrepParams.size}
 MAX_BINS = 256 * 256  # one bin per int8 (a, b) pair is already the finest possible
 
 
@@ -124,8 +129,8 @@ def validate_payload(payload: object) -> None:
     cfg, centers, weights = payload["config"], payload["centers"], payload["model"]
     if not isinstance(cfg, dict):
         raise _bad(f"config must be a dict, got {_describe(cfg)}")
-    width = _int_in(cfg, "width", 32, 1, MAX_WIDTH)
-    _int_in(cfg, "size", 256, *SIZE_RANGE)
+    width = _int_in(cfg, "width", CONFIG_FALLBACKS["width"], 1, MAX_WIDTH)
+    _int_in(cfg, "size", CONFIG_FALLBACKS["size"], *SIZE_RANGE)
     if not isinstance(centers, torch.Tensor) or centers.ndim != 2 or centers.shape[1] != 2 \
             or not 2 <= centers.shape[0] <= MAX_BINS:
         raise _bad(f"centers must be a tensor of shape [n, 2] with 2 <= n <= {MAX_BINS}, got {_describe(centers)}")

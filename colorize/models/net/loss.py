@@ -13,8 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# The soft targets' Gaussian width in ab units (Zhang et al. 2016's soft encoding). Not prep's σ, which
+# smooths the class prior (PrepParams.sigma), although both are 5.
+SOFT_TARGET_SIGMA = 5.0
 
-def soft_target_table(centers: torch.Tensor, k: int, sigma: float = 5.0) -> tuple[torch.Tensor, torch.Tensor]:
+
+def soft_target_table(centers: torch.Tensor, k: int, sigma: float = SOFT_TARGET_SIGMA) -> tuple[torch.Tensor, torch.Tensor]:
     """For every bin: its k nearest bins [n,k] (itself first) and their normalised Gaussian weights [n,k]."""
     centers = centers.float()
     k = min(k, centers.shape[0])
@@ -31,7 +35,7 @@ class RebalancedLoss(nn.Module):
     """
 
     def __init__(self, weights: torch.Tensor, centers: torch.Tensor | None = None, soft_k: int = 0,
-                 sigma: float = 5.0) -> None:
+                 sigma: float = SOFT_TARGET_SIGMA) -> None:
         super().__init__()
         self.register_buffer("weights", torch.as_tensor(weights, dtype=torch.float32).clone())
         self.soft_k = int(soft_k) if soft_k and soft_k > 1 else 0

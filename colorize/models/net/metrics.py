@@ -247,7 +247,6 @@ def auc(err: np.ndarray, weights: np.ndarray | None = None, mask: np.ndarray | N
 
 
 # ------------------------------------------------------------------------------- scoring and totals
-METRICS = ("psnr", "ssim", "colorfulness", "delta_cf", "auc", "auc_rebalanced")
 # averaged over images (AuC is pooled over pixels instead); the truth's colorfulness is kept for scale
 MEANS = ("psnr", "ssim", "colorfulness", "colorfulness_truth", "delta_cf", "ab_offset_a", "ab_offset_b")
 

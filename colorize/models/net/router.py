@@ -1,6 +1,6 @@
 """The router: a compact CNN that looks at the L channel alone and says which specialist should color it.
 
-Paper 000 put a pretrained VGG19 in front of its per-category colorizers; no pretrained weights exist
+Multi-model colorizers put a pretrained classifier (VGG19) in front of their per-category colorizers; no pretrained weights exist
 offline here, so the router is trained from scratch. It is kept small on purpose (four conv blocks and
 a global pool, ~0.1-0.4 M parameters): it sees L at a fixed small size (`RouterConfig.size`, 64 px by
 default) because a route is a global property of the photo (scene, palette), not of fine detail, and

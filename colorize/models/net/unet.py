@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from colorize.models.net import DEFAULT_WIDTH
+
 # The net pools three times, so inputs are padded to a multiple of 8 and cropped back.
 DOWNSAMPLE = 8
 
@@ -57,7 +59,7 @@ class ColorUNet(nn.Module):
     resolution (any H, W: padded to a multiple of 8 internally).
     """
 
-    def __init__(self, n_bins: int, width: int = 32) -> None:
+    def __init__(self, n_bins: int, width: int = DEFAULT_WIDTH) -> None:
         super().__init__()
         if n_bins < 2 or width < 1:
             raise ValueError(f"ColorUNet needs n_bins >= 2 and width >= 1 (got {n_bins}, {width})")
@@ -88,5 +90,5 @@ class ColorUNet(nn.Module):
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters (what the issue's <= 2 M budget counts)."""
+    """Trainable parameters (what a compact model's size budget counts; `colorize train` prints it)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

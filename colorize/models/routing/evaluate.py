@@ -6,7 +6,7 @@ directly comparable:
 - routed vs global (and the gray baseline) per route, at the bundle's confidence threshold and over a
   sweep of thresholds (threshold 1.0 = always global, 0 = always trust the router);
 - "oracle" routing (each photo to its true route's specialist): the ceiling a perfect router reaches;
-- the router's top-1 accuracy, top-3 error (Table I of paper 000) and confusion matrix per route;
+- the router's top-1 accuracy, top-3 error (the true route not among its three likeliest) and confusion matrix per route;
 - the wrong-route matrix: specialist s on the photos of route r, and the drop from r's own specialist.
 Rebalanced AuC uses the *global* model's prior for every model, so all rows weigh pixels alike.
 """
@@ -21,15 +21,17 @@ from typing import Any
 
 import numpy as np
 
+from colorize.dataset import MAX_SCAN_PIXELS
 from colorize.dataset.color import decode_l, rgb_to_stored, stored_to_rgb
-from colorize.dataset.images import MAX_SCAN_PIXELS, fit
+from colorize.dataset.images import fit
 from colorize.errors import ColorizeError
 from colorize.io import atomic_write_json, write_run_record
 from colorize.models.evaluate.photos import EvalPhotos, eval_photos
 from colorize.models.infer.arrays import decode_ab, model_probs
 from colorize.models.infer.colorizer import Bundle, load_bundle
 from colorize.models.infer.gamut import compose
-from colorize.models.net.bundle import DEFAULT_MIN_CONFIDENCE, GLOBAL, choose_routes
+from colorize.models.net import ROUTER_MIN_CONFIDENCE
+from colorize.models.net.bundle import GLOBAL, choose_routes
 from colorize.models.net.metrics import CONVENTIONS, Totals, score_image
 from colorize.models.routing.profiles import bin_histograms, load_bundle_profiles
 from colorize.progress import progress
@@ -161,7 +163,7 @@ def _verdict(routed: list, global_: list, oracle: list) -> dict[str, Any]:
 
 
 def _router_tables(routes: list[str], truth: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
-    """Top-1 accuracy, top-3 error (paper 000's Table I) and the confusion matrix, over photos with a known route."""
+    """Top-1 accuracy, top-3 error and the confusion matrix, over photos with a known route."""
     known = truth >= 0
     top = np.argsort(-probs, axis=1, kind="stable")
     top1 = top[:, 0] == truth
@@ -212,7 +214,7 @@ def evaluate_bundle(model, shards, split: str, images, temperature: float, out, 
     if samples.L.shape[1] != bundle.size:
         raise ColorizeError(f"the shards are {samples.L.shape[1]} px but the bundle was trained at {bundle.size} px",
                             "evaluate on the shards the bundle was trained on")
-    min_conf = float(bundle.index.get("min_confidence", DEFAULT_MIN_CONFIDENCE))
+    min_conf = float(bundle.index.get("min_confidence", ROUTER_MIN_CONFIDENCE))
     g = bundle.global_model
     lut, prior = g.ab_lut.cpu().numpy(), g.prior.cpu().numpy()
     names = [GLOBAL, *bundle.routes]

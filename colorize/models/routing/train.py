@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from colorize.dataset.bins import BinStats, rebalance
-from colorize.dataset.shards import SPLITS, list_shards, load_shard, load_stats, read_manifest
+from colorize.dataset.shards import list_shards, load_shard, load_stats, read_manifest
+from colorize.dataset.splits import SPLITS
 from colorize.errors import ColorizeError
 from colorize.io import (
     atomic_open,
@@ -36,7 +37,8 @@ from colorize.io import (
     sha256_file,
     write_run_record,
 )
-from colorize.models.net.bundle import DEFAULT_MIN_CONFIDENCE, GLOBAL, specialist_file, write_bundle
+from colorize.models.net import ROUTER_MIN_CONFIDENCE
+from colorize.models.net.bundle import GLOBAL, specialist_file, write_bundle
 from colorize.models.net.checkpoint import load_checkpoint, read_torch_file, save_checkpoint
 from colorize.models.net.router import RouterConfig, router_from_payload, router_payload, shrink_l
 from colorize.models.net.runtime import resolve_device
@@ -50,6 +52,7 @@ from colorize.models.routing.profiles import (
 from colorize.models.routing.router_train import train_router
 from colorize.models.train.config import TRAIN_DEFAULTS, TrainConfig
 from colorize.models.train.loop import train
+from colorize.names import MANIFEST
 from colorize.progress import progress
 
 log = logging.getLogger(__name__)
@@ -57,14 +60,14 @@ log = logging.getLogger(__name__)
 RUN_RECORD = "train-routed-run.json"
 # Checkpoint entries that only resuming needs; the bundle keeps what prediction needs.
 TRAINING_ONLY_KEYS = ("optimizer", "scheduler", "scaler", "rng", "loader_state")
-# Below this many train photos a specialist is warned about (paper 003 dropped per-profile models for this).
+# Below this many train photos a specialist is warned about: too few to learn its route's colors apart from the global model.
 MIN_ROUTE_PHOTOS = 50
 
 
 def route_weights(stats: BinStats, bin_counts: np.ndarray) -> np.ndarray:
     """Rebalancing weights [n] for one route's pixel counts per bin, on the shared bin set.
 
-    `stats.rebalance` is the one implementation of w ∝ ((1-λ)p̃ + λ/n)^-1 with 2-D smoothing (the one
+    `bins.rebalance` is the one implementation of w ∝ ((1-λ)p̃ + λ/n)^-1 with 2-D smoothing (the one
     compute_bin_stats uses); one pseudo-pixel per bin keeps a bin the route never uses a weighted class.
     """
     counts = np.rint(np.asarray(bin_counts, np.float64)) + 1
@@ -244,8 +247,8 @@ def train_routed(route: str, n_profiles: int, shards, out, seed: int = TRAIN_DEF
                  profiles=data.profiles.to_json() if data.profiles is not None else None,
                  input_info={"size": int(manifest["params"]["size"]), "fit": str(manifest["params"].get("fit", "pad"))},
                  info=info,
-                 extra={"min_confidence": DEFAULT_MIN_CONFIDENCE,
-                        "shards": {"path": str(shards), "manifest_sha256": sha256_file(shards / "manifest.json")},
+                 extra={"min_confidence": ROUTER_MIN_CONFIDENCE,
+                        "shards": {"path": str(shards), "manifest_sha256": sha256_file(shards / MANIFEST)},
                         "seed": seed, "profiles_k": n_profiles if route == "profile" else None})
     seconds = time.perf_counter() - t0
     write_run_record(out / RUN_RECORD, "train --route", {"route": route, "profiles": n_profiles, "shards": shards,

@@ -14,7 +14,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from colorize.models.net import DEFAULT_TEMPERATURE
+from colorize.models.net import DEFAULT_TEMPERATURE, DEFAULT_WIDTH
 
 if TYPE_CHECKING:
     import torch
@@ -29,7 +29,7 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 16
     lr: float = 1e-3
-    width: int = 16
+    width: int = DEFAULT_WIDTH
     temperature: float = DEFAULT_TEMPERATURE
     soft_targets: int = 0
     device: str = "auto"

@@ -1,7 +1,7 @@
 """The learning-rate schedule, and with --max-minutes the plan that makes it end at the time budget.
 
 Why a plan: a cosine schedule laid out for --epochs and then cut by the clock stops at peak learning rate
-with an unfinished model (issue 15: 11 of 20 epochs, the "best" checkpoint an early one). With a budget,
+with an unfinished model (a budget that fits 11 of 20 epochs leaves the "best" checkpoint an early one). With a budget,
 the run measures its own throughput on the first steps, fits as many whole epochs as the remaining time
 allows (validation and checkpoints included, a safety margin kept), never more than --epochs, and lays
 warm-up and decay over exactly those steps, so the run ends annealed at the budget. Throughput is checked

@@ -1,7 +1,7 @@
 """HTML and JPEGs of the local Unsplash-like site: card markup of each generation, the page, the bot wall.
 
-Kept apart from the server (`localsite.py`) so the markup that the scraper must understand is easy to
-compare with the notes on the real site. Markup generations:
+Kept apart from the server (`site.py`) so the markup that the scraper must understand is easy to
+compare with the real site's pages. Markup generations:
 - "2025": `figure[data-testid=asset-grid-masonry-figure]`, `img[data-testid=asset-grid-masonry-img]`;
 - "2024": the same with `photo-grid-masonry-*`;
 - "2021": `data-test=...` and `itemprop` attributes;

@@ -1,6 +1,6 @@
 """A local Unsplash-like site on 127.0.0.1: the scraper's test bed and the demo's offline photo source.
 
-It reproduces what the scraper must cope with on the real site (see the Unsplash notes): ~20 cards
+It reproduces what the scraper must cope with on the real site (README, `### scrape`): ~20 cards
 rendered first, a "Load more" button, infinite scroll that appends cards from JavaScript, lazy images
 with a color placeholder and a `data:` src until visible, repeated photos with another `ixid`,
 Unsplash+, sponsored and illustration cards, photographer avatars, a hostile card id, an optional

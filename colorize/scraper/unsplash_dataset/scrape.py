@@ -3,8 +3,9 @@
 unsplash.com itself refuses honest headless browsers (Anubis) and its terms point machine learning to
 the Unsplash Dataset, whose image URLs (images.unsplash.com) are not behind the wall. So the same
 command builds the same dataset folder from the release's tables: the photos are chosen by
-`unsplash_dataset.select` (deterministic), and downloaded through the web scrape's own `download_photo`, so the
-host rules, caps, verification, atomic writes, manifest and resume are the same code. A photo that
+`unsplash_dataset.select` (deterministic), and the run follows the scrape skeleton (`scraper/skeleton.py`):
+its `download_photo`, host rules, caps, verification, atomic writes, manifest, resume and run record are
+the web scrape's own code. A photo that
 answers 404/410 is reported missing and the next candidate takes its place.
 """
 
@@ -16,31 +17,29 @@ import time
 from pathlib import Path
 from typing import Any
 
-from colorize.errors import ColorizeError, UsageError
-from colorize.io import remove_stale_temps
+from colorize.errors import UsageError
 from colorize.progress import progress
-from colorize.scraper import DOWNLOAD_DEADLINE_S
+from colorize.scraper import KEYWORD_SCORE_RANGE
+from colorize.scraper import SCRAPE_DEFAULTS as SD
 from colorize.scraper.cards import Photo, Photographer
-from colorize.scraper.categories import plan_categories
-from colorize.scraper.download import Caps, HostLimiter, make_session
-from colorize.scraper.hosts import HostPolicy
-from colorize.scraper.manifest import MANIFEST_NAME, Manifest, check_source, write_attribution
-from colorize.scraper.scrape import (
+from colorize.scraper.categories import Category
+from colorize.scraper.download import Caps
+from colorize.scraper.skeleton import (
     SAVE_INTERVAL_S,
     CategoryReport,
     DownloadContext,
     ScrapeReport,
-    _prune,
-    _record,
+    download_context,
     download_photo,
+    finish,
+    open_folder,
+    plan_run,
 )
 from colorize.scraper.unsplash_dataset.select import Candidate, Selection, select, selection_options
 from colorize.scraper.unsplash_dataset.tables import Release, UnsplashDataset
-from colorize.scraper.urls import is_http, query_params
+from colorize.scraper.urls import query_params
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MIN_CONFIDENCE = 50.0
 
 
 def dataset_source(dataset: UnsplashDataset, release: Release, options: dict[str, Any]) -> dict[str, Any]:
@@ -106,67 +105,43 @@ def _keywords(selection: Selection, category: str) -> tuple[str, ...]:
 
 
 def run_dataset_scrape(dataset: str | Path, categories=(), categories_file=None, query=None,
-                       min_confidence: float | None = None, limit: int = 200, out: Path | str = "data/raw",
-                       base_url: str = "https://unsplash.com", width: int = 1080, workers: int = 8,
-                       per_host: int = 4, caps: Caps | None = None, allow_hosts: tuple[str, ...] = (),
-                       timeout: float = DOWNLOAD_DEADLINE_S) -> ScrapeReport:
-    """Choose up to `limit` photos per category from the release at `dataset` and download them into `out`."""
-    started = time.monotonic()
-    plan = plan_categories(categories, categories_file, query)
-    min_confidence = DEFAULT_MIN_CONFIDENCE if min_confidence is None else float(min_confidence)
-    if not 0 <= min_confidence <= 100:
-        raise UsageError(f"--min-confidence must be 0..100, got {min_confidence}", "e.g. --min-confidence 40")
-    if not is_http(base_url):
-        raise UsageError(f"--base-url must be an http(s) URL, got {base_url!r}", "e.g. --base-url https://unsplash.com")
-    base_url = base_url.rstrip("/")
-    policy = HostPolicy(allow_hosts, base_url)  # images.unsplash.com, --allow-host and the chosen --base-url
-    caps = caps or Caps(deadline=timeout)
-    options = selection_options(plan, min_confidence, limit, width)
+                       min_confidence: float = SD.min_keyword_score, limit: int = SD.limit,
+                       out: Path | str = "data/raw", base_url: str = SD.base_url, width: int = SD.width,
+                       workers: int = SD.workers, per_host: int = SD.per_host, caps: Caps | None = None,
+                       allow_hosts: tuple[str, ...] = (), timeout: float = SD.timeout) -> ScrapeReport:
+    """Choose up to `limit` photos per category from the release at `dataset` and download them into `out`.
+
+    Its defaults are `ScrapeDefaults`'s, the one source of scrape defaults (the CLI reads them too)."""
+    run = plan_run(out, categories, categories_file, query, base_url, allow_hosts, caps, timeout)
+    lo, hi = KEYWORD_SCORE_RANGE
+    if not lo <= float(min_confidence) <= hi:
+        raise UsageError(f"--min-confidence must be {lo:g}..{hi:g}, got {min_confidence}", "e.g. --min-confidence 40")
+    options = selection_options(run.plan, float(min_confidence), limit, width)
     with UnsplashDataset(dataset) as ds:
-        selection = select(ds, plan, min_confidence)
+        selection = select(ds, run.plan, float(min_confidence))
         release = ds.release()
         source = dataset_source(ds, release, options)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for folder in [out] + [out / c.name for c in plan]:
-        remove_stale_temps(folder, root=out)
-    manifest = Manifest.load(out / MANIFEST_NAME)
-    check_source(manifest, source)
-    if (n := _prune(manifest, out)):
-        log.warning("%d manifest entries had no file; they are fetched again", n)
+    manifest = open_folder(run, source)
     manifest.header.update(source=source, query_params={k: v for k, v in query_params(width).items() if k != "license"})
-    reports = []
-    for c in plan:
-        report = CategoryReport(c.name, ", ".join(c.keywords))
-        report.cards_seen = len(selection.ranked[c.name]) + sum(selection.skipped[c.name].values())
-        report.skipped = selection.skipped[c.name]
-        reports.append(report)
-        if len(selection.ranked[c.name]) < limit:
-            log.warning("%s: only %d photos qualify (keywords %s, --min-confidence %g)", c.name,
-                        len(selection.ranked[c.name]), ", ".join(c.keywords), min_confidence)
-    session = make_session(per_host, policy)
-    ctx = DownloadContext(out, base_url, width, session, HostLimiter(per_host), caps, manifest)
-    params = {"dataset": str(dataset), **options, "base_url": base_url, "workers": workers, "per_host": per_host,
-              "allow_hosts": list(policy.allow_hosts), "timeout": caps.deadline}
-    run: dict[str, Any] = {"version": "", "harvest_done": time.monotonic(), "finished": 0.0}
+    run.reports = [_category_report(c, selection, limit, float(min_confidence)) for c in run.plan]
+    ctx = download_context(run, width, per_host)
+    params = {"dataset": str(dataset), **options, "base_url": run.base_url, "workers": workers, "per_host": per_host,
+              "allow_hosts": list(run.policy.allow_hosts), "timeout": run.caps.deadline}
     info = {"source": source, "rows": {"keywords": selection.keyword_rows, "keywords_matched": selection.matched_rows,
                                        "photos": selection.photo_rows}}
     timings = {f"select_{k}": v for k, v in selection.timings.items()}
-    futures: dict[cf.Future, tuple[CategoryReport, str]] = {}
-    try:
-        _download_all(ctx, selection, reports, limit, workers, {"license": release.license()}, futures)
-        run["finished"] = time.monotonic()
-    except BaseException as exc:
-        if manifest.dirty:
-            manifest.save()
-        error = exc.line() if isinstance(exc, ColorizeError) else type(exc).__name__
-        _record(out, params, reports, futures, started, run, error=error, extra_timings=timings, **info)
-        raise
-    manifest.save()
-    for report in reports:
-        write_attribution(out, report.category, manifest.entries(report.category))
-    result = _record(out, params, reports, futures, started, run, extra_timings=timings, **info)
-    if futures and not (result.total("downloaded") + result.total("reused") + result.total("adopted")):
-        raise ColorizeError(f"no photo could be downloaded ({result.summary_line()})",
-                            "see the warnings above; rerun later to retry the failed photos")
-    return result
+    run.times["harvest_done"] = time.monotonic()
+    return finish(run, params, lambda: _download_all(ctx, selection, run.reports, limit, workers,
+                                                     {"license": release.license()}, run.futures),
+                  extra_timings=timings, **info)
+
+
+def _category_report(c: Category, selection: Selection, limit: int, min_confidence: float) -> CategoryReport:
+    """A category's report before downloading: the candidates seen and why the others were skipped."""
+    report = CategoryReport(c.name, ", ".join(c.keywords))
+    report.cards_seen = len(selection.ranked[c.name]) + sum(selection.skipped[c.name].values())
+    report.skipped = selection.skipped[c.name]
+    if len(selection.ranked[c.name]) < limit:
+        log.warning("%s: only %d photos qualify (keywords %s, --min-confidence %g)", c.name,
+                    len(selection.ranked[c.name]), ", ".join(c.keywords), min_confidence)
+    return report

@@ -1,6 +1,6 @@
 """Which photos of an Unsplash Dataset release go into which category folder, in which order.
 
-The rules (issue 12), all deterministic, so the same files and options give the same photos in the same
+The rules, all deterministic, so the same files and options give the same photos in the same
 order:
 - a keyword row matches a category when its keyword, trimmed and lower-cased, equals one of the
   category's keywords; its score is 100 when `suggested_by_user` is true, else the larger of the two AI

@@ -52,7 +52,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from colorize.dataset.splits import assign_split  # noqa: E402
+from colorize.dataset import assign_split  # noqa: E402
 
 PREP_SEED = 0
 PREP_SPLIT = (0.8, 0.1, 0.1)  # prep's default: the ids below are steered for it

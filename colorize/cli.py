@@ -14,9 +14,8 @@ from pathlib import Path
 import click
 
 from colorize import __version__, progress
-from colorize.dataset import ENGINES, FIT_MODES, MAX_SCAN_PIXELS, PREP_BOUNDS
+from colorize.dataset import ENGINES, FIT_MODES, MAX_SCAN_PIXELS, PREP_BOUNDS, SPLITS
 from colorize.dataset import PrepParams as PD
-from colorize.dataset.splits import SPLITS
 from colorize.errors import ColorizeError, UsageError
 from colorize.models.net import DEFAULT_TEMPERATURE, ROUTER_MIN_CONFIDENCE
 from colorize.models.train.config import TRAIN_DEFAULTS as TD

@@ -15,8 +15,9 @@ import pytest
 from click.testing import CliRunner
 from imagedata import hostile_files, jpeg_bytes, make_dataset, photo_like
 
+import colorize.dataset as splits
 from colorize.cli import cli
-from colorize.dataset import VARIANTS, augment, splits, variants_for
+from colorize.dataset import VARIANTS, augment, variants_for
 from colorize.dataset.prep import JOURNAL, run_prep
 from colorize.dataset.shards import list_shards, load_shard, load_stats, read_manifest
 from colorize.errors import ColorizeError, UsageError

@@ -23,12 +23,15 @@ import numpy as np
 from colorize import __version__
 from colorize.dataset import (
     MIN_SIDE,
+    SPLITS,
     PrepParams,
+    assign_split,
     bins,
     check_prep_params,
     engines,
+    order_key,
+    parse_split,
     shards,
-    splits,
     variants_for,
 )
 from colorize.dataset import augment as aug
@@ -105,12 +108,12 @@ class PrepReport:
 # ---------------------------------------------------------------------------------------------- plan
 def plan_tasks(photos: list[Photo], params: PrepParams, src: Path, out: Path) -> list[ShardTask]:
     """Cut each split's (photo, variant) list into shards of at most `shard_size` samples."""
-    by_split: dict[str, list[Photo]] = {s: [] for s in splits.SPLITS}
+    by_split: dict[str, list[Photo]] = {s: [] for s in SPLITS}
     for photo in photos:
-        by_split[splits.assign_split(photo.id, params.seed, params.split)].append(photo)
+        by_split[assign_split(photo.id, params.seed, params.split)].append(photo)
     tasks = []
-    for split in splits.SPLITS:
-        ordered = sorted(by_split[split], key=lambda p: splits.order_key(p.id, params.seed))
+    for split in SPLITS:
+        ordered = sorted(by_split[split], key=lambda p: order_key(p.id, params.seed))
         variants = variants_for(split, params.augment)
         items = [(p, v) for p in ordered for v in variants]
         for index, start in enumerate(range(0, len(items), params.shard_size)):
@@ -208,7 +211,7 @@ def run_prep(src: str | os.PathLike, out: str | os.PathLike, size: int = PrepPar
         raise UsageError("--scheduler needs --engine dask", "add --engine dask")
     if out.resolve() == src.resolve():
         raise UsageError("--out must differ from --src", "write the shards to their own folder")
-    params = PrepParams(size, fit, grid, bins, float(lam), float(sigma), augment, splits.parse_split(split), seed,
+    params = PrepParams(size, fit, grid, bins, float(lam), float(sigma), augment, parse_split(split), seed,
                         shard_size, max_pixels)
     check_prep_params(params)
     source = discover(src, exclude=out)
@@ -265,7 +268,7 @@ def run_prep(src: str | os.PathLike, out: str | os.PathLike, size: int = PrepPar
     _remove_stale_shards(out, {t.name for t in tasks})
     t_end = time.perf_counter()
 
-    samples = {s: sum(r.count for r in ordered if r.split == s) for s in splits.SPLITS}
+    samples = {s: sum(r.count for r in ordered if r.split == s) for s in SPLITS}
     skipped_all = manifest["skipped"]
     if skipped_all:
         shown = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped_all[:5])
@@ -326,7 +329,7 @@ def _finish(out: Path, results: list[ShardResult], params: PrepParams, source_sh
     bin_stats = bins.compute_bin_stats(fine, params.grid, params.bins, params.lam, params.sigma)
     stats_bytes, stats_sha = shards.save_stats(out / shards.STATS_FILE, bin_stats)
 
-    counts: dict[str, dict[str, int]] = {s: {} for s in splits.SPLITS}
+    counts: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
     for r in results:
         for cat, k in r.categories.items():
             counts[r.split][cat] = counts[r.split].get(cat, 0) + k
@@ -340,7 +343,7 @@ def _finish(out: Path, results: list[ShardResult], params: PrepParams, source_sh
         "source_kind": source_kind, "photos": n_photos, "params": params.manifest_params(),
         "shards": [r.entry() for r in results],
         "counts": {s: dict(sorted(c.items())) for s, c in counts.items()},
-        "samples": {s: sum(r.count for r in results if r.split == s) for s in splits.SPLITS},
+        "samples": {s: sum(r.count for r in results if r.split == s) for s in SPLITS},
         "categories": categories,
         "skipped": [skipped_by_file[k] for k in sorted(skipped_by_file)],
         "stats": {"file": shards.STATS_FILE, "sha256": stats_sha, "bytes": stats_bytes, **bin_stats.summary()},

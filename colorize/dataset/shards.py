@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from colorize.dataset import SPLITS
 from colorize.dataset.bins import BinStats
-from colorize.dataset.splits import SPLITS
 from colorize.errors import ColorizeError
 from colorize.io import atomic_open, read_json, sha256_file
 from colorize.names import MANIFEST

@@ -29,9 +29,9 @@ import cv2
 import numpy as np
 import torch
 
+from colorize.dataset import MAX_SCAN_PIXELS
 from colorize.dataset.color import encode_l, lab_to_rgb, rgb_to_lab
 from colorize.dataset.hints import HintPoint, hint_planes
-from colorize.dataset.images import MAX_SCAN_PIXELS
 from colorize.dataset.scans import Scan, open_scan
 from colorize.errors import ColorizeError, UsageError
 from colorize.imaging import encode_image, write_image, write_image16
@@ -41,9 +41,8 @@ from colorize.models.infer.colorizer import Bundle, Colorizer, open_model
 from colorize.models.infer.gamut import fit_gamut
 from colorize.models.infer.hintfile import HintSpec, read_hint_specs, write_hints
 from colorize.models.infer.strips import Upsampler, compose_full
-from colorize.models.net import DEFAULT_TEMPERATURE
+from colorize.models.net import DEFAULT_TEMPERATURE, ROUTER_MIN_CONFIDENCE
 from colorize.models.net.annealed import confidence, softmax_probs
-from colorize.models.net.bundle import DEFAULT_MIN_CONFIDENCE
 from colorize.models.net.unet import l_to_input
 
 log = logging.getLogger(__name__)
@@ -286,7 +285,7 @@ def open_engine(image: str | Path, model: str | Path | Colorizer, out_dir: str |
                                 "pass a checkpoint written by `colorize train` (e.g. data/runs/default/best.pt)")
         loaded = open_model(model_path, device)
         if isinstance(loaded, Bundle):
-            colorizer, route = loaded.pick(scan.fitted(loaded.size, loaded.fit), DEFAULT_MIN_CONFIDENCE)
+            colorizer, route = loaded.pick(scan.fitted(loaded.size, loaded.fit), ROUTER_MIN_CONFIDENCE)
         else:
             colorizer = loaded
     return ModelEngine(colorizer, image, scan, Path(out_dir) if out_dir is not None else image.parent,

@@ -7,7 +7,7 @@ import webbrowser
 from dataclasses import dataclass
 from pathlib import Path
 
-from colorize.dataset.images import MAX_SCAN_PIXELS
+from colorize.dataset import MAX_SCAN_PIXELS
 from colorize.models.infer.colorizer import Colorizer
 
 from .engine import open_engine

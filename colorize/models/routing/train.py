@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from colorize.dataset import SPLITS
 from colorize.dataset.bins import BinStats, rebalance
 from colorize.dataset.shards import list_shards, load_shard, load_stats, read_manifest
-from colorize.dataset.splits import SPLITS
 from colorize.errors import ColorizeError
 from colorize.io import (
     atomic_open,

@@ -23,14 +23,18 @@ import concurrent.futures as cf
 import contextlib
 import errno
 import hmac
+import io
 import ipaddress
 import json
 import logging
 import secrets
+import selectors
 import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from importlib import resources
@@ -41,14 +45,16 @@ from urllib.parse import urlsplit
 from colorize.errors import ColorizeError
 from colorize.io import atomic_write_json
 
-from .store import AnswerStore, ApiError
+from .store import MAX_JOINS_PER_CLIENT, AnswerStore, ApiError
 from .study import SIDES, TRIAL_RE, load_study
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 4096
-MAX_THREADS = 16  # concurrent connections served; more get 503 at once (a study is a handful of people)
-SOCKET_TIMEOUT_S = 20.0  # a client silent this long (mid-request or idle keep-alive) is dropped
+MAX_HEAD = 65536  # bytes of request line and headers (http.server's own line limit)
+MAX_THREADS = 16  # requests served at once; more get 503 at once (a study is a handful of people)
+MAX_PENDING = 256  # connections still sending their request; more get 503 at once
+SOCKET_TIMEOUT_S = 20.0  # a whole request (head and body) must arrive within this many seconds of the connect
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 RESULTS_PAGE, RESULTS_API = "/results/", "/api/results/"
 STATIC_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
@@ -75,31 +81,184 @@ def bind_error(exc: OSError, host: str, port: int) -> ColorizeError:
     return ColorizeError(f"cannot serve on {host}:{port} ({exc.strerror or exc})", "pick another --host/--port")
 
 
-class _PooledHTTPServer(HTTPServer):
-    """HTTPServer whose connections run on a fixed pool of `max_threads` threads.
+def request_complete(data: bytes) -> bool:
+    """True once `data` holds a whole request head and the body its Content-Length announces, or once it
+    is clear the handler will refuse it without reading on (a chunked body, a bad or too large length)."""
+    ends = [(i, n) for i, n in ((data.find(b"\r\n\r\n"), 4), (data.find(b"\n\n"), 2)) if i >= 0]
+    if not ends:
+        return False
+    end, sep = min(ends)
+    length = 0
+    for line in data[:end].split(b"\n")[1:]:
+        name, _, value = line.partition(b":")
+        name, value = name.strip().lower(), value.strip()
+        if name == b"transfer-encoding":
+            return True
+        if name == b"content-length":
+            if not value.isdigit() or int(value) > MAX_BODY:
+                return True
+            length = int(value)
+    return len(data) - end - sep >= length
 
-    `ThreadingHTTPServer` starts one thread per connection without limit. Here a connection that
-    finds every thread busy is answered 503 right away by the accepting thread (a tiny write into a
-    fresh socket never blocks) and closed, so neither threads nor a queue grow with the load.
+
+@dataclass
+class _Pending:
+    sock: socket.socket
+    address: Any
+    deadline: float
+    data: bytearray = field(default_factory=bytearray)
+
+
+class _RequestReader:
+    """One thread that reads every connection's request before any pool thread is given to it.
+
+    A pool thread per connection from the first byte let 16 sockets dripping a byte every 8 s hold the
+    whole pool (each read stayed under the socket timeout). Here a selector collects the bytes of all
+    connections at once; a connection gets a pool thread only with its whole request in hand (head and
+    body, at most `MAX_HEAD` + `MAX_BODY` bytes), so a pool thread never waits on a client. A request
+    must arrive within `deadline` seconds of the connect, however it is dripped (else 408 and closed),
+    and at most `max_pending` connections may be sending at once (more get 503 at once).
     """
 
-    def __init__(self, address: tuple[str, int], handler: type, max_threads: int = MAX_THREADS) -> None:
+    def __init__(self, dispatch: Callable[[socket.socket, Any, bytes], None], deadline: float,
+                 max_pending: int) -> None:
+        self.dispatch, self.deadline, self.max_pending = dispatch, deadline, max_pending
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._lock = threading.Lock()
+        self._new: list[_Pending] = []
+        self._pending: dict[socket.socket, _Pending] = {}
+        self._count = 0  # new + pending, under the lock
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, name="turing-read", daemon=True)
+        self._thread.start()
+
+    def add(self, sock: socket.socket, address: Any) -> bool:
+        """Take a fresh connection; False when `max_pending` connections are already sending."""
+        with self._lock:
+            if self._count >= self.max_pending or self._stop:
+                return False
+            self._count += 1
+            self._new.append(_Pending(sock, address, time.monotonic() + self.deadline))
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        return True
+
+    def _loop(self) -> None:
+        while not self._stop:
+            for key, _ in self._selector.select(timeout=0.2):
+                if key.data is None:
+                    with contextlib.suppress(OSError):
+                        self._wake_r.recv(4096)
+                else:
+                    self._read(key.data)
+            with self._lock:
+                new, self._new = self._new, []
+            for p in new:
+                p.sock.setblocking(False)
+                self._pending[p.sock] = p
+                self._selector.register(p.sock, selectors.EVENT_READ, p)
+            now = time.monotonic()
+            for p in [p for p in self._pending.values() if now > p.deadline]:
+                self._drop(p, b"408 Request Timeout")
+
+    def _read(self, p: _Pending) -> None:
+        try:
+            chunk = p.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._drop(p, None)
+            return
+        p.data += chunk
+        if request_complete(p.data):
+            self._forget(p)
+            p.sock.setblocking(True)
+            self.dispatch(p.sock, p.address, bytes(p.data))
+        elif len(p.data) > MAX_HEAD + MAX_BODY:
+            self._drop(p, b"431 Request Header Fields Too Large")
+
+    def _forget(self, p: _Pending) -> None:
+        self._selector.unregister(p.sock)
+        del self._pending[p.sock]
+        with self._lock:
+            self._count -= 1
+
+    def _drop(self, p: _Pending, status: bytes | None) -> None:
+        self._forget(p)
+        if status is not None:
+            with contextlib.suppress(OSError):
+                p.sock.send(b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        _close(p.sock)
+
+    def stop(self) -> None:
+        self._stop = True
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        self._thread.join(timeout=5)
+        with self._lock:
+            left = list(self._pending.values()) + self._new
+            self._new = []
+        for p in left:
+            _close(p.sock)
+        self._pending.clear()
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
+class _PooledHTTPServer(HTTPServer):
+    """HTTPServer whose requests run on a fixed pool of `max_threads` threads, once they have arrived whole.
+
+    `ThreadingHTTPServer` starts one thread per connection without limit. Here `_RequestReader` reads
+    each request first; a whole request that finds every thread busy is answered 503 right away (a tiny
+    write into a fresh socket never blocks) and closed, so neither threads nor a queue grow with the load.
+    """
+
+    def __init__(self, address: tuple[str, int], handler: type, max_threads: int = MAX_THREADS,
+                 request_deadline: float = SOCKET_TIMEOUT_S, max_pending: int = MAX_PENDING) -> None:
         # Set before binding: a failed bind calls server_close() from inside HTTPServer.__init__.
         self.max_threads = max_threads
         self._slots = threading.BoundedSemaphore(max_threads)
         self._pool = cf.ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="turing-http")
         self._live: set[socket.socket] = set()  # connections being served, closed by server_close
         self._live_lock = threading.Lock()
+        self._requests: dict[socket.socket, bytes] = {}  # the bytes read for each connection handed over
+        self._reader = _RequestReader(self._dispatch, request_deadline, max_pending)
         super().__init__(address, handler)
 
     def process_request(self, request: socket.socket, client_address: Any) -> None:  # type: ignore[override]
+        if not self._reader.add(request, client_address):
+            self._busy(request)
+
+    def _busy(self, request: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\nContent-Length: 0\r\n"
+                            b"Connection: close\r\n\r\n")
+        self.shutdown_request(request)
+
+    def _dispatch(self, request: socket.socket, client_address: Any, data: bytes) -> None:
         if not self._slots.acquire(blocking=False):
-            with contextlib.suppress(OSError):
-                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\nContent-Length: 0\r\n"
-                                b"Connection: close\r\n\r\n")
-            self.shutdown_request(request)
+            self._busy(request)
             return
+        with self._live_lock:
+            self._requests[request] = data
         self._pool.submit(self._work, request, client_address)
+
+    def request_bytes(self, request: socket.socket) -> bytes:
+        """The request read for this connection (the handler reads it from memory, never from the socket)."""
+        with self._live_lock:
+            return self._requests.pop(request, b"")
 
     def _work(self, request: socket.socket, client_address: Any) -> None:
         with self._live_lock:
@@ -111,6 +270,7 @@ class _PooledHTTPServer(HTTPServer):
         finally:
             with self._live_lock:
                 self._live.discard(request)
+                self._requests.pop(request, None)
             self.shutdown_request(request)
             self._slots.release()
 
@@ -120,6 +280,7 @@ class _PooledHTTPServer(HTTPServer):
     def server_close(self) -> None:
         """Stop listening and end the connections still open, so no pool thread outlives the server."""
         super().server_close()
+        self._reader.stop()
         with self._live_lock:
             live = list(self._live)
         for conn in live:
@@ -133,7 +294,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     server_version = "colorize-turing"
     sys_version = ""
-    timeout = SOCKET_TIMEOUT_S  # StreamRequestHandler sets it on the connection
+    timeout = SOCKET_TIMEOUT_S  # StreamRequestHandler sets it on the connection (for writing the answer)
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile = io.BytesIO(self.server.request_bytes(self.request))  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------------------------------ plumbing
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
@@ -168,6 +333,8 @@ class _Handler(BaseHTTPRequestHandler):
             obj = json.loads(self.rfile.read(length) or b"{}", parse_constant=_no_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(HTTPStatus.BAD_REQUEST, "body is not JSON") from exc
+        except RecursionError as exc:  # 4 KB of `[` nests deeper than the parser's recursion limit
+            raise ApiError(HTTPStatus.BAD_REQUEST, "body is nested too deeply") from exc
         if not isinstance(obj, dict):
             raise ApiError(HTTPStatus.BAD_REQUEST, "body must be a JSON object")
         return obj
@@ -221,7 +388,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         if path == "/api/participants":
             label = "".join(ch for ch in str(body.get("label", ""))[:40] if ch.isprintable()).strip()
-            pid = app.store.new_participant(label, self.headers.get("User-Agent", ""))
+            pid = app.store.new_participant(label, self.headers.get("User-Agent", ""), self.client_address[0])
             self._json(app.store.state(pid), HTTPStatus.CREATED)
         elif path == "/api/answer":
             try:
@@ -250,10 +417,11 @@ class StudyServer:
 
     def __init__(self, study_dir: str | Path, host: str = "127.0.0.1", port: int = 8765, view_ms: int = 1000,
                  title: str = "Real or colorized?", max_threads: int = MAX_THREADS,
-                 socket_timeout: float = SOCKET_TIMEOUT_S) -> None:
+                 socket_timeout: float = SOCKET_TIMEOUT_S, max_pending: int = MAX_PENDING,
+                 joins_per_client: int = MAX_JOINS_PER_CLIENT) -> None:
         self.dir = Path(study_dir)
         self.study = load_study(self.dir)
-        self.store = AnswerStore(self.dir, self.study, view_ms)
+        self.store = AnswerStore(self.dir, self.study, view_ms, joins_per_client)
         self.title = title
         self.requests: list[tuple[str, str, str]] = []  # (method, path, client): every request served
         self._req_lock = threading.Lock()
@@ -261,7 +429,7 @@ class StudyServer:
         self._thread: threading.Thread | None = None
         try:
             handler = type("_Handler", (_Handler,), {"timeout": socket_timeout})
-            self.httpd = _PooledHTTPServer((host, port), handler, max_threads)
+            self.httpd = _PooledHTTPServer((host, port), handler, max_threads, socket_timeout, max_pending)
         except OSError as exc:
             raise bind_error(exc, host, port) from exc
         self.httpd.app = self  # type: ignore[attr-defined]

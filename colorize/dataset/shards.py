@@ -29,7 +29,7 @@ MANIFEST = "manifest.json"
 STATS_FILE = "stats.npz"
 RUN_RECORD = "prep-run.json"
 SPLITS = ("train", "val", "test")
-SHARD_RE = re.compile(r"^(train|val|test)-(\d{5})\.npz$")
+SHARD_RE = re.compile(r"^(train|val|test)-(\d{5})\.npz\Z")
 #: The arrays every shard holds, in the order they are written.
 SHARD_ARRAYS = ("L", "ab", "mask", "photo_id", "category", "variant")
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)

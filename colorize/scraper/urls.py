@@ -13,18 +13,18 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from colorize.errors import ColorizeError, UsageError
 from colorize.names import reserved_reason
 
-ID_RE = re.compile(r"^[A-Za-z0-9_-]{11}$")
-CATEGORY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{11}\Z")
+CATEGORY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 UNSPLASH_IMAGE_HOSTS = ("images.unsplash.com", "plus.unsplash.com")
 # The path of a photo picture on the image CDN (the regex seen in scrapers, with vectors added).
-IMAGE_PATH_RE = re.compile(r"^/(?:(?:flagged/)?(?:premium_)?(?:photo|vector)-\d+-[\w-]+|reserve/[^/?#]+)$")
+IMAGE_PATH_RE = re.compile(r"^/(?:(?:flagged/)?(?:premium_)?(?:photo|vector)-\d+-[\w-]+|reserve/[^/?#]+)\Z")
 LICENSE = {"name": "Unsplash License", "url": "https://unsplash.com/license"}
 
 
 def check_id(pid: object) -> str:
     """`pid` if it is a valid photo id, else a ColorizeError (ids become file names)."""
-    if not isinstance(pid, str) or not ID_RE.match(pid):
+    if not isinstance(pid, str) or not ID_RE.fullmatch(pid):
         raise ColorizeError(f"invalid photo id {str(pid)[:40]!r}", "ids are 11 letters, digits, '-' or '_'")
     return pid
 
@@ -32,7 +32,7 @@ def check_id(pid: object) -> str:
 def check_category(name: object) -> str:
     """`name` if it is safe as a folder name (no separators, no dots first, not one of our own file
     names: `colorize.names`), else a usage error."""
-    if not isinstance(name, str) or not CATEGORY_RE.match(name):
+    if not isinstance(name, str) or not CATEGORY_RE.fullmatch(name):
         raise UsageError(f"invalid category name {str(name)[:40]!r}",
                          "use letters, digits, '-', '_' or '.', starting with a letter or digit (e.g. new-york)")
     if (why := reserved_reason(name)) is not None:
@@ -76,7 +76,7 @@ def is_photo_url(url: str, base_url: str) -> bool:
         return False
     p = urlsplit(url)
     host = p.netloc.lower()
-    return (host in UNSPLASH_IMAGE_HOSTS or host == host_of(base_url)) and bool(IMAGE_PATH_RE.match(p.path))
+    return (host in UNSPLASH_IMAGE_HOSTS or host == host_of(base_url)) and bool(IMAGE_PATH_RE.fullmatch(p.path))
 
 
 def download_url(bare: str, width: int) -> str:

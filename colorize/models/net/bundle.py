@@ -35,7 +35,7 @@ GLOBAL = "global"
 # Below this router confidence a photo goes to the global model (predict's --min-confidence, a bundle's default).
 DEFAULT_MIN_CONFIDENCE = 0.5
 # File names inside a bundle: plain names only, never a path that could leave the folder.
-_FILE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_FILE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 
 
 def is_bundle(path: str | Path) -> bool:

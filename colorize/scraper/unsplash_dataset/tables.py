@@ -30,7 +30,7 @@ from colorize.errors import ColorizeError, UsageError
 from colorize.progress import progress
 
 TABLES = ("photos", "keywords", "collections", "conversions", "colors")
-SHARD_RE = re.compile(r"^(?P<table>[a-z_]+)\.(?P<ext>tsv|csv)(?P<index>\d+)$")
+SHARD_RE = re.compile(r"^(?P<table>[a-z_]+)\.(?P<ext>tsv|csv)(?P<index>\d+)\Z")
 DATASET_URL = "https://unsplash.com/data"
 LITE_URL = "https://unsplash.com/data/lite/latest"
 TERMS_URL = "https://github.com/unsplash/datasets/blob/master/TERMS.md"

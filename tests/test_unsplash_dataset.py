@@ -131,12 +131,13 @@ def test_scrape_from_the_zip_then_the_folder_then_a_rerun_prep_and_fetch(mini, t
     assert [(e["category"], e["id"], e["rank"], e["sha256"]) for e in again] == [
         (e["category"], e["id"], e["rank"], e["sha256"]) for e in manifest["photos"]]
 
-    # A rerun keeps every verified file and downloads nothing.
-    hits = {i: site.image_hits(i) for i in ids.beach + ids.forest}
+    # A rerun keeps every verified file and downloads nothing, not even the photo it knows is gone.
+    hits = {i: site.image_hits(i) for i in ids.beach + ids.forest + [p[4]]}
+    assert hits[p[4]] >= 1 and manifest["missing"] == [f"beach/{p[4]}"]  # asked once per new folder
     result = _invoke(cli_args("scrape", site, "--dataset", str(paths["zip"]), "--categories-file", str(listing),
                               "--min-confidence", "40", "--limit", "4", "--width", str(WIDTH), "--out", str(out)))
-    assert result.exit_code == 0 and "(0 downloaded, 8 already there" in result.output
-    assert hits == {i: site.image_hits(i) for i in ids.beach + ids.forest}
+    assert result.exit_code == 0 and "(0 downloaded, 8 already there" in result.output and "missing 1" in result.output
+    assert hits == {i: site.image_hits(i) for i in ids.beach + ids.forest + [p[4]]}
 
     # prep and fetch work on it unchanged.
     shards = tmp_path / "shards"
@@ -335,3 +336,17 @@ def test_a_lite_id_with_a_trailing_newline_is_a_bad_id(tmp_path):
     with UnsplashDataset(folder) as ds:
         sel = select(ds, [Category("beach", ("beach",))], 0)
     assert [c.id for c in sel.ranked["beach"]] == ["ph000000010"] and sel.skipped["beach"] == {"bad_id": 1}
+
+
+def test_allow_host_alone_lets_the_dataset_source_use_a_mirror(mini, tmp_path):
+    """Every photo failed as bad_url: a second host rule beside the policy accepted only Unsplash's hosts."""
+    site, ids, paths, _ = mini
+    mirror = urlsplit(site.base_url).netloc  # the release's image URLs are on 127.0.0.1:PORT
+    args = ["scrape", "--dataset", str(paths["tsv"]), "--category", "forest", "--limit", "2", "--width", str(WIDTH),
+            "--out", str(tmp_path / "raw")]
+    result = _invoke([*args, "--allow-host", mirror])
+    assert result.exit_code == 0 and "2 photos in 1 category (2 downloaded" in result.output, result.output
+    got = {p.stem for p in (tmp_path / "raw" / "forest").glob("*.jpg")}
+    assert len(got) == 2 and ids.ids[7] in got  # forest alone: P7 (99), then P0 (its 95 for "Forest ")
+    result = _invoke([*args[:-1], str(tmp_path / "other")])  # without it, the one policy refuses the host
+    assert result.exit_code == 1 and "forbidden_host 2" in result.output, result.output

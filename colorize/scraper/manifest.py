@@ -166,6 +166,20 @@ class Manifest:
                 self._encoded.pop((category, pid), None)
                 self.dirty = True
 
+    def mark_missing(self, category: str, pid: str) -> None:
+        """Record that a photo answered 404/410, in the header's `missing` list ("category/id", sorted)."""
+        with self._lock:
+            gone = set(self.known_missing())
+            gone.add(photo_file(category, pid)[: -len(".jpg")])
+            self.header["missing"] = sorted(gone)
+            self.dirty = True
+
+    def known_missing(self) -> frozenset[str]:
+        """The "category/id" of photos an earlier run found gone (ignoring anything malformed there)."""
+        with self._lock:
+            listed = self.header.get("missing")
+            return frozenset(m for m in listed if isinstance(m, str)) if isinstance(listed, list) else frozenset()
+
     def entries(self, category: str | None = None) -> list[dict[str, Any]]:
         """Entries sorted by category, rank, id (a stable order: same content, same bytes)."""
         with self._lock:

@@ -48,7 +48,6 @@ from colorize.scraper.urls import (
     browser_hosts,
     download_url,
     is_http,
-    is_photo_url,
     is_premium,
     photo_file,
     query_params,
@@ -137,8 +136,11 @@ def download_photo(ctx: DownloadContext, category: str, query: str, photo: Photo
 
     Both sources (web search and Unsplash Dataset) download through here, so one host policy and one
     set of checks apply to every photo; `extra` adds the source's own fields to the manifest entry.
+    Which hosts may be asked is the session's `HostPolicy` alone (Unsplash's CDN, `--allow-host`, the
+    `--base-url` host): a refused host fails as `forbidden_host`, naming the --allow-host that would
+    trust it. (Another host list here made `--allow-host` useless for a dataset mirror.)
     """
-    if not is_photo_url(photo.image_url, ctx.base_url) or is_premium(photo.image_url):
+    if not is_http(photo.image_url) or is_premium(photo.image_url):
         return "failed", "bad_url"
     path = ctx.out / photo_file(category, photo.id)
     url = download_url(photo.image_url, ctx.width)

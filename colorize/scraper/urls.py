@@ -1,8 +1,9 @@
 """URL and name rules shared by the harvester, the downloader and `fetch`: what is trusted, what is not.
 
 Everything that comes from a web page or a shared manifest is untrusted: an id becomes part of a file
-name only after matching `ID_RE`; a category only after matching `CATEGORY_RE`; an image URL is fetched
-only over http(s) and only from an Unsplash image host or the base URL's own host.
+name only after matching `ID_RE`; a category only after matching `CATEGORY_RE` (patterns end in `\\Z`, used
+with fullmatch: `$` also matches before a final newline); an image URL is fetched only over http(s) and
+only from a host `hosts.HostPolicy` allows (`is_photo_url` tells a photo's picture on a search page).
 """
 
 from __future__ import annotations

@@ -350,3 +350,15 @@ def test_allow_host_alone_lets_the_dataset_source_use_a_mirror(mini, tmp_path):
     assert len(got) == 2 and ids.ids[7] in got  # forest alone: P7 (99), then P0 (its 95 for "Forest ")
     result = _invoke([*args[:-1], str(tmp_path / "other")])  # without it, the one policy refuses the host
     assert result.exit_code == 1 and "forbidden_host 2" in result.output, result.output
+
+
+def test_the_dataset_source_refuses_a_category_folder_linked_out_of_out(mini, tmp_path):
+    site, _, paths, _ = mini
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "forest").symlink_to(elsewhere)
+    result = _invoke(cli_args("scrape", site, "--dataset", str(paths["tsv"]), "--category", "forest", "--limit", "2",
+                              "--width", str(WIDTH), "--out", str(tmp_path / "raw")))
+    assert result.exit_code == 2 and "refusing to write photos through it" in result.output
+    assert not list(elsewhere.iterdir())

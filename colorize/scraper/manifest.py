@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from colorize import __version__
-from colorize.errors import ColorizeError
+from colorize.errors import ColorizeError, UsageError
 from colorize.io import atomic_write_text, dumps_json, read_json, utc_now
 from colorize.scraper.cards import Photo
 from colorize.scraper.urls import LICENSE, check_category, check_id, photo_file
@@ -100,6 +100,20 @@ def validate_entry(entry: Any, where: str, categories: set[str] | None = None) -
                                 "fix the manifest")
         entry["sha256"] = sha.lower()
     return entry
+
+
+def check_category_folders(out: Path, categories: list[str]) -> None:
+    """Refuse to write photos through `out/<category>` when it is a link that leads out of `out`.
+
+    Files are written atomically (a link *to a file* is replaced, never followed), but a category folder
+    that is a symlink would put photos and ATTRIBUTION.md in another folder; fetch refuses that too.
+    """
+    root = Path(out).resolve()
+    for category in categories:
+        folder = Path(out) / check_category(category)
+        if folder.is_symlink() and not folder.resolve().is_relative_to(root):
+            raise UsageError(f"{folder} is a link to {str(folder.resolve())[:120]}, outside {out}; refusing to "
+                             "write photos through it", "remove the link, or give another --out")
 
 
 def _unique(photos: list[dict[str, Any]], where: str) -> dict[tuple[str, str], dict[str, Any]]:

@@ -39,6 +39,7 @@ from colorize.scraper.hosts import HostPolicy
 from colorize.scraper.manifest import (
     MANIFEST_NAME,
     Manifest,
+    check_category_folders,
     check_source,
     photo_entry,
     search_source,
@@ -199,6 +200,7 @@ def run_scrape(categories=(), categories_file=None, query=None, limit: int = 200
     caps = caps or Caps(deadline=timeout)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    check_category_folders(out, [c.name for c in plan])
     for folder in [out] + [out / c.name for c in plan]:
         if remove_stale_temps(folder, root=out):
             log.info("removed temp files a killed run left in %s", folder)

@@ -24,7 +24,13 @@ from colorize.scraper.cards import Photo, Photographer
 from colorize.scraper.categories import plan_categories
 from colorize.scraper.download import Caps, HostLimiter, make_session
 from colorize.scraper.hosts import HostPolicy
-from colorize.scraper.manifest import MANIFEST_NAME, Manifest, check_source, write_attribution
+from colorize.scraper.manifest import (
+    MANIFEST_NAME,
+    Manifest,
+    check_category_folders,
+    check_source,
+    write_attribution,
+)
 from colorize.scraper.scrape import (
     SAVE_INTERVAL_S,
     CategoryReport,
@@ -138,6 +144,7 @@ def run_dataset_scrape(dataset: str | Path, categories=(), categories_file=None,
         source = dataset_source(ds, release, options)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    check_category_folders(out, [c.name for c in plan])
     for folder in [out] + [out / c.name for c in plan]:
         remove_stale_temps(folder, root=out)
     manifest = Manifest.load(out / MANIFEST_NAME)

@@ -153,13 +153,24 @@ class _RequestReader:
                     with contextlib.suppress(OSError):
                         self._wake_r.recv(4096)
                 else:
-                    self._read(key.data)
+                    try:
+                        self._read(key.data)
+                    except Exception:  # noqa: BLE001 - one broken connection must never stop the reader
+                        log.debug("dropping a connection", exc_info=True)
+                        if key.data.sock in self._pending:
+                            self._drop(key.data, None)
             with self._lock:
                 new, self._new = self._new, []
             for p in new:
-                p.sock.setblocking(False)
+                try:
+                    p.sock.setblocking(False)
+                    self._selector.register(p.sock, selectors.EVENT_READ, p)
+                except (OSError, ValueError):  # closed by the client already: nothing to read
+                    with self._lock:
+                        self._count -= 1
+                    _close(p.sock)
+                    continue
                 self._pending[p.sock] = p
-                self._selector.register(p.sock, selectors.EVENT_READ, p)
             now = time.monotonic()
             for p in [p for p in self._pending.values() if now > p.deadline]:
                 self._drop(p, b"408 Request Timeout")

@@ -153,8 +153,18 @@ def _json_default(obj: Any) -> Any:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    """Parse a JSON file; anything wrong with it is an OSError or a ValueError, which callers catch.
+
+    The file is opened with `open_regular`, so a FIFO or a device named manifest.json is refused instead
+    of blocking the reader forever. JSON nested deeper than Python's recursion limit (5,000 `[`, a few KB)
+    makes the parser raise RecursionError, which no caller expects: it becomes a ValueError.
+    """
+    with open_regular(path) as fh:
+        data = fh.read()
+    try:
+        return json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise ValueError(f"{path}: JSON nested too deeply") from None
 
 
 def read_folder_record(folder: str | os.PathLike, record: str, not_ours: str, fix: str, *,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import zipfile
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from colorize.models.net.checkpoint import (
     load_checkpoint,
     nearest_bin_lut,
     save_checkpoint,
+    untrained_payload,
     write_untrained_checkpoint,
 )
 
@@ -126,3 +128,75 @@ def test_a_valid_payload_passes_validation():
         validate_payload([1])
     with pytest.raises(ColorizeError, match="keys centers missing"):
         validate_payload({"model": {}, "config": {}})
+
+
+def _rezip(src, dst, compression=zipfile.ZIP_DEFLATED) -> None:
+    """`src`'s members written again with `compression`, streamed (a big member is never held whole)."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", compression) as zout:
+        for info in zin.infolist():
+            with zin.open(info) as fin, zout.open(info.filename, "w", force_zip64=True) as fout:
+                while block := fin.read(1 << 20):
+                    fout.write(block)
+
+
+LOAD_AND_MEASURE = r"""
+import json, resource, sys
+from colorize.errors import ColorizeError
+from colorize.models.net.checkpoint import load_checkpoint
+start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the peak so far (importing torch included)
+try:
+    load_checkpoint(sys.argv[1])
+    error = ""
+except ColorizeError as exc:
+    error = exc.line()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"error": error, "grew_mb": (peak - start) / 1024}))
+"""
+
+
+def test_a_deflated_checkpoint_is_refused_before_it_is_inflated(tmp_path):
+    """A small .pt re-zipped with ZIP_DEFLATED around a big zero tensor was inflated in full by torch.load."""
+    import json
+    import subprocess
+    import sys
+
+    payload = untrained_payload(CENTERS, width=4)
+    payload["extra"] = torch.zeros(256 << 20, dtype=torch.uint8)  # 256 MiB of zeros: ~250 KB deflated
+    torch.save(payload, tmp_path / "stored.pt")
+    del payload
+    _rezip(tmp_path / "stored.pt", tmp_path / "deflated.pt")
+    assert (tmp_path / "deflated.pt").stat().st_size < 2 << 20
+    done = subprocess.run([sys.executable, "-c", LOAD_AND_MEASURE, str(tmp_path / "deflated.pt")],
+                          capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "are compressed" in result["error"] and "deflated.pt" in result["error"]
+    assert result["grew_mb"] < 100  # the 256 MiB tensor was never built
+    assert load_checkpoint(tmp_path / "stored.pt")["extra"].numel() == 256 << 20  # the same file, stored, loads
+
+
+def test_a_zip_that_torch_did_not_write_is_not_a_checkpoint(tmp_path):
+    with zipfile.ZipFile(tmp_path / "photos.pt", "w") as z:
+        z.writestr("a.jpg", b"x")
+        z.writestr("b/data.pkl", b"x")
+    with pytest.raises(ColorizeError, match="a zip archive, but not one torch.save wrote"):
+        load_checkpoint(tmp_path / "photos.pt")
+
+
+@pytest.mark.parametrize("name,content", [("notes.txt", "remember to train longer\n" * 40),
+                                          ("metrics.jsonl", '{"epoch": 1, "loss": 2.5}\n' * 40),
+                                          ("empty.pt", "")])
+def test_predict_with_a_text_file_as_model_is_one_honest_line(tmp_path, name, content):
+    """A text file gave a 55-line traceback (IndexError, KeyError: 101), a .jsonl "pickled Python objects"."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from colorize.cli import cli
+
+    (tmp_path / name).write_text(content)
+    Image.new("L", (16, 16)).save(tmp_path / "x.png")
+    result = CliRunner().invoke(cli, ["predict", "--model", str(tmp_path / name), str(tmp_path / "x.png"),
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code in (1, 2) and isinstance(result.exception, SystemExit), result.output
+    assert f"{name} is not a colorize checkpoint (not a zip archive" in result.output
+    assert "pickled" not in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1

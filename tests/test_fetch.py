@@ -192,7 +192,9 @@ def test_a_photo_that_cannot_be_written_is_failed_not_a_traceback(site, tmp_path
 
 
 @pytest.mark.parametrize("field,value", [("id", "../../../x"), ("category", ".."), ("category", "a/b"),
-                                         ("id", "..%2F..%2Fab")])
+                                         ("id", "..%2F..%2Fab"), ("id", "abcdefghijk\n"),
+                                         ("category", "manifest.json\n"), ("category", "beach\n"),
+                                         ("sha256", "z" * 64), ("sha256", "a" * 63 + "\n")])
 def test_a_hostile_manifest_writes_nothing(site, tmp_path, field, value):
     src = tmp_path / "src"
     manifest = _seed_dataset(site, src, n=2)
@@ -200,10 +202,82 @@ def test_a_hostile_manifest_writes_nothing(site, tmp_path, field, value):
     entries[0][field] = value
     shared = tmp_path / "shared.json"
     shared.write_text(json.dumps({**manifest.to_json(), "photos": entries}))
-    with pytest.raises(ColorizeError, match="invalid"):
+    with pytest.raises(ColorizeError, match="invalid") as err:
         run_fetch(shared, tmp_path / "copy")
+    assert "\n" not in err.value.line()
     assert not (tmp_path / "copy").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.json", "src"]
+
+
+def _shared(manifest: Manifest, entries: list[dict], path: Path) -> Path:
+    path.write_text(json.dumps({**manifest.to_json(), "photos": entries}))
+    return path
+
+
+def test_upper_case_hashes_are_the_same_photos_not_changed_ones(site, tmp_path):
+    manifest = _seed_dataset(site, tmp_path / "src", n=2)
+    entries = manifest.entries()
+    for e in entries:
+        e["sha256"] = e["sha256"].upper()
+    shared = _shared(manifest, entries, tmp_path / "shared.json")
+    report = run_fetch(shared, tmp_path / "copy", allow_hosts=_allow(site))
+    assert report.counts == {"ok": 2}
+    copy = json.loads((tmp_path / "copy" / "manifest.json").read_text())
+    assert [p["sha256"] for p in copy["photos"]] == [e["sha256"].lower() for e in entries]
+
+
+def test_a_photo_listed_twice_with_two_hashes_is_refused_naming_both(site, tmp_path):
+    manifest = _seed_dataset(site, tmp_path / "src", n=2)
+    entries = manifest.entries()
+    twin = dict(entries[0], sha256="0" * 64)
+    shared = _shared(manifest, [*entries, twin], tmp_path / "shared.json")
+    result = CliRunner().invoke(cli, ["fetch", str(shared), "--out", str(tmp_path / "copy")])
+    assert result.exit_code == 1
+    line = result.output.strip()
+    assert f"beach/{entries[0]['id']} is listed twice with different sha256" in line
+    assert entries[0]["sha256"][:12] in line and "000000000000" in line and "\n" not in line
+    assert not (tmp_path / "copy").exists()
+    same = _shared(manifest, [*entries, dict(entries[0])], tmp_path / "same.json")  # an exact repeat is harmless
+    assert run_fetch(same, tmp_path / "copy", allow_hosts=_allow(site)).counts == {"ok": 2}
+
+
+@pytest.mark.timeout(60)
+def test_fetch_refuses_a_fifo_manifest_or_a_fifo_in_out_instead_of_hanging(site, tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.json")
+    result = CliRunner().invoke(cli, ["fetch", str(tmp_path / "pipe.json"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "FIFO" in result.output
+    manifest = _seed_dataset(site, tmp_path / "src", n=1)
+    (tmp_path / "out").mkdir()
+    os.mkfifo(tmp_path / "out" / "manifest.json")
+    result = CliRunner().invoke(cli, ["fetch", str(manifest.path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "is not a dataset folder" in result.output
+
+
+def test_a_manifest_nested_too_deeply_is_one_line_not_a_traceback(tmp_path):
+    (tmp_path / "deep.json").write_text('{"schema": "colorize.dataset/1", "photos": ' + "[" * 5000 + "]" * 5000 + "}")
+    result = CliRunner().invoke(cli, ["fetch", str(tmp_path / "deep.json"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "nested too deeply" in result.output
+    assert isinstance(result.exception, SystemExit)
+
+
+def test_a_save_encodes_each_entry_once_until_it_changes(site, tmp_path, monkeypatch):
+    """Every save re-encoded every entry with the pure-Python indenting encoder: fetch was superlinear."""
+    from colorize.io import dumps_json
+    from colorize.scraper import manifest as manifest_module
+
+    manifest = _seed_dataset(site, tmp_path / "src", n=4)
+    assert manifest.path.read_text() == dumps_json(manifest.to_json())  # byte for byte what it always wrote
+    calls = []
+    monkeypatch.setattr(manifest_module, "dumps_json", lambda obj: calls.append(obj) or dumps_json(obj))
+    manifest.save()
+    manifest.save()
+    assert len(calls) == 2  # the document's head only, once per save: the entries were encoded before
+    entry = manifest.entries()[0]
+    manifest.put(dict(entry, alt="new text"))
+    manifest.save()
+    assert len(calls) == 4 and json.loads(manifest.path.read_text())["photos"][0]["alt"] == "new text"
 
 
 def test_non_http_urls_are_refused(site, tmp_path):

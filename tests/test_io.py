@@ -184,3 +184,20 @@ def test_folder_record_of_another_kind_is_refused_with_exit_2(tmp_path):
     assert read_folder_record(tmp_path, "manifest.json", "a shard folder", "fix", missing_ok=True) is None
     with pytest.raises(UsageError, match="is a file, not a folder"):  # was a NotADirectoryError traceback
         read_folder_record(tmp_path / "other.txt", "manifest.json", "a shard folder", "fix", missing_ok=True)
+
+
+@pytest.mark.timeout(30)
+def test_read_json_refuses_a_fifo_and_reports_deep_nesting_as_a_value_error(tmp_path):
+    """A FIFO named manifest.json blocked fetch for ever; 5,000 nested arrays raised RecursionError."""
+    import os
+
+    from colorize.io import read_json
+
+    os.mkfifo(tmp_path / "pipe.json")
+    with pytest.raises(OSError, match="FIFO"):
+        read_json(tmp_path / "pipe.json")
+    (tmp_path / "deep.json").write_text("[" * 5000 + "]" * 5000)
+    with pytest.raises(ValueError, match="nested too deeply"):
+        read_json(tmp_path / "deep.json")
+    (tmp_path / "ok.json").write_text('{"a": [1, "é"]}')
+    assert read_json(tmp_path / "ok.json") == {"a": [1, "é"]}

@@ -266,3 +266,25 @@ def test_a_download_that_raised_counts_as_failed(tmp_path):
     assert "1 failed (error 1)" in result.summary_line()
     record = json.loads((tmp_path / "scrape-run.json").read_text())
     assert record["failures"] == [{"category": "beach", "id": "b" * 11, "reason": "error"}]
+
+
+def test_a_category_folder_linked_out_of_out_is_refused_before_anything_is_written(tmp_path):
+    """scrape wrote photos and ATTRIBUTION.md through a symlinked OUT/beach into another folder."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "beach").symlink_to(elsewhere)
+    with LocalSite() as site:
+        result = CliRunner().invoke(cli, ["scrape", "--category", "beach", "--out", str(tmp_path / "raw"),
+                                          "--base-url", site.base_url, "--browser", str(tmp_path / "nope")])
+        hits = len(site.log)
+    assert result.exit_code == 2 and "is a link to" in result.output and "refusing to write photos" in result.output
+    assert not list(elsewhere.iterdir()) and hits == 0
+    inside = tmp_path / "raw" / "store"
+    inside.mkdir()
+    (tmp_path / "raw" / "beach").unlink()
+    (tmp_path / "raw" / "beach").symlink_to(inside)  # a link that stays inside OUT is the user's own layout
+    with LocalSite() as site:
+        result = CliRunner().invoke(cli, ["scrape", "--category", "beach", "--out", str(tmp_path / "raw"),
+                                          "--base-url", site.base_url, "--browser", str(tmp_path / "nope")])
+    assert result.exit_code == 1 and "apt-get install chromium" in result.output

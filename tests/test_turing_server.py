@@ -3,6 +3,7 @@ a bounded thread pool, socket timeouts, and the running tally kept from particip
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -14,7 +15,7 @@ from test_turing import http as api
 from test_turing import make_study
 
 from colorize.turing import StudyServer
-from colorize.turing.server import LOOPBACK_NAMES, allowed_host_names
+from colorize.turing.server import LOOPBACK_NAMES, MAX_THREADS, allowed_host_names
 
 
 def _raw(port: int, data: bytes, timeout: float = 10) -> bytes:
@@ -97,15 +98,15 @@ def test_a_silent_client_is_dropped_after_the_socket_timeout(study_dir):
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
             s.sendall(b"GET /api/study HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # ... and never the blank line
             t0 = time.monotonic()
-            assert s.recv(100) == b""  # the server hung up
-            assert time.monotonic() - t0 < 5
+            answer = b"".join(iter(lambda: s.recv(100), b""))  # to the end: the server hung up
+            assert answer.startswith(b"HTTP/1.1 408") and time.monotonic() - t0 < 5
 
 
-def test_the_thread_pool_is_bounded_and_extra_connections_get_503(study_dir):
-    with StudyServer(study_dir, port=0, max_threads=2) as server:
+def test_connections_still_sending_are_bounded_and_extra_ones_get_503(study_dir):
+    with StudyServer(study_dir, port=0, max_threads=2, max_pending=2) as server:
         idle = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(2)]
         for s in idle:
-            s.sendall(b"GET /api/study HTTP/1.1\r\n")  # holds a pool thread, waiting for the rest
+            s.sendall(b"GET /api/study HTTP/1.1\r\n")  # still sending: counts against max_pending
         time.sleep(0.3)
         try:
             flood = [_raw(server.port, b"GET /api/study HTTP/1.0\r\n\r\n") for _ in range(20)]
@@ -118,7 +119,70 @@ def test_the_thread_pool_is_bounded_and_extra_connections_get_503(study_dir):
         deadline = time.monotonic() + 10
         while (status := api(server.url + "api/study")[0]) == 503 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert status == 200  # the slots are given back
+        assert status == 200  # the places are given back
+
+
+def _drip(port: int, n: int, stop: threading.Event) -> list[socket.socket]:
+    """`n` sockets that each send the start of a request, then keep dripping one byte until `stop`."""
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(n)]
+    head = b"POST /api/participants HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nX-Slow: " % port
+    for s in socks:
+        s.sendall(head)
+
+    def drip() -> None:
+        for _ in range(200):  # bounded: stops by itself after at most 200 rounds
+            if stop.wait(0.1):
+                return
+            for s in socks:
+                with contextlib.suppress(OSError):
+                    s.send(b"a")
+
+    threading.Thread(target=drip, daemon=True).start()
+    return socks
+
+
+def test_slowloris_sockets_do_not_hold_the_pool(study_dir):
+    """16 sockets dripping a request held all 16 pool threads: every other request got 503."""
+    with StudyServer(study_dir, port=0) as server:
+        stop = threading.Event()
+        socks = _drip(server.port, MAX_THREADS, stop)
+        try:
+            time.sleep(0.5)  # the drip sockets have connected and are sending
+            assert _status(server.port, f"127.0.0.1:{server.port}") == 200
+            status, _, created = api(server.url + "api/participants", {})
+            assert status == 201 and created["position"] == 0
+        finally:
+            stop.set()
+            for s in socks:
+                s.close()
+
+
+def test_a_request_has_one_deadline_for_head_and_body_however_it_is_dripped(study_dir):
+    """The timeout was per read: a byte every few seconds kept a request alive for ever."""
+    with StudyServer(study_dir, port=0, socket_timeout=1.0) as server:
+        stop = threading.Event()
+        (sock,) = _drip(server.port, 1, stop)  # a byte every 0.1 s: every read well under the timeout
+        try:
+            answer = b"".join(iter(lambda: sock.recv(100), b""))  # until the server hangs up
+        finally:
+            stop.set()
+            sock.close()
+        assert answer.startswith(b"HTTP/1.1 408")
+
+
+def test_a_deeply_nested_body_is_400_not_500(study_dir):
+    with StudyServer(study_dir, port=0) as server:
+        body = b"[" * 4000
+        head = b"POST /api/participants HTTP/1.0\r\nHost: 127.0.0.1:%d\r\nContent-Length: %d\r\n\r\n" % (
+            server.port, len(body))
+        assert _raw(server.port, head + body).startswith(b"HTTP/1.0 400")
+
+
+def test_one_client_cannot_create_participants_without_limit(study_dir):
+    with StudyServer(study_dir, port=0, joins_per_client=3) as server:
+        statuses = [api(server.url + "api/participants", {})[0] for _ in range(5)]
+        assert statuses == [201, 201, 201, 429, 429]
+        assert len(list((study_dir / "participants").glob("*.json"))) == 3
 
 
 def test_the_running_tally_is_for_the_experimenter_only(study_dir):

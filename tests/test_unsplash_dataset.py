@@ -131,12 +131,13 @@ def test_scrape_from_the_zip_then_the_folder_then_a_rerun_prep_and_fetch(mini, t
     assert [(e["category"], e["id"], e["rank"], e["sha256"]) for e in again] == [
         (e["category"], e["id"], e["rank"], e["sha256"]) for e in manifest["photos"]]
 
-    # A rerun keeps every verified file and downloads nothing.
-    hits = {i: site.image_hits(i) for i in ids.beach + ids.forest}
+    # A rerun keeps every verified file and downloads nothing, not even the photo it knows is gone.
+    hits = {i: site.image_hits(i) for i in ids.beach + ids.forest + [p[4]]}
+    assert hits[p[4]] >= 1 and manifest["missing"] == [f"beach/{p[4]}"]  # asked once per new folder
     result = _invoke(cli_args("scrape", site, "--dataset", str(paths["zip"]), "--categories-file", str(listing),
                               "--min-confidence", "40", "--limit", "4", "--width", str(WIDTH), "--out", str(out)))
-    assert result.exit_code == 0 and "(0 downloaded, 8 already there" in result.output
-    assert hits == {i: site.image_hits(i) for i in ids.beach + ids.forest}
+    assert result.exit_code == 0 and "(0 downloaded, 8 already there" in result.output and "missing 1" in result.output
+    assert hits == {i: site.image_hits(i) for i in ids.beach + ids.forest + [p[4]]}
 
     # prep and fetch work on it unchanged.
     shards = tmp_path / "shards"
@@ -253,3 +254,111 @@ def test_selection_memory_does_not_grow_with_the_keywords_table(tmp_path):
         tracemalloc.stop()
         assert sel.keyword_rows == n + 50 and len(sel.ranked["beach"]) == 50
     assert peaks[1] < peaks[0] + 256 * 1024, peaks
+
+
+def _tiny_release(folder: Path) -> Path:
+    """photos + keywords tables with one photo, tagged beach (the smallest release select reads)."""
+    from colorize.scraper.unsplash_dataset.writer import KEYWORD_COLUMNS, PHOTO_COLUMNS
+
+    folder.mkdir()
+    (folder / "photos.tsv000").write_text("\t".join(PHOTO_COLUMNS) + "\nabcdefghijk\t\thttps://images.unsplash.com/"
+                                          "photo-1-abc" + "\t" * (len(PHOTO_COLUMNS) - 3) + "\n")
+    (folder / "keywords.tsv000").write_text("\t".join(KEYWORD_COLUMNS) + "\nabcdefghijk\tbeach\t90\t\tf\t\n")
+    return folder
+
+
+def _peak_of_select(path: Path) -> tuple[int, str]:
+    """(peak bytes of Python allocations, error line) of selecting beach photos from `path`."""
+    import tracemalloc
+
+    from colorize.errors import ColorizeError
+
+    tracemalloc.start()
+    try:
+        with UnsplashDataset(path) as ds:
+            select(ds, [Category("beach", ("beach",))], 0)
+        error = ""
+    except ColorizeError as exc:
+        error = exc.line()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak, error
+
+
+def test_a_huge_line_or_header_in_a_table_is_refused_before_it_is_held(tmp_path):
+    """A 1 MB zip whose keywords table held one 1 GiB line peaked at 2.24 GB; a 2M-column header at 514 MB."""
+    from colorize.scraper.unsplash_dataset.writer import KEYWORD_COLUMNS
+
+    folder = _tiny_release(tmp_path / "release")
+    huge = tmp_path / "huge.zip"
+    with zipfile.ZipFile(huge, "w", zipfile.ZIP_DEFLATED) as z:
+        z.write(folder / "photos.tsv000", "photos.tsv000")
+        with z.open("keywords.tsv000", "w", force_zip64=True) as fh:  # streamed: 64 MiB of 'a' in ~70 KB
+            fh.write(("\t".join(KEYWORD_COLUMNS) + "\nabcdefghijk\t").encode())
+            for _ in range(64):
+                fh.write(b"a" * (1 << 20))
+    assert huge.stat().st_size < 1 << 20
+    peak, error = _peak_of_select(huge)
+    assert "keywords.tsv000 has a line longer than" in error and peak < 16 << 20, (peak, error)
+
+    wide = _tiny_release(tmp_path / "wide")
+    (wide / "keywords.tsv000").write_text("\t".join(KEYWORD_COLUMNS) + "\t" + "\t".join(["c"] * 2_000_000) + "\n")
+    peak, error = _peak_of_select(wide)
+    assert "keywords.tsv000 has a line longer than" in error and peak < 16 << 20, (peak, error)
+    (wide / "keywords.tsv000").write_text("\t".join(KEYWORD_COLUMNS) + "\t" + "\t".join(["c"] * 5000) + "\n")
+    peak, error = _peak_of_select(wide)
+    assert "its header has 5006 columns, over the 1024 cap" in error
+
+
+def test_a_table_linked_out_of_the_release_is_not_followed_nor_echoed(tmp_path):
+    folder = _tiny_release(tmp_path / "release")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("photo_id\tTOKEN=hunter2\n")
+    (folder / "keywords.tsv000").unlink()
+    (folder / "keywords.tsv000").symlink_to(secret)
+    result = _invoke(["scrape", "--dataset", str(folder), "--category", "beach", "--out", str(tmp_path / "raw")])
+    assert result.exit_code == 1 and "keywords.tsv000" in result.output and "leads out of the release" in result.output
+    assert "hunter2" not in result.output and "TOKEN" not in result.output
+    (folder / "keywords.tsv000").unlink()
+    secret.rename(folder / "keywords.tsv000")  # the same bytes inside the release: no column keyword
+    result = _invoke(["scrape", "--dataset", str(folder), "--category", "beach", "--out", str(tmp_path / "raw")])
+    assert result.exit_code == 1 and "has no column keyword" in result.output and "hunter2" not in result.output
+
+
+def test_a_lite_id_with_a_trailing_newline_is_a_bad_id(tmp_path):
+    from colorize.scraper.unsplash_dataset.writer import write_release
+
+    photos = [{"photo_id": pid, "photo_image_url": f"https://images.unsplash.com/photo-1-{i}"}
+              for i, pid in enumerate(("ph000000009\n", "ph000000010"))]
+    keywords = [{"photo_id": p["photo_id"], "keyword": "beach", "ai_service_1_confidence": 90} for p in photos]
+    folder = write_release(tmp_path / "release", photos, keywords)
+    with UnsplashDataset(folder) as ds:
+        sel = select(ds, [Category("beach", ("beach",))], 0)
+    assert [c.id for c in sel.ranked["beach"]] == ["ph000000010"] and sel.skipped["beach"] == {"bad_id": 1}
+
+
+def test_allow_host_alone_lets_the_dataset_source_use_a_mirror(mini, tmp_path):
+    """Every photo failed as bad_url: a second host rule beside the policy accepted only Unsplash's hosts."""
+    site, ids, paths, _ = mini
+    mirror = urlsplit(site.base_url).netloc  # the release's image URLs are on 127.0.0.1:PORT
+    args = ["scrape", "--dataset", str(paths["tsv"]), "--category", "forest", "--limit", "2", "--width", str(WIDTH),
+            "--out", str(tmp_path / "raw")]
+    result = _invoke([*args, "--allow-host", mirror])
+    assert result.exit_code == 0 and "2 photos in 1 category (2 downloaded" in result.output, result.output
+    got = {p.stem for p in (tmp_path / "raw" / "forest").glob("*.jpg")}
+    assert len(got) == 2 and ids.ids[7] in got  # forest alone: P7 (99), then P0 (its 95 for "Forest ")
+    result = _invoke([*args[:-1], str(tmp_path / "other")])  # without it, the one policy refuses the host
+    assert result.exit_code == 1 and "forbidden_host 2" in result.output, result.output
+
+
+def test_the_dataset_source_refuses_a_category_folder_linked_out_of_out(mini, tmp_path):
+    site, _, paths, _ = mini
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "forest").symlink_to(elsewhere)
+    result = _invoke(cli_args("scrape", site, "--dataset", str(paths["tsv"]), "--category", "forest", "--limit", "2",
+                              "--width", str(WIDTH), "--out", str(tmp_path / "raw")))
+    assert result.exit_code == 2 and "refusing to write photos through it" in result.output
+    assert not list(elsewhere.iterdir())

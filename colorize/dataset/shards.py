@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 SCHEMA = "colorize.shards/1"
 STATS_FILE = "stats.npz"
 RUN_RECORD = "prep-run.json"
-SHARD_RE = re.compile(rf"^({'|'.join(SPLITS)})-(\d{{5}})\.npz$")
+SHARD_RE = re.compile(rf"^({'|'.join(SPLITS)})-(\d{{5}})\.npz\Z")
 #: The arrays every shard holds, in the order they are written.
 SHARD_ARRAYS = ("L", "ab", "mask", "photo_id", "category", "variant")
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)

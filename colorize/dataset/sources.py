@@ -20,7 +20,7 @@ from colorize.imaging import IMAGE_EXTS
 from colorize.io import dumps_json, not_regular_reason, read_json, sha256_bytes, sha256_file
 from colorize.names import DATASET_SCHEMA, MANIFEST, reserved_reason
 
-_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ import signal
 import threading
 import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +30,7 @@ from colorize.errors import ColorizeError
 from colorize.localhttp import (
     CSP,
     SECURITY_HEADERS,
+    BufferedRequestHandler,
     PooledHTTPServer,
     allowed_host_names,
     bind_error,
@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = MAX_HINTS_FILE_BYTES  # a request carries at most one hints file's worth of points
 MAX_THREADS = 4  # one person edits; a few connections for the page's parallel fetches
-SOCKET_TIMEOUT_S = 20.0  # a client silent this long (mid-request or idle keep-alive) is dropped
+SOCKET_TIMEOUT_S = 20.0  # a whole request (head and body) must arrive within this many seconds of the connect
 HEADERS = {**SECURITY_HEADERS, "Content-Security-Policy": CSP.replace("img-src 'self'", "img-src 'self' blob:")}
 STATIC_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
                 "/static/editor.js": ("editor.js", "text/javascript; charset=utf-8"),
@@ -72,7 +72,7 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(BufferedRequestHandler):
     """Routes for the page; `self.server.app` is the EditorServer."""
 
     server_version = "colorize-hints"
@@ -184,7 +184,8 @@ class EditorServer:
         self._thread: threading.Thread | None = None
         try:
             handler = type("_Handler", (_Handler,), {"timeout": socket_timeout})
-            self.httpd = PooledHTTPServer((host, port), handler, max_threads, "hints-http")
+            self.httpd = PooledHTTPServer((host, port), handler, max_threads, MAX_BODY, socket_timeout,
+                                          thread_prefix="hints-http")
         except OSError as exc:
             raise bind_error(exc, host, port) from exc
         self.httpd.app = self  # type: ignore[attr-defined]

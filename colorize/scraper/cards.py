@@ -178,7 +178,7 @@ def _photographer(card: Tag, base_url: str) -> Photographer:
         path = urlsplit(str(a["href"])).path
         if path.startswith("/@"):
             username = path[2:].split("/")[0]
-            if not USERNAME_RE.match(username):
+            if not USERNAME_RE.fullmatch(username):
                 continue
             name = a.get_text(" ", strip=True)
             if not name:  # the avatar link: "Go to Jane Doe's profile"
@@ -205,7 +205,7 @@ def parse_card(card: Tag, base_url: str) -> ParsedCard:
     all_urls = _img_urls(img, base_url, photos_only=False) if img is not None else []
     link = _photo_link(card)
     segment = link[1].split("/")[2] if link and len(link[1].split("/")) > 2 else ""
-    pid = segment[-11:] if ID_RE.match(segment[-11:]) else None
+    pid = segment[-11:] if ID_RE.fullmatch(segment[-11:]) else None
 
     if any(is_vector(u) for u in all_urls) or (link and link[0] == "illustrations"):
         return ParsedCard(None, "illustration", pid)

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import itertools
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,18 +114,57 @@ def output_manifest(out: Path, source: Manifest) -> Manifest:
     return Manifest.load(out / MANIFEST_NAME)
 
 
+@dataclass
+class FetchPlan:
+    """What `fetch` will do, decided before the first request: the work in order and the copy to merge into."""
+
+    entries: list[dict[str, Any]]  # the source manifest's entries, sorted (the objects, not copies)
+    copy: Manifest  # the manifest kept in `out`
+    categories: list[str]
+
+
+def plan_fetch(manifest_path: Path | str, out: Path) -> FetchPlan:
+    """Read and check the shared manifest and `out`'s own, in time and memory linear in the manifest."""
+    source = Manifest.load(Path(manifest_path), missing_ok=False)
+    copy = output_manifest(out, source)
+    entries = sorted(source.photos.values(), key=lambda e: (e["category"], e.get("rank") or 0, e["id"]))
+    return FetchPlan(entries, copy, sorted({e["category"] for e in entries}))
+
+
+def _results(entries: list[dict[str, Any]], workers: int, work: Callable[[dict[str, Any]], tuple[str, str, bool]]
+             ) -> Iterator[tuple[dict[str, Any], tuple[str, str, bool] | OSError]]:
+    """(entry, result or the OSError it raised) as downloads finish, with a bounded number queued.
+
+    Submitting a million futures at once would hold a million futures (and their closures) before the
+    first photo is saved; a window of a few per worker keeps the pool busy and the memory flat.
+    """
+    window = max(1, workers) * 4
+    todo = iter(entries)
+    with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
+        pending = {pool.submit(work, e): e for e in itertools.islice(todo, window)}
+        while pending:
+            done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                entry = pending.pop(future)
+                try:
+                    yield entry, future.result()
+                except OSError as exc:  # e.g. the disk is full: this photo failed, the others still count
+                    yield entry, exc
+            for entry in itertools.islice(todo, len(done)):
+                pending[pool.submit(work, entry)] = entry
+
+
 def run_fetch(manifest_path: Path | str, out: Path | str, workers: int = SCRAPE_DEFAULTS.workers,
-              allow_missing: bool = False, per_host: int = SCRAPE_DEFAULTS.per_host, caps: Caps | None = None, allow_hosts: tuple[str, ...] = (),
+              allow_missing: bool = False, per_host: int = SCRAPE_DEFAULTS.per_host, caps: Caps | None = None,
+              allow_hosts: tuple[str, ...] = (),
               timeout: float = Caps.deadline) -> FetchReport:
     """Download every photo of `manifest_path` into `out` (same layout) and merge it into `out`'s manifest."""
     started = time.monotonic()
-    source = Manifest.load(Path(manifest_path), missing_ok=False)
     out = Path(out)
     policy = HostPolicy(allow_hosts)  # a bad --allow-host is refused before anything is touched
-    copy = output_manifest(out, source)
+    plan = plan_fetch(manifest_path, out)
+    copy, entries, categories = plan.copy, plan.entries, plan.categories
     out.mkdir(parents=True, exist_ok=True)
-    entries = source.entries()
-    categories = sorted({e["category"] for e in entries})
     for folder in [out] + [out / c for c in categories] + [out / CHANGED_DIR / c for c in categories]:
         remove_stale_temps(folder, root=out)
     session, limiter = make_session(per_host, policy), HostLimiter(per_host)
@@ -131,25 +172,25 @@ def run_fetch(manifest_path: Path | str, out: Path | str, workers: int = SCRAPE_
     report = FetchReport(out)
     copy.header["fetched_at"] = utc_now()
     copy.save()  # the folder carries its record before the first photo lands: a kill -9 leaves a dataset
-    with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
-        futures = {pool.submit(_fetch_one, e, out, session, limiter, caps): e for e in entries}
-        for future in progress(cf.as_completed(futures), total=len(futures), desc="fetch", unit="img"):
-            entry = dict(futures[future])
-            try:
-                status, reason, downloaded = future.result()
-            except OSError as exc:  # e.g. the disk is full: this photo failed, the others still count
-                log.warning("%s/%s: %s: %s", entry["category"], entry["id"], type(exc).__name__, exc)
-                status, reason, downloaded = "failed", "error", False
+    bar = progress(total=len(entries), desc="fetch", unit="img")
+    with bar:
+        for entry, result in _results(entries, workers, lambda e: _fetch_one(e, out, session, limiter, caps)):
+            if isinstance(result, OSError):
+                log.warning("%s/%s: %s: %s", entry["category"], entry["id"], type(result).__name__, result)
+                result = ("failed", "error", False)
+            status, reason, downloaded = result
+            bar.update(1)
             report.counts[status] += 1
             report.downloaded += downloaded and status == "ok"
             if status == "failed":
                 report.reasons[reason] += 1
             entry.update(status=status, file=photo_file(entry["category"], entry["id"]))
-            copy.put(entry)
+            copy.put(entry)  # the entry itself (the source manifest is not kept): one copy in memory
             copy.maybe_save(SAVE_INTERVAL_S)  # a kill -9 loses at most the last few seconds of results
     copy.save()
+    by_category = copy.by_category()
     for category in categories:  # credit goes with the photos that are actually there
-        write_attribution(out, category, [e for e in copy.entries(category) if e["status"] == "ok"])
+        write_attribution(out, category, [e for e in by_category.get(category, []) if e["status"] == "ok"])
     report.seconds = time.monotonic() - started
     write_run_record(out / "fetch-run.json", "fetch",
                      params={"manifest": str(manifest_path), "workers": workers, "allow_missing": allow_missing,

@@ -38,8 +38,8 @@ from colorize.errors import UsageError
 
 DEFAULT_HOSTS = ("images.unsplash.com",)  # https only, default port: the CDN every Unsplash URL uses
 DEFAULT_PORTS = {"http": 80, "https": 443}
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_NUMERIC_LABEL = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)$")
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
+_NUMERIC_LABEL = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)\Z")
 Resolver = Callable[..., list]
 
 
@@ -94,9 +94,9 @@ def parse_allow_host(value: str) -> tuple[str, int | None]:
     """`HOST`, `HOST:PORT` or `[IPV6]:PORT` -> (canonical host, port or None for any port)."""
     text = value.strip()
     port: int | None = None
-    m = re.match(r"^\[([^\]]+)\](?::(\d+))?$", text) or re.match(r"^([^:\[\]]+)(?::(\d+))?$", text)
+    m = re.match(r"^\[([^\]]+)\](?::(\d+))?\Z", text) or re.match(r"^([^:\[\]]+)(?::(\d+))?\Z", text)
     if m is None and text.count(":") > 1:  # a bare IPv6 address, no port
-        m = re.match(r"^([0-9a-fA-F:.]+)()$", text)
+        m = re.match(r"^([0-9a-fA-F:.]+)()\Z", text)
     try:
         if m is None:
             raise ValueError("expected HOST or HOST:PORT")

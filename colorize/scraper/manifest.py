@@ -9,15 +9,18 @@ categories are validated before they become paths.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+import secrets
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from colorize import __version__
-from colorize.errors import ColorizeError
-from colorize.io import atomic_write_json, atomic_write_text, read_json, utc_now
+from colorize.errors import ColorizeError, UsageError
+from colorize.io import atomic_write_text, dumps_json, read_json, utc_now
 from colorize.names import DATASET_SCHEMA, MANIFEST
 from colorize.scraper.cards import Photo
 from colorize.scraper.urls import LICENSE, check_category, check_id, photo_file
@@ -27,6 +30,10 @@ log = logging.getLogger(__name__)
 SCHEMA = DATASET_SCHEMA
 MANIFEST_NAME = MANIFEST
 STATUSES = ("ok", "missing", "changed", "failed")
+SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
+# A save costs time in proportion to the manifest; saving no more often than this many times its last
+# cost keeps the periodic saves under 1/(1 + SAVE_COST_FACTOR) of a run, whatever the manifest's size.
+SAVE_COST_FACTOR = 10.0
 
 
 def photo_entry(photo: Photo, category: str, query: str, image_url: str, sha256: str, nbytes: int,
@@ -67,21 +74,60 @@ def check_source(manifest: Manifest, source: dict[str, Any]) -> None:
                             "same release and options (they are in its manifest.json under \"source\")")
 
 
-def validate_entry(entry: Any, where: str) -> dict[str, Any]:
-    """Check the fields that become paths or URLs; raise ColorizeError naming the manifest."""
+def validate_entry(entry: Any, where: str, categories: set[str] | None = None) -> dict[str, Any]:
+    """Check the fields that become paths or URLs; raise ColorizeError naming the manifest.
+
+    A sha256 must be 64 hex digits; it is stored lower-case, the form `hashlib` gives, so a photo whose
+    manifest spells its hash in capitals is not taken for a changed one. `categories` caches the names
+    already checked (a manifest of a million photos has a handful of categories).
+    """
     if not isinstance(entry, dict):
         raise ColorizeError(f"{where}: a photo entry is not an object", "fix or delete the manifest")
     try:
         check_id(entry.get("id"))
-        check_category(entry.get("category"))
+        category = entry.get("category")
+        if categories is None or category not in categories:
+            check_category(category)
+            if categories is not None:
+                categories.add(category)
     except ColorizeError as exc:
         raise ColorizeError(f"{where}: {exc.what}", "the manifest is damaged or hostile; fix or delete it") from None
     if entry.get("status", "ok") not in STATUSES:
         raise ColorizeError(f"{where}: unknown status {str(entry.get('status'))[:20]!r}", "fix the manifest")
     sha = entry.get("sha256")
-    if sha is not None and (not isinstance(sha, str) or len(sha) != 64):
-        raise ColorizeError(f"{where}: entry {entry['id']} has an invalid sha256", "fix the manifest")
+    if sha is not None:
+        if not isinstance(sha, str) or not SHA256_RE.fullmatch(sha):
+            raise ColorizeError(f"{where}: entry {entry['id']} has an invalid sha256 (not 64 hex digits)",
+                                "fix the manifest")
+        entry["sha256"] = sha.lower()
     return entry
+
+
+def check_category_folders(out: Path, categories: list[str]) -> None:
+    """Refuse to write photos through `out/<category>` when it is a link that leads out of `out`.
+
+    Files are written atomically (a link *to a file* is replaced, never followed), but a category folder
+    that is a symlink would put photos and ATTRIBUTION.md in another folder; fetch refuses that too.
+    """
+    root = Path(out).resolve()
+    for category in categories:
+        folder = Path(out) / check_category(category)
+        if folder.is_symlink() and not folder.resolve().is_relative_to(root):
+            raise UsageError(f"{folder} is a link to {str(folder.resolve())[:120]}, outside {out}; refusing to "
+                             "write photos through it", "remove the link, or give another --out")
+
+
+def _unique(photos: list[dict[str, Any]], where: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """{(category, id): entry}; a photo listed twice with two hashes is refused (which one is the photo?)."""
+    by_key: dict[tuple[str, str], dict[str, Any]] = {}
+    for entry in photos:
+        key = (entry["category"], entry["id"])
+        seen = by_key.setdefault(key, entry)
+        if seen is not entry and seen.get("sha256") != entry.get("sha256"):
+            raise ColorizeError(f"{where}: photo {key[0]}/{key[1]} is listed twice with different sha256 "
+                                f"({str(seen.get('sha256'))[:12]}... and {str(entry.get('sha256'))[:12]}...)",
+                                "the manifest is damaged or was merged by hand; keep one of the two entries")
+    return by_key
 
 
 class Manifest:
@@ -91,11 +137,11 @@ class Manifest:
                  photos: list[dict[str, Any]] | None = None) -> None:
         self.path = Path(path)
         self.header: dict[str, Any] = header or {"created": utc_now()}
-        self.photos: dict[tuple[str, str], dict[str, Any]] = {}
-        for entry in photos or []:
-            self.photos[(entry["category"], entry["id"])] = entry
+        self.photos: dict[tuple[str, str], dict[str, Any]] = _unique(photos or [], str(self.path))
         self._lock = threading.RLock()
         self._last_save = 0.0
+        self._save_seconds = 0.0
+        self._encoded: dict[tuple[str, str], str] = {}  # entry JSON as `save` writes it; dropped when it changes
         self.dirty = False
 
     @classmethod
@@ -112,7 +158,8 @@ class Manifest:
             raise ColorizeError(f"cannot read manifest {path}: {exc}", "fix or delete the file") from None
         if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("photos"), list):
             raise ColorizeError(f"{path} is not a {SCHEMA} manifest", "give a manifest written by colorize scrape")
-        photos = [validate_entry(e, str(path)) for e in data["photos"]]
+        seen: set[str] = set()
+        photos = [validate_entry(e, str(path), seen) for e in data["photos"]]
         header = {k: v for k, v in data.items() if k not in ("photos", "schema")}
         return cls(path, header, photos)
 
@@ -123,19 +170,43 @@ class Manifest:
 
     def put(self, entry: dict[str, Any]) -> None:
         with self._lock:
-            self.photos[(entry["category"], entry["id"])] = entry
+            key = (entry["category"], entry["id"])
+            self.photos[key] = entry
+            self._encoded.pop(key, None)
             self.dirty = True
 
     def remove(self, category: str, pid: str) -> None:
         with self._lock:
             if self.photos.pop((category, pid), None) is not None:
+                self._encoded.pop((category, pid), None)
                 self.dirty = True
+
+    def mark_missing(self, category: str, pid: str) -> None:
+        """Record that a photo answered 404/410, in the header's `missing` list ("category/id", sorted)."""
+        with self._lock:
+            gone = set(self.known_missing())
+            gone.add(photo_file(category, pid)[: -len(".jpg")])
+            self.header["missing"] = sorted(gone)
+            self.dirty = True
+
+    def known_missing(self) -> frozenset[str]:
+        """The "category/id" of photos an earlier run found gone (ignoring anything malformed there)."""
+        with self._lock:
+            listed = self.header.get("missing")
+            return frozenset(m for m in listed if isinstance(m, str)) if isinstance(listed, list) else frozenset()
 
     def entries(self, category: str | None = None) -> list[dict[str, Any]]:
         """Entries sorted by category, rank, id (a stable order: same content, same bytes)."""
         with self._lock:
             items = [dict(e) for e in self.photos.values() if category is None or e["category"] == category]
-        return sorted(items, key=lambda e: (e["category"], e.get("rank") or 0, e["id"]))
+        return sorted(items, key=_order)
+
+    def by_category(self) -> dict[str, list[dict[str, Any]]]:
+        """{category: its entries in `entries` order}, in one pass (not one pass per category)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for entry in self.entries():
+            out.setdefault(entry["category"], []).append(entry)
+        return out
 
     def to_json(self) -> dict[str, Any]:
         doc = dict(self.header)
@@ -143,20 +214,50 @@ class Manifest:
         doc.setdefault("created", utc_now())
         return doc
 
+    def to_text(self) -> str:
+        """`io.dumps_json(self.to_json())`, byte for byte, without encoding every entry again on every save.
+
+        The indented encoder is pure Python (slow); a manifest of 33k photos took seconds per save, and
+        saves every few seconds made `fetch` superlinear. Each entry is encoded once (until it changes)
+        at its depth in the document: JSON strings hold no raw newline, so re-indenting is a replace.
+        """
+        with self._lock:
+            keys = sorted(self.photos, key=lambda k: _order(self.photos[k]))
+            parts = []
+            for key in keys:
+                text = self._encoded.get(key)
+                if text is None:
+                    text = self._encoded[key] = dumps_json(self.photos[key]).rstrip("\n").replace("\n", "\n    ")
+                parts.append(text)
+            doc = dict(self.header)
+            marker = f"photos-{secrets.token_hex(16)}"
+            doc.update(schema=SCHEMA, tool_version=__version__, photos=marker)
+            doc.setdefault("created", utc_now())
+        photos = "[\n    " + ",\n    ".join(parts) + "\n  ]" if parts else "[]"
+        return dumps_json(doc).replace(json.dumps(marker), photos, 1)
+
     def save(self) -> None:
         with self._lock:
+            started = time.monotonic()
             self.header["updated"] = utc_now()
-            atomic_write_json(self.path, self.to_json())
+            atomic_write_text(self.path, self.to_text())
             self._last_save = time.monotonic()
+            self._save_seconds = self._last_save - started
             self.dirty = False
 
     def maybe_save(self, interval: float = 2.0) -> bool:
-        """Save if something changed and `interval` seconds have passed since the last save."""
+        """Save if something changed and `interval` seconds (or `SAVE_COST_FACTOR` times the last save's
+        cost, if more) have passed since the last save."""
         with self._lock:
-            if self.dirty and time.monotonic() - self._last_save >= interval:
+            wait = max(interval, SAVE_COST_FACTOR * self._save_seconds)
+            if self.dirty and time.monotonic() - self._last_save >= wait:
                 self.save()
                 return True
         return False
+
+
+def _order(entry: dict[str, Any]) -> tuple:
+    return entry["category"], entry.get("rank") or 0, entry["id"]
 
 
 def _md(text: str) -> str:

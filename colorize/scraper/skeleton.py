@@ -31,8 +31,15 @@ from colorize.scraper.cards import Photo
 from colorize.scraper.categories import Category, plan_categories
 from colorize.scraper.download import Caps, DownloadError, HostLimiter, check_jpeg, fetch_bytes, make_session
 from colorize.scraper.hosts import HostPolicy
-from colorize.scraper.manifest import MANIFEST_NAME, Manifest, check_source, photo_entry, write_attribution
-from colorize.scraper.urls import download_url, is_http, is_photo_url, is_premium, photo_file
+from colorize.scraper.manifest import (
+    MANIFEST_NAME,
+    Manifest,
+    check_category_folders,
+    check_source,
+    photo_entry,
+    write_attribution,
+)
+from colorize.scraper.urls import download_url, is_http, is_premium, photo_file
 
 log = logging.getLogger(__name__)
 SAVE_INTERVAL_S = 2.0
@@ -94,8 +101,11 @@ def download_photo(ctx: DownloadContext, category: str, query: str, photo: Photo
 
     Both sources (web search and Unsplash Dataset) download through here, so one host policy and one
     set of checks apply to every photo; `extra` adds the source's own fields to the manifest entry.
+    Which hosts may be asked is the session's `HostPolicy` alone (Unsplash's CDN, `--allow-host`, the
+    `--base-url` host): a refused host fails as `forbidden_host`, naming the --allow-host that would
+    trust it.
     """
-    if not is_photo_url(photo.image_url, ctx.base_url) or is_premium(photo.image_url):
+    if not is_http(photo.image_url) or is_premium(photo.image_url):
         return "failed", "bad_url"
     path = ctx.out / photo_file(category, photo.id)
     url = download_url(photo.image_url, ctx.width)
@@ -170,6 +180,7 @@ def open_folder(run: ScrapeRun, source: dict[str, Any]) -> Manifest:
     """Create the dataset folder, sweep a killed run's temp files, and load its manifest for `source`."""
     out = run.out
     out.mkdir(parents=True, exist_ok=True)
+    check_category_folders(out, [c.name for c in run.plan])
     for folder in [out] + [out / c.name for c in run.plan]:
         if remove_stale_temps(folder, root=out):
             log.info("removed temp files a killed run left in %s", folder)

@@ -1,8 +1,9 @@
 """URL and name rules shared by the harvester, the downloader and `fetch`: what is trusted, what is not.
 
 Everything that comes from a web page or a shared manifest is untrusted: an id becomes part of a file
-name only after matching `ID_RE`; a category only after matching `CATEGORY_RE`; an image URL is fetched
-only over http(s) and only from an Unsplash image host or the base URL's own host.
+name only after matching `ID_RE`; a category only after matching `CATEGORY_RE` (patterns end in `\\Z`, used
+with fullmatch: `$` also matches before a final newline); an image URL is fetched only over http(s) and
+only from a host `hosts.HostPolicy` allows (`is_photo_url` tells a photo's picture on a search page).
 """
 
 from __future__ import annotations
@@ -13,18 +14,18 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from colorize.errors import ColorizeError, UsageError
 from colorize.names import reserved_reason
 
-ID_RE = re.compile(r"^[A-Za-z0-9_-]{11}$")
-CATEGORY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{11}\Z")
+CATEGORY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 UNSPLASH_IMAGE_HOSTS = ("images.unsplash.com", "plus.unsplash.com")
 # The path of a photo picture on the image CDN (the regex seen in scrapers, with vectors added).
-IMAGE_PATH_RE = re.compile(r"^/(?:(?:flagged/)?(?:premium_)?(?:photo|vector)-\d+-[\w-]+|reserve/[^/?#]+)$")
+IMAGE_PATH_RE = re.compile(r"^/(?:(?:flagged/)?(?:premium_)?(?:photo|vector)-\d+-[\w-]+|reserve/[^/?#]+)\Z")
 LICENSE = {"name": "Unsplash License", "url": "https://unsplash.com/license"}
 
 
 def check_id(pid: object) -> str:
     """`pid` if it is a valid photo id, else a ColorizeError (ids become file names)."""
-    if not isinstance(pid, str) or not ID_RE.match(pid):
+    if not isinstance(pid, str) or not ID_RE.fullmatch(pid):
         raise ColorizeError(f"invalid photo id {str(pid)[:40]!r}", "ids are 11 letters, digits, '-' or '_'")
     return pid
 
@@ -32,7 +33,7 @@ def check_id(pid: object) -> str:
 def check_category(name: object) -> str:
     """`name` if it is safe as a folder name (no separators, no dots first, not one of our own file
     names: `colorize.names`), else a usage error."""
-    if not isinstance(name, str) or not CATEGORY_RE.match(name):
+    if not isinstance(name, str) or not CATEGORY_RE.fullmatch(name):
         raise UsageError(f"invalid category name {str(name)[:40]!r}",
                          "use letters, digits, '-', '_' or '.', starting with a letter or digit (e.g. new-york)")
     if (why := reserved_reason(name)) is not None:
@@ -76,7 +77,7 @@ def is_photo_url(url: str, base_url: str) -> bool:
         return False
     p = urlsplit(url)
     host = p.netloc.lower()
-    return (host in UNSPLASH_IMAGE_HOSTS or host == host_of(base_url)) and bool(IMAGE_PATH_RE.match(p.path))
+    return (host in UNSPLASH_IMAGE_HOSTS or host == host_of(base_url)) and bool(IMAGE_PATH_RE.fullmatch(p.path))
 
 
 def download_url(bare: str, width: int) -> str:

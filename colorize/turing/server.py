@@ -27,7 +27,6 @@ import signal
 import threading
 import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,9 @@ from urllib.parse import urlsplit
 from colorize.io import atomic_write_json
 from colorize.localhttp import (
     LOOPBACK_NAMES,  # noqa: F401 - part of this module's API (tests, run.py)
+    MAX_PENDING,
     SECURITY_HEADERS,
+    BufferedRequestHandler,
     PooledHTTPServer,
     allowed_host_names,
     bind_error,
@@ -45,26 +46,26 @@ from colorize.localhttp import (
     is_loopback,
 )
 
-from .store import AnswerStore, ApiError
+from .store import MAX_JOINS_PER_CLIENT, AnswerStore, ApiError
 from .study import SIDES, TRIAL_RE, load_study
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 4096
-MAX_THREADS = 16  # concurrent connections served; more get 503 at once (a study is a handful of people)
-SOCKET_TIMEOUT_S = 20.0  # a client silent this long (mid-request or idle keep-alive) is dropped
+MAX_THREADS = 16  # requests served at once; more get 503 at once (a study is a handful of people)
+SOCKET_TIMEOUT_S = 20.0  # a whole request (head and body) must arrive within this many seconds of the connect
 RESULTS_PAGE, RESULTS_API = "/results/", "/api/results/"
 STATIC_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
                 "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
                 "/static/style.css": ("style.css", "text/css; charset=utf-8")}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(BufferedRequestHandler):
     """Routes for the page; `self.server.app` is the StudyServer."""
 
     server_version = "colorize-turing"
     sys_version = ""
-    timeout = SOCKET_TIMEOUT_S  # StreamRequestHandler sets it on the connection
+    timeout = SOCKET_TIMEOUT_S  # StreamRequestHandler sets it on the connection (for writing the answer)
 
     # ------------------------------------------------------------------------------------------ plumbing
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
@@ -96,6 +97,8 @@ class _Handler(BaseHTTPRequestHandler):
             obj = json.loads(self.rfile.read(length) or b"{}", parse_constant=_no_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(HTTPStatus.BAD_REQUEST, "body is not JSON") from exc
+        except RecursionError as exc:  # 4 KB of `[` nests deeper than the parser's recursion limit
+            raise ApiError(HTTPStatus.BAD_REQUEST, "body is nested too deeply") from exc
         if not isinstance(obj, dict):
             raise ApiError(HTTPStatus.BAD_REQUEST, "body must be a JSON object")
         return obj
@@ -149,7 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         if path == "/api/participants":
             label = "".join(ch for ch in str(body.get("label", ""))[:40] if ch.isprintable()).strip()
-            pid = app.store.new_participant(label, self.headers.get("User-Agent", ""))
+            pid = app.store.new_participant(label, self.headers.get("User-Agent", ""), self.client_address[0])
             self._json(app.store.state(pid), HTTPStatus.CREATED)
         elif path == "/api/answer":
             try:
@@ -178,10 +181,11 @@ class StudyServer:
 
     def __init__(self, study_dir: str | Path, host: str = "127.0.0.1", port: int = 8765, view_ms: int = 1000,
                  title: str = "Real or colorized?", max_threads: int = MAX_THREADS,
-                 socket_timeout: float = SOCKET_TIMEOUT_S) -> None:
+                 socket_timeout: float = SOCKET_TIMEOUT_S, max_pending: int = MAX_PENDING,
+                 joins_per_client: int = MAX_JOINS_PER_CLIENT) -> None:
         self.dir = Path(study_dir)
         self.study = load_study(self.dir)
-        self.store = AnswerStore(self.dir, self.study, view_ms)
+        self.store = AnswerStore(self.dir, self.study, view_ms, joins_per_client)
         self.title = title
         self.requests: list[tuple[str, str, str]] = []  # (method, path, client): every request served
         self._req_lock = threading.Lock()
@@ -189,7 +193,8 @@ class StudyServer:
         self._thread: threading.Thread | None = None
         try:
             handler = type("_Handler", (_Handler,), {"timeout": socket_timeout})
-            self.httpd = PooledHTTPServer((host, port), handler, max_threads, "turing-http")
+            self.httpd = PooledHTTPServer((host, port), handler, max_threads, MAX_BODY, socket_timeout, max_pending,
+                                          "turing-http")
         except OSError as exc:
             raise bind_error(exc, host, port) from exc
         self.httpd.app = self  # type: ignore[attr-defined]

@@ -30,6 +30,11 @@ from .study import ANSWER_SCHEMA, PARTICIPANT_RE, PARTICIPANT_SCHEMA, SIDES, Stu
 log = logging.getLogger(__name__)
 
 MAX_RT_MS = 3_600_000.0  # an hour: anything longer is a tab left open, kept but capped
+# New participants one client address may create per server run. Every POST made a participant file, so
+# a loop made 500 files in 8 s without end. A study is a handful of people; a class behind one NAT
+# address is a few dozen, and a participant who reloads keeps the id in the page. A cap per client (not
+# one for the whole study) keeps a flood from one address from locking everyone else out.
+MAX_JOINS_PER_CLIENT = 200
 
 
 class ApiError(Exception):
@@ -85,8 +90,11 @@ class _Participant:
 class AnswerStore:
     """Participants and their answers in a study folder; every method is safe to call from many threads."""
 
-    def __init__(self, study_dir: Path, study: Study, view_ms: int) -> None:
+    def __init__(self, study_dir: Path, study: Study, view_ms: int, joins_per_client: int = MAX_JOINS_PER_CLIENT
+                 ) -> None:
         self.dir = Path(study_dir)
+        self.joins_per_client = joins_per_client
+        self._joins: dict[str, int] = {}  # new participants per client address, this run
         self.study = study
         self.view_ms = int(view_ms)
         self.trials = study.trials_by_id()
@@ -103,8 +111,13 @@ class AnswerStore:
         random.Random(f"{self.study.params.get('seed', 0)}:{pid}").shuffle(test)
         return [t.id for t in self.study.practice()] + test
 
-    def new_participant(self, label: str = "", user_agent: str = "") -> str:
+    def new_participant(self, label: str = "", user_agent: str = "", client: str = "") -> str:
+        """A new participant id and file; 429 once `client` has made `joins_per_client` of them."""
         with self.lock:
+            if self._joins.get(client, 0) >= self.joins_per_client:
+                raise ApiError(HTTPStatus.TOO_MANY_REQUESTS, f"this address already joined {self.joins_per_client} "
+                               "times; ask the experimenter to restart the study server")
+            self._joins[client] = self._joins.get(client, 0) + 1
             while True:
                 pid = secrets.token_hex(6)
                 if not (self.dir / "participants" / f"{pid}.json").exists():

@@ -34,7 +34,7 @@ SCHEMA = "colorize.bundle/1"
 ROUTE_KINDS = ("category", "profile")
 GLOBAL = "global"
 # File names inside a bundle: plain names only, never a path that could leave the folder.
-_FILE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_FILE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 
 
 def is_bundle(path: str | Path) -> bool:

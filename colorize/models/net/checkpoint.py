@@ -24,7 +24,7 @@ from torch import nn
 
 from colorize.dataset import PrepParams
 from colorize.errors import ColorizeError
-from colorize.io import atomic_write_bytes
+from colorize.io import atomic_write_bytes, open_regular
 from colorize.models.net import DEFAULT_WIDTH
 from colorize.models.net.unet import ColorUNet
 
@@ -41,6 +41,9 @@ SIZE_RANGE = (8, 4096)
 # training defaults, so the validator here and the loader (models/infer/colorizer.py) build the same model.
 CONFIG_FALLBACKS = {"width": DEFAULT_WIDTH, "size": PrepParams.size}
 MAX_BINS = 256 * 256  # one bin per int8 (a, b) pair is already the finest possible
+# What a torch archive may hold in all, checked from its zip directory before loading: a ColorUNet at
+# MAX_WIDTH with its optimizer state stays under it; no file `colorize train` writes comes near it.
+MAX_ARCHIVE_BYTES = 8 << 30
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
@@ -50,9 +53,43 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def check_torch_archive(path: Path, what: str = "checkpoint", max_bytes: int = MAX_ARCHIVE_BYTES) -> None:
+    """Refuse a file that is not a plain `torch.save` archive before `torch.load` reads a byte of it.
+
+    `torch.save` writes a zip whose members are all STORED (uncompressed) under one top folder, with a
+    `data.pkl`. `torch.load` also inflates DEFLATED members, so a 1.5 MB file re-zipped around a 1 GiB
+    zero tensor was inflated in full before any check ran; a text file went to the legacy pickle reader
+    and came back as an IndexError traceback, or as "pickled Python objects" that were not there. So the
+    archive's directory is read first (zipfile reads only the directory): members STORED, names inside
+    one folder, and the total size under `max_bytes`.
+    """
+    fix = "pass a .pt file written by `colorize train` (runs/NAME/best.pt)"
+    try:
+        with open_regular(path) as fh, zipfile.ZipFile(fh) as archive:  # a FIFO would block ZipFile(path)
+            members = archive.infolist()
+    except zipfile.BadZipFile:
+        raise ColorizeError(f"{path} is not a colorize {what} (not a zip archive, as every torch.save file is)",
+                            fix) from None
+    except OSError as exc:
+        raise ColorizeError(f"cannot read {what} {path} ({exc.strerror or exc})", fix) from None
+    tops = {m.filename.split("/", 1)[0] for m in members}
+    if len(tops) != 1 or not any(m.filename == f"{next(iter(tops))}/data.pkl" for m in members):
+        raise ColorizeError(f"{path} is not a colorize {what} (a zip archive, but not one torch.save wrote)", fix)
+    packed = [m.filename for m in members if m.compress_type != zipfile.ZIP_STORED]
+    if packed:
+        raise ColorizeError(f"refusing to load {path}: {len(packed)} of its members are compressed "
+                            f"(first: {packed[0][:80]}); torch.save never compresses", fix)
+    total = sum(m.file_size for m in members)
+    if total > max_bytes:
+        raise ColorizeError(f"refusing to load {path}: its members hold {total} bytes, over the {max_bytes} cap",
+                            fix)
+
+
 def read_torch_file(path: Path, map_location: str | torch.device = "cpu", what: str = "checkpoint",
                     fix: str = "retrain, or use the other checkpoint (last.pt / best.pt)") -> Any:
-    """`torch.load(weights_only=True)`; a pickled, corrupt or non-torch file is a `ColorizeError` saying `fix`."""
+    """`torch.load(weights_only=True)` of a checked archive (`check_torch_archive`); a pickled, corrupt or
+    non-torch file is a `ColorizeError` saying `fix`."""
+    check_torch_archive(Path(path), what)
     try:
         with warnings.catch_warnings():  # a foreign pickle protocol warns before being refused
             warnings.simplefilter("ignore", UserWarning)
@@ -60,7 +97,7 @@ def read_torch_file(path: Path, map_location: str | torch.device = "cpu", what: 
     except pickle.UnpicklingError as exc:
         raise ColorizeError(f"refusing to load {path}: it contains pickled Python objects, not only tensors",
                             "only load files written by `colorize train`; never trust pickles") from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, IndexError, KeyError) as exc:
         raise ColorizeError(f"{what} {path} is corrupt or not a torch file ({type(exc).__name__})", fix) from exc
 
 

@@ -44,7 +44,7 @@ from colorize.scraper.localsite.pages import (
 log = logging.getLogger(__name__)
 
 GALLERY_EXTS = {".jpg", ".jpeg", ".png", ".webp"}
-IMAGE_PATH = re.compile(r"^/(?:premium_photo|premium_vector|photo|profile)-\d+-[0-9a-f]+$")
+IMAGE_PATH = re.compile(r"^/(?:premium_photo|premium_vector|photo|profile)-\d+-[0-9a-f]+\Z")
 WORDS = ("golden", "quiet", "misty", "bright", "old", "wide", "blue", "green", "calm", "wild", "late", "early")
 PEOPLE = (("anna_k", "Anna Kowalska"), ("jdoe", "John Doe"), ("mei.lin", "Mei Lin"), ("o-ade", "Ola Ade"),
           ("rsilva", "Rita Silva"), ("t_nguyen", "Tam Nguyen"))
@@ -316,7 +316,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._search(unquote(parts.path[len("/s/photos/"):]))
             if parts.path == "/_grid":
                 return self._grid(params.get("query", ""), int(params.get("page", "1") or 1))
-            if IMAGE_PATH.match(parts.path):
+            if IMAGE_PATH.fullmatch(parts.path):
                 return self._image(parts.path, params)
             if parts.path.startswith("/.within.website/"):
                 return self._send(200, b"", "text/css")

@@ -59,7 +59,13 @@ def _photo(c: Candidate) -> Photo:
 
 def _download_all(ctx: DownloadContext, selection: Selection, reports: list[CategoryReport], limit: int,
                   workers: int, extra: dict[str, Any], futures: dict[cf.Future, tuple[CategoryReport, str]]) -> None:
-    """Download the top `limit` of each category into `futures`; each 404/410 brings in the next candidate."""
+    """Download the top `limit` of each category into `futures`; each 404/410 brings in the next candidate.
+
+    A photo that answered 404/410 is recorded in the manifest (`Manifest.mark_missing`); a rerun counts
+    it missing again without asking for it (the next candidate took its place; a photo that came back
+    would change the selection).
+    """
+    gone = ctx.manifest.known_missing()
     cursor = {r.category: 0 for r in reports}
     taken = {r.category: 0 for r in reports}  # places filled or in flight (a missing photo frees its place)
     bar = progress(total=0, desc="photos", unit="img")
@@ -71,8 +77,11 @@ def _download_all(ctx: DownloadContext, selection: Selection, reports: list[Cate
         while taken[report.category] < limit and cursor[report.category] < len(ranked):
             c = ranked[cursor[report.category]]
             cursor[report.category] += 1
-            taken[report.category] += 1
             report.kept += 1
+            if f"{c.category}/{c.id}" in gone:
+                report.failed["missing"] += 1  # as the run that found it gone counted it
+                continue
+            taken[report.category] += 1
             fields = {**extra, "keyword": c.keyword, "score": c.score}
             future = pool.submit(download_photo, ctx, c.category, query, _photo(c), fields)
             futures[future] = (report, c.id)
@@ -86,9 +95,10 @@ def _download_all(ctx: DownloadContext, selection: Selection, reports: list[Cate
         while pending:
             done, pending = cf.wait(pending, timeout=SAVE_INTERVAL_S / 2, return_when=cf.FIRST_COMPLETED)
             for future in done:
-                report, _ = futures[future]
+                report, pid = futures[future]
                 bar.update(1)
                 if future.exception() is None and future.result() == ("failed", "missing"):
+                    ctx.manifest.mark_missing(report.category, pid)
                     taken[report.category] -= 1
                     pending |= fill(report)
             ctx.manifest.maybe_save(SAVE_INTERVAL_S)

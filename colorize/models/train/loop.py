@@ -141,7 +141,9 @@ class _Trainer:
         self.size = int(self.train_ds.size or 0)
 
         torch.manual_seed(cfg.seed)
-        self.model = ColorUNet(n, cfg.width).to(self.device)
+        self.model = ColorUNet(n, cfg.width)
+        self.model.init_hint_head(self.centers)
+        self.model = self.model.to(self.device)
         self.parameters = count_parameters(self.model)
         log.info("ColorUNet: %d bins, width %d, %d parameters (%.2f M)", n, cfg.width, self.parameters,
                  self.parameters / 1e6)

@@ -317,7 +317,9 @@ class _Trainer:
         bar = progress.progress(total=len(self.train_ds), initial=self.batches_done, unit="batch",
                                 desc=f"epoch {self.epoch + 1}/{math.ceil(self.planner.plan.epochs)}")
         images, t_start = 0, time.monotonic()
-        loss_acc = torch.zeros((), device=dev)
+        # float64 (where the device has it): a resumed epoch folds two partial sums, which must round to
+        # the same train_loss as one straight sum; float32 sums of the larger hint-weighted loss did not.
+        loss_acc = torch.zeros((), device=dev, dtype=torch.float32 if dev.type == "mps" else torch.float64)
         try:
             for batch in iterate(self.train_loader):
                 L = batch["L"].to(dev, non_blocking=True)

@@ -209,3 +209,27 @@ def test_two_process_gloo_ddp_through_torchrun_ends_with_identical_weights(shard
     assert len(digests) == 2 and digests[0] == digests[1]
     assert digests[0] == weights_digest(load_checkpoint(out / "last.pt")["model"])
     assert load_checkpoint(out / "last.pt")["config"]["world_size"] == 2
+
+
+def test_resume_from_a_damaged_or_pre_hints_last_pt_is_one_line_and_leaves_it(straight, shards, tmp_path):
+    import shutil
+
+    from colorize.models.net.checkpoint import save_checkpoint
+
+    run = tmp_path / "run"
+    shutil.copytree(straight[0], run)
+    ck = load_checkpoint(run / "last.pt")
+    assert ck["config"]["hint_channels"] == 3
+    state = ck["optimizer"]["state"]
+    key = next(iter(state))
+    state[key]["exp_avg"] = torch.zeros(3, 1, 2)  # a moment that fits no parameter: fails in the step
+    save_checkpoint(run / "last.pt", ck)
+    before = (run / "last.pt").read_bytes()
+    with pytest.raises(ColorizeError, match=r"cannot resume from .*last.pt: its training state is damaged"):
+        train(TrainConfig(shards, run, resume=True, **{**SMALL, "epochs": 3}))
+    assert (run / "last.pt").read_bytes() == before
+    old = load_checkpoint(straight[0] / "last.pt")
+    del old["config"]["hint_channels"]
+    save_checkpoint(run / "last.pt", old)
+    with pytest.raises(ColorizeError, match="without colour hints"):
+        train(TrainConfig(shards, run, resume=True, **{**SMALL, "epochs": 3}))

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from colorize.dataset.hints import simulated_batch
 from colorize.dataset.shards import list_shards, load_shard, load_stats, read_manifest
 from colorize.errors import ColorizeError
 
@@ -80,14 +81,17 @@ class ShardDataset(IterableDataset):
 
     `categories` / `photo_ids` keep only matching samples (routing trains specialists this way); `limit`
     keeps the first n samples in manifest order (a fixed validation subset); `with_ab` also yields the
-    raw int8 ab for metrics. `workers` must be the DataLoader's `num_workers` (0 = the main process).
+    raw int8 ab for metrics; `hints` adds `batch["hints"]`, float32 [B,3,S,S] simulated colour hints
+    (`dataset.hints.simulated_batch`, drawn from (seed, epoch, sample key)). `workers` must be the
+    DataLoader's `num_workers` (0 = the main process).
     """
 
     def __init__(self, shards_dir: str | os.PathLike, split: str = "train", *, seed: int = 0,
                  batch_size: int = 64, shuffle: bool = True, buffer: int = 2048, workers: int = 0,
                  rank: int | None = None, world_size: int | None = None,
                  categories: Iterable[str] | None = None, photo_ids: Iterable[str] | None = None,
-                 limit: int | None = None, with_ab: bool = False, cache_shards: int | None = None) -> None:
+                 limit: int | None = None, with_ab: bool = False, cache_shards: int | None = None,
+                 hints: bool = False) -> None:
         super().__init__()
         self.shards_dir = Path(shards_dir)
         self.split = split
@@ -100,6 +104,7 @@ class ShardDataset(IterableDataset):
         self.rank = d_rank if rank is None else int(rank)
         self.world_size = d_world if world_size is None else int(world_size)
         self.with_ab = with_ab
+        self.hints = hints
         if self.batch_size < 1 or not 0 <= self.rank < self.world_size:
             raise ValueError("batch_size must be >= 1 and 0 <= rank < world_size")
 
@@ -251,7 +256,16 @@ class ShardDataset(IterableDataset):
         batches = self.plan(epoch)
         # The DataLoader starts its round-robin at worker 0, so worker w serves batches start+w, +2w, ...
         for j in range(start + worker, len(batches), n_workers):
-            yield self._assemble(batches[j])
+            yield self._with_hints(self._assemble(batches[j]), epoch)
+
+    def _with_hints(self, batch: dict[str, Any], epoch: int) -> dict[str, Any]:
+        """Add the simulated hints to an assembled batch (a step of its own, on the decoded ab and mask)."""
+        if self.hints:
+            batch["hints"] = torch.from_numpy(simulated_batch(
+                batch["ab"].numpy(), batch["mask"].numpy(), batch["index"].numpy(), self.seed, epoch))
+            if not self.with_ab:
+                del batch["ab"]
+        return batch
 
     def _shard(self, i: int) -> dict[str, np.ndarray]:
         """Shard i's arrays, from a small LRU cache; the sha256 is checked on the first open in a process."""
@@ -304,7 +318,7 @@ class ShardDataset(IterableDataset):
             "index": torch.from_numpy(real),
             "category": category,
         }
-        if self.with_ab:
+        if self.with_ab or self.hints:
             batch["ab"] = torch.from_numpy(ab)
         return batch
 

@@ -20,7 +20,13 @@ from colorize.dataset.color import rgb_to_stored
 from colorize.errors import ColorizeError
 from colorize.models.net.annealed import softmax_probs
 from colorize.models.net.bundle import GLOBAL, INDEX, checked_file, choose_routes, is_bundle, read_index
-from colorize.models.net.checkpoint import load_checkpoint, nearest_bin_lut, read_torch_file, validate_payload
+from colorize.models.net.checkpoint import (
+    hint_channels_of,
+    load_checkpoint,
+    nearest_bin_lut,
+    read_torch_file,
+    validate_payload,
+)
 from colorize.models.net.router import RouterCNN, predict_probs, router_from_payload
 from colorize.models.net.runtime import resolve_device
 from colorize.models.net.unet import ColorUNet, l_to_input
@@ -66,7 +72,7 @@ class Colorizer:
         cfg = dict(payload["config"])
         centers = payload["centers"].float()
         n_bins = int(centers.shape[0])
-        model = ColorUNet(n_bins, int(cfg.get("width", 32)))
+        model = ColorUNet(n_bins, int(cfg.get("width", 32)), hint_channels_of(cfg))
         try:
             model.load_state_dict(payload["model"])
         except (RuntimeError, KeyError, TypeError) as exc:

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from colorize.dataset import PrepParams
+from colorize.dataset.hints import HINT_CHANNELS
 from colorize.errors import ColorizeError
 from colorize.io import atomic_write_bytes, open_regular
 from colorize.models.net import DEFAULT_WIDTH
@@ -134,6 +135,15 @@ def _int_in(cfg: dict[str, Any], key: str, default: int, lo: int, hi: int) -> in
     return value
 
 
+def hint_channels_of(cfg: dict[str, Any]) -> int:
+    """The payload config's `hint_channels`: HINT_CHANNELS for a model trained with hints, 0 for one
+    written before hints existed (the field is absent there, so absent means 0)."""
+    value = cfg.get("hint_channels", 0)
+    if isinstance(value, bool) or value not in (0, HINT_CHANNELS):
+        raise _bad(f"config hint_channels must be 0 or {HINT_CHANNELS}, got {str(value)[:40]!r}")
+    return int(value)
+
+
 def _check_vector(payload: dict[str, Any], key: str, n: int) -> None:
     value = payload.get(key)
     if value is None:
@@ -168,6 +178,7 @@ def validate_payload(payload: object) -> None:
         raise _bad(f"config must be a dict, got {_describe(cfg)}")
     width = _int_in(cfg, "width", CONFIG_FALLBACKS["width"], 1, MAX_WIDTH)
     _int_in(cfg, "size", CONFIG_FALLBACKS["size"], *SIZE_RANGE)
+    hint_channels = hint_channels_of(cfg)
     if not isinstance(centers, torch.Tensor) or centers.ndim != 2 or centers.shape[1] != 2 \
             or not 2 <= centers.shape[0] <= MAX_BINS:
         raise _bad(f"centers must be a tensor of shape [n, 2] with 2 <= n <= {MAX_BINS}, got {_describe(centers)}")
@@ -187,11 +198,12 @@ def validate_payload(payload: object) -> None:
                                                 for k, v in weights.items()):
         raise _bad(f"model must be a dict of named tensors, got {_describe(weights)}")
     with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in ColorUNet(n, width).state_dict().items()}
+        expected = {k: tuple(v.shape) for k, v in ColorUNet(n, width, hint_channels).state_dict().items()}
     got = {k: tuple(v.shape) for k, v in weights.items()}
     if got != expected:
         wrong = sorted(set(got) ^ set(expected)) or sorted(k for k in got if got[k] != expected[k])
-        raise _bad(f"model weights do not fit a ColorUNet of width {width} with {n} bins (first: {wrong[0]})")
+        raise _bad(f"model weights do not fit a ColorUNet of width {width} with {n} bins and {hint_channels} "
+                   f"hint channels (first: {wrong[0]})")
 
 
 def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -209,22 +221,27 @@ def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
 def untrained_payload(centers: torch.Tensor | np.ndarray, size: int = 64, width: int = 8, seed: int = 0,
                       weights: torch.Tensor | np.ndarray | None = None,
                       prior: torch.Tensor | np.ndarray | None = None,
-                      ab_lut: torch.Tensor | np.ndarray | None = None) -> dict[str, Any]:
+                      ab_lut: torch.Tensor | np.ndarray | None = None,
+                      hint_channels: int = HINT_CHANNELS) -> dict[str, Any]:
     """A valid checkpoint payload around a freshly initialised (seeded) ColorUNet.
 
     For tests and tools that need a checkpoint in a second (predict, eval, routing, turing) without
     training; the model is untrained, so its colors are noise, but every field is real.
+    `hint_channels=0` writes the format of checkpoints from before hints (no config field, L-only net).
     """
     centers_t = torch.as_tensor(np.asarray(centers), dtype=torch.float32)
     n = int(centers_t.shape[0])
     gen_state = torch.get_rng_state()
     torch.manual_seed(seed)
-    model = ColorUNet(n, width)
+    model = ColorUNet(n, width, hint_channels)
     torch.set_rng_state(gen_state)
+    config: dict[str, Any] = {"width": width, "size": size, "n_bins": n, "seed": seed, "untrained": True}
+    if hint_channels:
+        config["hint_channels"] = hint_channels
     return {
         "schema": CHECKPOINT_SCHEMA,
         "model": model_state(model),
-        "config": {"width": width, "size": size, "n_bins": n, "seed": seed, "untrained": True},
+        "config": config,
         "centers": centers_t,
         "ab_lut": torch.as_tensor(np.asarray(ab_lut) if ab_lut is not None else nearest_bin_lut(centers_t)),
         "weights": torch.as_tensor(np.asarray(weights), dtype=torch.float32) if weights is not None

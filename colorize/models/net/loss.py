@@ -5,6 +5,11 @@ loss is multiplied by w(target bin) from the shard statistics (Σ prior·w = 1, 
 that of plain cross-entropy) and by the mask (padding and fully gray images count for nothing).
 Soft targets (Zhang et al.): instead of one-hot, a Gaussian (σ = 5 ab units) over the K bins nearest the
 target bin's center, which tells the net that a near miss is better than a far one.
+
+Colour hints (`hint_loss`): the classification alone teaches the net that a hint is informative, but not
+that the painted colour must *be* the hint's; Zhang et al. 2017 add a regression term for that. Here it is an
+L1 between the hint's ab and the colour we actually paint there (`annealed.decode`, differentiable), over
+the hinted pixels only, so the automatic case (no hints) is trained by the classification alone.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from colorize.dataset.hints import HINT_AB_SCALE
+from colorize.models.net.annealed import decode
 
 # The soft targets' Gaussian width in ab units (Zhang et al. 2016's soft encoding). Not prep's σ, which
 # smooths the class prior (PrepParams.sigma), although both are 5.
@@ -64,3 +72,19 @@ class RebalancedLoss(nn.Module):
             counted = counted & colorful.bool().view(-1, 1, 1)
         weight = self.weights[bins.long()] * counted
         return (self.per_pixel(logits, bins) * weight).sum() / counted.sum().clamp_min(1)
+
+
+def hint_loss(logits: torch.Tensor, hints: torch.Tensor, centers: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Mean |decoded ab - hint ab| / HINT_AB_SCALE over the hinted pixels (0 when there are none).
+
+    `hints` are the planes [B,3,H,W] of `dataset.hints` (a/110, b/110, mask); only the hinted pixels'
+    logits are decoded, so the cost stays a small fraction of the classification's.
+    """
+    where = hints[:, 2] > 0.5
+    if not bool(where.any()):
+        return logits.new_zeros((), dtype=torch.float32)
+    picked = logits.float().permute(0, 2, 3, 1)[where]  # [N, n_bins]
+    probs = torch.softmax(picked, dim=1).T.reshape(1, -1, picked.shape[0], 1)
+    ab = decode(probs, centers, temperature)[0, :, :, 0].T  # [N, 2]
+    target = hints[:, :2].permute(0, 2, 3, 1)[where].float() * HINT_AB_SCALE
+    return (ab - target).abs().mean() / HINT_AB_SCALE

@@ -11,10 +11,41 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from colorize.dataset.hints import HINT_AB_SCALE, HINT_CHANNELS
+from colorize.errors import UsageError
 from colorize.models.net import DEFAULT_WIDTH
 
 # The net pools three times, so inputs are padded to a multiple of 8 and cropped back.
 DOWNSAMPLE = 8
+# Hint features: the raw planes plus one spread copy (normalised Gaussian convolution, sd in model pixels):
+# a compact net trained on few photos cannot learn to carry a colour far in a few hundred steps, so it is
+# handed a blurred guess it only has to accept or refuse. `_SPREAD_EPS` sets how fast that guess's
+# confidence falls with distance (a lone hinted pixel: ~0.8 on it, ~0.4 two sds away).
+HINT_SPREAD_SD = 6.0
+_SPREAD_EPS = 1e-3
+HINT_FEATURES = 2 * HINT_CHANNELS
+# Initial sharpness of the hint term of the head (logits -beta/2 |c - hint ab|^2): raw, spread.
+_HINT_BETA = (0.2, 0.02)
+
+
+def _gaussian_taps(sd: float) -> torch.Tensor:
+    r = int(3 * sd)
+    t = torch.exp(-torch.arange(-r, r + 1, dtype=torch.float32) ** 2 / (2 * sd * sd))
+    return t / t.sum()
+
+
+def hint_features(hints: torch.Tensor) -> torch.Tensor:
+    """Planes [B,3,H,W] -> [B,HINT_FEATURES,H,W]: the planes, then the spread (a·g, b·g, g) in the same form
+    (ab divided by HINT_AB_SCALE, g the 0..1 confidence), so the head treats both alike."""
+    taps = _gaussian_taps(HINT_SPREAD_SD).to(hints.device, hints.dtype)
+    m = hints[:, 2:3]
+    mass = torch.cat([hints[:, :2] * m, m], dim=1)
+    k = taps.numel()
+    blur = F.conv2d(mass, taps.view(1, 1, 1, k).expand(3, 1, 1, k), padding=(0, k // 2), groups=3)
+    blur = F.conv2d(blur, taps.view(1, 1, k, 1).expand(3, 1, k, 1), padding=(k // 2, 0), groups=3)
+    g = blur[:, 2:3] / (blur[:, 2:3] + _SPREAD_EPS)
+    ab = blur[:, :2] / blur[:, 2:3].clamp_min(1e-8)
+    return torch.cat([hints, ab * g, g], dim=1)
 
 
 def l_to_input(L_u8: torch.Tensor) -> torch.Tensor:
@@ -53,29 +84,67 @@ class _Up(nn.Module):
 
 
 class ColorUNet(nn.Module):
-    """U-Net over L: 3 down groups, a bottleneck, 3 up groups, and 1x1 logits over `n_bins`.
+    """U-Net over L and colour hints: 3 down groups, a bottleneck, 3 up groups, and 1x1 logits over `n_bins`.
 
-    `forward(x)` takes float [B,1,H,W] from `l_to_input` and returns logits [B,n_bins,H,W] at input
-    resolution (any H, W: padded to a multiple of 8 internally).
+    `forward(x, hints=None)` takes float [B,1,H,W] from `l_to_input` and the hint planes [B,3,H,W] of
+    `dataset.hints.hint_planes` (None = no hints: the automatic case, the same as all-zero planes), and
+    returns logits [B,n_bins,H,W] at input resolution (any H, W: padded to a multiple of 8 internally).
+    The hints enter at the first layer, next to L, as in Zhang et al. 2017: one model serves both uses.
+    `hint_channels=0` builds the older lightness-only net (checkpoints written before hints existed).
     """
 
-    def __init__(self, n_bins: int, width: int = DEFAULT_WIDTH) -> None:
+    def __init__(self, n_bins: int, width: int = DEFAULT_WIDTH, hint_channels: int = HINT_CHANNELS) -> None:
         super().__init__()
-        if n_bins < 2 or width < 1:
-            raise ValueError(f"ColorUNet needs n_bins >= 2 and width >= 1 (got {n_bins}, {width})")
+        if n_bins < 2 or width < 1 or hint_channels not in (0, HINT_CHANNELS):
+            raise ValueError(f"ColorUNet needs n_bins >= 2, width >= 1 and hint_channels 0 or {HINT_CHANNELS} "
+                             f"(got {n_bins}, {width}, {hint_channels})")
         self.n_bins = n_bins
         self.width = width
+        self.hint_channels = hint_channels
         w = width
-        self.down1 = _double_conv(1, w)
+        n_hint = HINT_FEATURES if hint_channels else 0
+        self.down1 = _double_conv(1 + n_hint, w)
         self.down2 = _double_conv(w, 2 * w)
         self.down3 = _double_conv(2 * w, 4 * w)
         self.bottleneck = _double_conv(4 * w, 8 * w)
         self.up3 = _Up(8 * w, 4 * w)
         self.up2 = _Up(4 * w, 2 * w)
         self.up1 = _Up(2 * w, w)
-        self.head = nn.Conv2d(w, n_bins, 1)
+        # The hint features also reach the head directly (late fusion): a hinted pixel is honoured without
+        # the trip through the encoder; `init_hint_head` gives that path its initial meaning.
+        self.head = nn.Conv2d(w + n_hint, n_bins, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @torch.no_grad()
+    def init_hint_head(self, centers: torch.Tensor) -> None:
+        """Set the head's weights on the hint features to a soft nearest-bin vote for the hinted colour:
+        logit_k += beta (c_k . ab - |c_k|^2 / 2) g, i.e. -beta/2 |c_k - ab|^2 up to a per-pixel constant,
+        exactly linear in the (a·g, b·g, g) planes. Training starts from "paint the hint" and refines it."""
+        if not self.hint_channels:
+            return
+        c = torch.as_tensor(centers, dtype=torch.float32).to(self.head.weight.device)
+        w = self.width
+        for i, beta in enumerate(_HINT_BETA):
+            at = w + i * HINT_CHANNELS
+            self.head.weight[:, at, 0, 0] = beta * HINT_AB_SCALE * c[:, 0]
+            self.head.weight[:, at + 1, 0, 0] = beta * HINT_AB_SCALE * c[:, 1]
+            self.head.weight[:, at + 2, 0, 0] = -beta * (c * c).sum(dim=1) / 2
+
+    @property
+    def accepts_hints(self) -> bool:
+        """True when the net was built (and so trained) with hint channels."""
+        return self.hint_channels > 0
+
+    def forward(self, x: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        if self.hint_channels:
+            if hints is None:
+                hints = x.new_zeros((x.shape[0], self.hint_channels, *x.shape[-2:]))
+            elif hints.shape != (x.shape[0], self.hint_channels, *x.shape[-2:]):
+                raise ValueError(f"hints must be [B,{self.hint_channels},H,W] like x {list(x.shape)}, "
+                                 f"got {list(hints.shape)}")
+            feats = hint_features(hints.to(x.dtype))
+            x = torch.cat([x, feats], dim=1)
+        elif hints is not None:
+            raise ValueError("this ColorUNet has no hint channels (see require_hints_support)")
         h, w = x.shape[-2:]
         pad_h, pad_w = (-h) % DOWNSAMPLE, (-w) % DOWNSAMPLE
         if pad_h or pad_w:
@@ -85,8 +154,19 @@ class ColorUNet(nn.Module):
         s3 = self.down3(F.max_pool2d(s2, 2))
         y = self.bottleneck(F.max_pool2d(s3, 2))
         y = self.up1(self.up2(self.up3(y, s3), s2), s1)
+        if self.hint_channels:
+            y = torch.cat([y, x[:, 1:]], dim=1)
         logits = self.head(y)
         return logits[..., :h, :w] if (pad_h or pad_w) else logits
+
+
+def require_hints_support(model: object, path: object) -> None:
+    """Raise a one-line UsageError when `model` (a ColorUNet, or anything holding one as `.model`) cannot
+    take hints; `path` names its checkpoint in the message. Inference calls it before using hints."""
+    net = model if hasattr(model, "accepts_hints") else getattr(model, "model", None)
+    if not getattr(net, "accepts_hints", False):
+        raise UsageError(f"model {path} was trained without colour hints",
+                         "retrain it with this version of `colorize train`, or drop --hints")
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -52,6 +52,9 @@ class TrainConfig:
     val_samples: int = 256
     grid_rows: int = 8
     compile_backend: str = "inductor"
+    # Colour hints (dataset/hints.py): the model takes them, the loader simulates them, and this weighs the
+    # L1 between painted and hinted ab at hinted pixels (models/net/loss.hint_loss) against the classification.
+    hint_weight: float = 10.0
     max_steps: int | None = None  # stop (saving last.pt) after this many optimizer steps in total
     # Called after each optimizer step with (step, loss tensor): tests, custom logging, early stopping.
     on_step: Callable[[int, torch.Tensor], None] | None = field(default=None, repr=False)

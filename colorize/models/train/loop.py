@@ -29,8 +29,14 @@ from colorize.dataset.loader import ShardDataset, iterate, make_loader
 from colorize.dataset.shards import MANIFEST, list_shards
 from colorize.errors import ColorizeError
 from colorize.io import atomic_write_text, remove_stale_temps, sha256_file, write_run_record
-from colorize.models.net.checkpoint import CHECKPOINT_SCHEMA, load_checkpoint, model_state, save_checkpoint
-from colorize.models.net.loss import RebalancedLoss
+from colorize.models.net.checkpoint import (
+    CHECKPOINT_SCHEMA,
+    hint_channels_of,
+    load_checkpoint,
+    model_state,
+    save_checkpoint,
+)
+from colorize.models.net.loss import RebalancedLoss, hint_loss
 from colorize.models.net.metrics import cast_warning
 from colorize.models.net.runtime import amp_dtype, autocast
 from colorize.models.net.unet import ColorUNet, count_parameters, l_to_input
@@ -115,7 +121,7 @@ class _Trainer:
         common = dict(seed=cfg.seed, batch_size=cfg.batch_size, categories=cfg.categories,
                       photo_ids=cfg.photo_ids)
         self.train_ds = ShardDataset(shards, "train", shuffle=True, buffer=cfg.buffer, workers=cfg.workers,
-                                     rank=info.rank, world_size=info.world_size, **common)
+                                     rank=info.rank, world_size=info.world_size, hints=True, **common)
         self.val_ds = None
         if info.is_main and list_shards(shards, "val"):  # only rank 0 validates
             try:
@@ -135,7 +141,9 @@ class _Trainer:
         self.size = int(self.train_ds.size or 0)
 
         torch.manual_seed(cfg.seed)
-        self.model = ColorUNet(n, cfg.width).to(self.device)
+        self.model = ColorUNet(n, cfg.width)
+        self.model.init_hint_head(self.centers)
+        self.model = self.model.to(self.device)
         self.parameters = count_parameters(self.model)
         log.info("ColorUNet: %d bins, width %d, %d parameters (%.2f M)", n, cfg.width, self.parameters,
                  self.parameters / 1e6)
@@ -144,6 +152,7 @@ class _Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
             torch.backends.cudnn.benchmark = True
         self.criterion = RebalancedLoss(self.weights, self.centers, cfg.soft_targets).to(self.device)
+        self.centers_dev = self.centers.to(self.device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         budget = cfg.max_minutes * 60 if cfg.max_minutes is not None else None
         self.planner = BudgetPlanner(len(self.train_ds), cfg.epochs, cfg.warmup_frac, budget)
@@ -169,7 +178,8 @@ class _Trainer:
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         config = self.cfg.record() | {"size": self.size, "n_bins": int(self.centers.shape[0]),
-                                      "world_size": self.info.world_size}
+                                      "world_size": self.info.world_size,
+                                      "hint_channels": self.model.hint_channels}
         return {
             "schema": CHECKPOINT_SCHEMA, "model": model_state(self.model), "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(), "rng": rng,
@@ -203,14 +213,11 @@ class _Trainer:
         if old.get("width") != self.cfg.width or old.get("n_bins") != int(self.centers.shape[0]):
             raise ColorizeError(f"last.pt is a width-{old.get('width')} model; this run asks for "
                                 f"width {self.cfg.width}", "resume with the same --width")
+        if hint_channels_of(old) != self.model.hint_channels:
+            raise ColorizeError(f"{last} is from a version of colorize train without colour hints",
+                                "start a new run with another --out (its best.pt still predicts)")
         self.train_ds.check_resume(ck["loader_state"])
-        self.model.load_state_dict(ck["model"])
-        self.opt.load_state_dict(ck["optimizer"])
-        self.sched.load_state_dict(ck["scheduler"])  # the lambda is not saved: the plan of this run (--epochs may grow)
-        self.scaler.load_state_dict(ck["scaler"])
-        torch.set_rng_state(ck["rng"]["torch"].cpu())
-        if "cuda" in ck["rng"] and self.device.type == "cuda":
-            torch.cuda.set_rng_state(ck["rng"]["cuda"].cpu(), self.device)
+        self._load_states(last, ck)
         state = ck["loader_state"]
         self.epoch, self.batches_done = int(state["epoch"]), int(state["batches_done"])
         self.loss_sum, self.loss_batches = float(state["loss_sum"]), int(state["loss_batches"])
@@ -218,6 +225,29 @@ class _Trainer:
         self.best_annealed, self.best_epoch = bool(ck.get("best_annealed", False)), int(ck.get("best_epoch", 0))
         self.history = _read_history(self.out / "metrics.jsonl", self.epoch)
         log.info("resuming at epoch %d, batch %d (step %d)", self.epoch + 1, self.batches_done, self.step)
+
+    def _load_states(self, last: Path, ck: dict[str, Any]) -> None:
+        """Weights, optimizer, scheduler, scaler and RNG from last.pt; a damaged one is one error line.
+
+        Adam's moments are checked against their parameters here: a tensor of the wrong shape loads
+        without complaint and only fails inside the first step, as a traceback.
+        """
+        try:
+            self.model.load_state_dict(ck["model"])
+            self.opt.load_state_dict(ck["optimizer"])
+            for p, st in ((p, self.opt.state.get(p, {})) for g in self.opt.param_groups for p in g["params"]):
+                for key in ("exp_avg", "exp_avg_sq"):
+                    if key in st and (st[key].shape != p.shape or not torch.isfinite(st[key]).all()):
+                        raise ValueError(f"optimizer {key} of shape {list(st[key].shape)} for a parameter "
+                                         f"of shape {list(p.shape)}")
+            self.sched.load_state_dict(ck["scheduler"])  # the lambda is not saved: this run's plan (--epochs may grow)
+            self.scaler.load_state_dict(ck["scaler"])
+            torch.set_rng_state(ck["rng"]["torch"].cpu())
+            if "cuda" in ck["rng"] and self.device.type == "cuda":
+                torch.cuda.set_rng_state(ck["rng"]["cuda"].cpu(), self.device)
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise ColorizeError(f"cannot resume from {last}: its training state is damaged ({str(exc)[:120]})",
+                                "start a new run with another --out (best.pt may still be usable)") from exc
 
     # ------------------------------------------------------------------------------------ the loop
     def run(self) -> TrainResult:
@@ -287,18 +317,25 @@ class _Trainer:
         bar = progress.progress(total=len(self.train_ds), initial=self.batches_done, unit="batch",
                                 desc=f"epoch {self.epoch + 1}/{math.ceil(self.planner.plan.epochs)}")
         images, t_start = 0, time.monotonic()
-        loss_acc = torch.zeros((), device=dev)
+        # float64 (where the device has it): a resumed epoch folds two partial sums, which must round to
+        # the same train_loss as one straight sum; float32 sums of the larger hint-weighted loss did not.
+        loss_acc = torch.zeros((), device=dev, dtype=torch.float32 if dev.type == "mps" else torch.float64)
         try:
             for batch in iterate(self.train_loader):
                 L = batch["L"].to(dev, non_blocking=True)
                 bins = batch["bins"].to(dev, non_blocking=True)
                 mask = batch["mask"].to(dev, non_blocking=True)
                 colorful = batch["colorful"].to(dev, non_blocking=True)
+                hints = batch["hints"].to(dev, non_blocking=True)
                 x = l_to_input(L)
                 if dev.type == "cuda":
                     x = x.contiguous(memory_format=torch.channels_last)
+                    hints = hints.contiguous(memory_format=torch.channels_last)
                 with autocast(dev, self.amp):
-                    loss = self.criterion(self.net(x), bins, mask, colorful)
+                    logits = self.net(x, hints)
+                    loss = self.criterion(logits, bins, mask, colorful)
+                    if cfg.hint_weight:
+                        loss = loss + cfg.hint_weight * hint_loss(logits, hints, self.centers_dev, cfg.temperature)
                 self.opt.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
                 self.scaler.unscale_(self.opt)

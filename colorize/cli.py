@@ -14,11 +14,12 @@ from pathlib import Path
 import click
 
 from colorize import __version__, progress
-from colorize.dataset.images import DEFAULT_MAX_PIXELS, MAX_SCAN_PIXELS
+from colorize.dataset.images import DEFAULT_MAX_PIXELS
 from colorize.dataset.prep import PrepParams as PD
 from colorize.errors import ColorizeError, UsageError
+from colorize.models.evaluate.params import EVAL_DEFAULTS as EVD
+from colorize.models.infer.params import PREDICT_DEFAULTS as PRD
 from colorize.models.net import DEFAULT_TEMPERATURE
-from colorize.models.net.bundle import DEFAULT_MIN_CONFIDENCE
 from colorize.models.train.config import TRAIN_DEFAULTS as TD
 from colorize.scraper import DOWNLOAD_DEADLINE_S
 
@@ -247,19 +248,20 @@ def train(ctx: click.Context, **opts) -> None:
 @cli.command()
 @click.option("--model", required=True, type=click.Path(), help="Checkpoint (.pt) or model bundle folder.")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
-@click.option("--out", type=click.Path(file_okay=False), default="colorized", show_default=True)
-@click.option("--temperature", default=str(DEFAULT_TEMPERATURE), show_default=True, help="T, or several (0.2,0.38,1.0) for a strip.")
-@click.option("--confidence", is_flag=True, help="Also write the confidence map.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--batch", type=click.IntRange(1), default=8, show_default=True)
-@click.option("--alpha", type=click.FloatRange(0), default=0.2, show_default=True,
+@click.option("--out", type=click.Path(file_okay=False), default=PRD.out, show_default=True)
+@click.option("--temperature", default=str(PRD.temperature), show_default=True,
+              help="T, or several (0.2,0.38,1.0) for a sheet of them side by side.")
+@click.option("--confidence", is_flag=True, default=PRD.confidence, help="Also write the confidence map.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=PRD.device, show_default=True)
+@click.option("--batch", type=click.IntRange(1), default=PRD.batch, show_default=True)
+@click.option("--alpha", type=click.FloatRange(0), default=PRD.alpha, show_default=True,
               help="Video smoothing: frame i back weighs e^(-alpha*i).")
-@click.option("--window", type=click.IntRange(0), default=20, show_default=True,
+@click.option("--window", type=click.IntRange(0), default=PRD.window, show_default=True,
               help="Video smoothing reach: older frames weigh <= 5% in total (0 = off).")
-@click.option("--min-confidence", type=click.FloatRange(0, 1), default=DEFAULT_MIN_CONFIDENCE, show_default=True,
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=PRD.min_confidence, show_default=True,
               help="Bundles: below this router confidence use the global model.")
-@click.option("--max-pixels", type=click.IntRange(1), default=MAX_SCAN_PIXELS, show_default=True,
-              help="Refuse photos larger than this (width x height, read from the header before decoding).")
+@click.option("--max-pixels", type=click.IntRange(1), default=PRD.max_pixels, show_default=True,
+              help="Refuse photos and video frames larger than this (width x height, read from the header).")
 def predict(**opts) -> None:
     """Colorize images, folders and videos at full resolution."""
     run_predict = _stage("colorize.models.infer.predict", "run_predict")
@@ -273,24 +275,20 @@ def predict(**opts) -> None:
 @cli.command(name="eval")
 @click.option("--model", required=True, type=click.Path(), help="Checkpoint (.pt) or model bundle folder.")
 @click.option("--shards", type=click.Path(file_okay=False), help="Shard folder to evaluate on.")
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default=EVD.split, show_default=True)
 @click.option("--images", type=click.Path(file_okay=False), help="Or a folder of color images (subfolders = categories).")
-@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=DEFAULT_TEMPERATURE, show_default=True)
-@click.option("--out", type=click.Path(file_okay=False), default="eval", show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--gallery", type=click.IntRange(0), default=12, show_default=True, help="Samples shown in the report.")
-@click.option("--max-pixels", type=click.IntRange(1), default=MAX_SCAN_PIXELS, show_default=True,
+@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=EVD.temperature, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default=EVD.out, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=EVD.device, show_default=True)
+@click.option("--gallery", type=click.IntRange(0), default=EVD.gallery, show_default=True,
+              help="Samples shown in the report.")
+@click.option("--max-pixels", type=click.IntRange(1), default=EVD.max_pixels, show_default=True,
               help="Refuse photos larger than this (width x height, read from the header before decoding).")
 def evaluate(**opts) -> None:
-    """Measure a model against the gray baseline and write eval.json + report.html."""
-    is_bundle = _stage("colorize.models.net.bundle", "is_bundle")
-    if is_bundle(opts["model"]):  # a router + specialists: routed vs global, per route
-        run_eval = _stage("colorize.models.routing.evaluate", "evaluate_bundle")
-    else:
-        run_eval = _stage("colorize.models.evaluate.run", "run_eval")
+    """Measure a model (or a bundle: plus its routing tables) against the gray baseline: eval.json + report.html."""
+    run_eval = _stage("colorize.models.routing.evaluate", "evaluate")
 
-    report = run_eval(**opts)
-    _say(report)
+    _say(run_eval(**opts))
 
 
 # ------------------------------------------------------------------------------------- demo / turing

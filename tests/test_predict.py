@@ -15,7 +15,6 @@ from colorize.cli import cli
 from colorize.dataset.color import lab_to_rgb, rgb_to_lab
 from colorize.dataset.images import load_rgb
 from colorize.models.infer.arrays import colorize_rgb, parse_temperatures
-from colorize.models.infer.gamut import compose
 from colorize.models.infer.pictures import (
     LEGEND_HEIGHT,
     colormap_image,
@@ -25,6 +24,7 @@ from colorize.models.infer.pictures import (
     stretched_image,
 )
 from colorize.models.infer.predict import run_predict
+from colorize.models.net.gamut import compose
 from colorize.models.net.metrics import colorfulness
 
 

@@ -35,6 +35,9 @@ REQUIRED_KEYS = ("model", "config", "centers")
 # `colorize train` writes (width 32, size <= 1024, a few hundred bins), far below what hurts a machine.
 MAX_WIDTH = 1024
 SIZE_RANGE = (8, 4096)
+# What a config without these keys means (checkpoints from before they were written); read by the loader.
+DEFAULT_WIDTH = 32
+DEFAULT_SIZE = 256
 MAX_BINS = 256 * 256  # one bin per int8 (a, b) pair is already the finest possible
 
 
@@ -124,8 +127,8 @@ def validate_payload(payload: object) -> None:
     cfg, centers, weights = payload["config"], payload["centers"], payload["model"]
     if not isinstance(cfg, dict):
         raise _bad(f"config must be a dict, got {_describe(cfg)}")
-    width = _int_in(cfg, "width", 32, 1, MAX_WIDTH)
-    _int_in(cfg, "size", 256, *SIZE_RANGE)
+    width = _int_in(cfg, "width", DEFAULT_WIDTH, 1, MAX_WIDTH)
+    _int_in(cfg, "size", DEFAULT_SIZE, *SIZE_RANGE)
     if not isinstance(centers, torch.Tensor) or centers.ndim != 2 or centers.shape[1] != 2 \
             or not 2 <= centers.shape[0] <= MAX_BINS:
         raise _bad(f"centers must be a tensor of shape [n, 2] with 2 <= n <= {MAX_BINS}, got {_describe(centers)}")

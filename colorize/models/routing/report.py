@@ -1,4 +1,4 @@
-"""The HTML page of a bundle evaluation: the tables of eval.json a reader needs to judge routing, plus a gallery.
+"""routing.html of a bundle's eval: the routing tables of eval.json a reader needs to judge routing, plus a gallery.
 
 Self-contained HTML (inline CSS) next to eval.json; gallery pictures are PNG files in `gallery/`, named by
 position (never by photo id, which is untrusted text), and every text value is HTML-escaped.
@@ -27,7 +27,7 @@ def _table(header: list[str], rows: list[list[Any]], classes: list[str] | None =
 
 
 def write_report(path: Path, result: dict, gallery: dict[int, dict[str, np.ndarray]], choices: list) -> None:
-    """report.html (+ gallery/NNN-kind.png) for one `evaluate_bundle` result."""
+    """routing.html (+ gallery/route-NNN-kind.png) from eval.json's routing tables (with the model and T)."""
     out = Path(path).parent
     parts = [f"<h1>Routing by {esc(result['route'])}: routed vs one global model</h1>",
              f"<p>Model {esc(result['model'])}; temperature {result['temperature']}; router threshold "
@@ -97,7 +97,7 @@ def write_report(path: Path, result: dict, gallery: dict[int, dict[str, np.ndarr
             for kind in ("gray", "global", "routed", "truth"):
                 img = gallery[i]["global" if kind == "routed" and c.route == "global" else
                                  (c.route if kind == "routed" else kind)]
-                name = f"gallery/{i:03d}-{kind}.png"
+                name = f"gallery/route-{i:03d}-{kind}.png"  # report.html's own pictures are gallery/NNN-*
                 write_image(out / name, img)
                 label = f"routed → {c.route} ({c.confidence:.2f})" if kind == "routed" else kind
                 figs.append(f"<figure><img src='{name}' alt='{kind}'><figcaption>{esc(label)}</figcaption></figure>")

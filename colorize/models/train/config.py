@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,15 @@ class TrainConfig:
 TRAIN_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
 
 
+class RunState(str, Enum):
+    """How a training run stands when it returns (a str: run records and summaries write the value)."""
+
+    DONE = "done"  # every planned step ran (so far: the loop goes on while DONE and steps are left)
+    INTERRUPT = "interrupt"  # Ctrl-C / SIGTERM: last.pt saved
+    TIME_BUDGET = "time budget"  # --max-minutes ran out
+    MAX_STEPS = "max steps"  # --max-steps reached
+
+
 @dataclass
 class TrainResult:
     out: Path
@@ -76,7 +86,7 @@ class TrainResult:
     steps: int
     best_val: float
     parameters: int
-    stopped: str  # "done", "time budget", "max steps"
+    stopped: RunState
     seconds: float
     images_per_s: float
     rank: int = 0
@@ -84,7 +94,7 @@ class TrainResult:
     def summary_line(self) -> str:
         if self.rank:
             return f"rank {self.rank}: {self.steps} steps done; rank 0 writes {self.out}"
-        how = "" if self.stopped == "done" else f" (stopped: {self.stopped}; --resume continues)"
+        how = "" if self.stopped is RunState.DONE else f" (stopped: {self.stopped.value}; --resume continues)"
         best = f"best val loss {self.best_val:.4f}" if math.isfinite(self.best_val) else "no val loss"
         return (f"trained {self.epochs_done} epoch{'' if self.epochs_done == 1 else 's'} / {self.steps} steps of a {self.parameters / 1e6:.2f} M-param "
                 f"ColorUNet in {self.seconds:.0f} s ({self.images_per_s:.1f} img/s), {best} -> {self.out}{how}")

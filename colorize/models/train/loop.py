@@ -35,7 +35,7 @@ from colorize.models.net.metrics import cast_warning
 from colorize.models.net.runtime import amp_dtype, autocast
 from colorize.models.net.unet import ColorUNet, count_parameters, l_to_input
 from colorize.models.train import ddp
-from colorize.models.train.config import TrainConfig, TrainResult
+from colorize.models.train.config import RunState, TrainConfig, TrainResult
 from colorize.models.train.plots import loss_curve
 from colorize.models.train.schedule import BudgetPlanner, better_checkpoint, is_annealed, lr_factor
 from colorize.models.train.val_loop import validate, write_sample_grid
@@ -43,7 +43,6 @@ from colorize.models.train.val_loop import validate, write_sample_grid
 log = logging.getLogger(__name__)
 
 # _train_epoch's word for "the plan ended inside the epoch, which is validated and saved": the run is done.
-_PLANNED_END = "planned end"
 
 __all__ = ["TrainConfig", "TrainResult", "run_train", "train"]
 
@@ -222,20 +221,18 @@ class _Trainer:
     # ------------------------------------------------------------------------------------ the loop
     def run(self) -> TrainResult:
         cfg, images, train_s = self.cfg, 0, 0.0
-        stopped = "done"
+        stopped = RunState.DONE
         self.first_step = self.step + 1
         if self.info.is_main:
             log.info("plan: %s", self.planner.plan.line())
         with _StopRequest() as stop:
-            while self.step < self.planner.plan.total_steps and stopped == "done":
+            while self.step < self.planner.plan.total_steps and stopped is RunState.DONE:
                 t_epoch = time.monotonic()
-                n_img, stopped = self._train_epoch(stop)
+                n_img, stopped, complete = self._train_epoch(stop)
                 images += n_img
                 train_s += time.monotonic() - t_epoch
-                if stopped == "done":
+                if complete:  # the one place an epoch closes: validate, save, record
                     self._end_epoch()
-                elif stopped == _PLANNED_END:  # validated and saved already
-                    stopped = "done"
         ddp.sync_buffers(self.info, self.model)
         digests = ddp.gather_strings(self.info, ddp.weights_digest(model_state(self.model)))
         seconds = time.monotonic() - self.t0
@@ -253,7 +250,7 @@ class _Trainer:
                              amp=str(self.amp) if self.amp else None, rank_weights_sha256=digests,
                              plan=self.planner.record())
             self._warn_cast()
-        if stopped == "interrupt":  # last.pt and the run record are written: now let the CLI say so
+        if stopped is RunState.INTERRUPT:  # last.pt and the run record are written: now let the CLI say so
             raise KeyboardInterrupt
         return result
 
@@ -274,13 +271,17 @@ class _Trainer:
         if new is not None and self.info.is_main:
             log.info("plan: %s", new.line())
 
-    def _stop_reason(self, stop: _StopRequest) -> str | None:
+    def _stop_reason(self, stop: _StopRequest) -> RunState | None:
         over_time = self.cfg.max_minutes is not None and time.monotonic() - self.t0 > self.cfg.max_minutes * 60
         over_steps = self.cfg.max_steps is not None and self.step >= self.cfg.max_steps
         flags = ddp.any_rank(self.info, [stop.requested, over_time, over_steps])
-        return next((r for r, f in zip(("interrupt", "time budget", "max steps"), flags) if f), None)
+        reasons = (RunState.INTERRUPT, RunState.TIME_BUDGET, RunState.MAX_STEPS)
+        return next((r for r, f in zip(reasons, flags) if f), None)
 
-    def _train_epoch(self, stop: _StopRequest) -> tuple[int, str]:
+    def _train_epoch(self, stop: _StopRequest) -> tuple[int, RunState, bool]:
+        """Batches of one epoch from where it stands -> (images, run state, whether the epoch is complete and
+        must be closed). Complete: its last batch ran, or the plan ended inside it. A stop inside it saves
+        last.pt and leaves the epoch open, for --resume to finish."""
         cfg, dev = self.cfg, self.device
         self.train_ds.set_epoch(self.epoch, self.batches_done)
         self.model.train()
@@ -321,22 +322,20 @@ class _Trainer:
                 if reason is None and self.step >= self.planner.plan.total_steps \
                         and self.batches_done < len(self.train_ds):  # the plan ends inside this epoch
                     self._fold_loss(loss_acc)
-                    self._end_epoch()
-                    return images, _PLANNED_END
+                    return images, RunState.DONE, True
                 if reason and self.batches_done < len(self.train_ds):
                     self._fold_loss(loss_acc)
                     self._save("last.pt")
                     log.warning("stopped (%s) at epoch %d, batch %d; saved %s (continue with --resume)",
-                                reason, self.epoch + 1, self.batches_done, self.out / "last.pt")
-                    return images, reason
-                if reason:  # the epoch's last batch: finish the epoch first, then stop
+                                reason.value, self.epoch + 1, self.batches_done, self.out / "last.pt")
+                    return images, reason, False
+                if reason:  # the epoch's last batch: the epoch is complete, then stop
                     self._fold_loss(loss_acc)
-                    self._end_epoch()
-                    return images, reason
+                    return images, reason, True
         finally:
             bar.close()
         self._fold_loss(loss_acc)
-        return images, "done"
+        return images, RunState.DONE, True
 
     def _fold_loss(self, loss_acc: torch.Tensor) -> None:
         """Move the on-device loss sum to the host (one sync) so a checkpoint can carry it."""

@@ -128,18 +128,20 @@ def make_jpeg(path: Path, megapixels: float) -> None:
 
 def run_old(model: Path, photo: Path, out: Path) -> None:
     """Today's path (before strips): decode, whole-image L, whole upsample + compose, encode in memory."""
+    from colorize.dataset.color import rgb_to_lab
     from colorize.dataset.images import load_rgb
     from colorize.imaging import encode_image
     from colorize.io import atomic_write_bytes
-    from colorize.models.infer.arrays import decode_ab, model_probs, prepare
+    from colorize.models.infer.arrays import Framing, RGBArray, model_probs, net_input
     from colorize.models.infer.colorizer import load_colorizer
-    from colorize.models.infer.gamut import compose
+    from colorize.models.net.colors import decode_ab
+    from colorize.models.net.gamut import compose
 
     col = load_colorizer(model, "cpu")
     rgb = load_rgb(photo, max_pixels=10**10)
-    p = prepare(rgb, col.size)
-    ab = decode_ab(model_probs(col, p.L_small[None]), col.centers, 0.38)[0]
-    colored = compose(p.L_full, p.framing.upsample(ab))
+    framing = Framing.of(rgb.shape[0], rgb.shape[1], col.size)
+    ab = decode_ab(model_probs(col, net_input([RGBArray(rgb)], col.size)), col.centers, 0.38)[0]
+    colored = compose(rgb_to_lab(rgb)[..., 0], framing.upsample(ab))
     atomic_write_bytes(out / f"{photo.stem}.color.jpg", encode_image(colored, ".jpg"))
 
 

@@ -41,7 +41,8 @@ def _cpu(fn, repeat: int = 3) -> float:
 
 def routed(bundle, photo: np.ndarray) -> np.ndarray:
     """What `colorize predict` does with a bundle: pick the photo's colorizer, then color it."""
-    col, _ = bundle.pick(photo, 0.0)
+    bundle.min_confidence = 0.0
+    col, _ = bundle.pick(photo)
     return colorize_rgb(col, photo, 0.38)
 
 

@@ -14,10 +14,12 @@ from pathlib import Path
 import click
 
 from colorize import __version__, progress
-from colorize.dataset import ENGINES, FIT_MODES, MAX_SCAN_PIXELS, PREP_BOUNDS, SPLITS
+from colorize.dataset import ENGINES, FIT_MODES, PREP_BOUNDS, SPLITS
 from colorize.dataset import PrepParams as PD
 from colorize.errors import ColorizeError, UsageError
-from colorize.models.net import DEFAULT_TEMPERATURE, ROUTER_MIN_CONFIDENCE
+from colorize.models.evaluate.params import EVAL_DEFAULTS as EVD
+from colorize.models.infer.params import PREDICT_DEFAULTS as PRD
+from colorize.models.net import DEFAULT_TEMPERATURE
 from colorize.models.train.config import TRAIN_DEFAULTS as TD
 from colorize.scraper import KEYWORD_SCORE_RANGE
 from colorize.scraper import SCRAPE_DEFAULTS as SD
@@ -218,6 +220,10 @@ def stats(ctx: click.Context, shards_dir: str | None, out: str | None) -> None:
               help="K nearest bins as soft targets (0 = hard).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=TD["device"], show_default=True)
 @click.option("--amp/--no-amp", default=TD["amp"], show_default=True, help="Mixed precision on CUDA.")
+@click.option("--hints/--no-hints", default=TD["hints"], show_default=True,
+              help="Train a model that takes colour hints (simulated in training); --no-hints: automatic only.")
+@click.option("--hint-weight", type=click.FloatRange(0), default=TD["hint_weight"], show_default=True,
+              help="Weight of the hint term (painted vs hinted ab at hinted pixels) against the classification.")
 @click.option("--compile", "compile_model", is_flag=True, default=TD["compile_model"], help="torch.compile the model.")
 @click.option("--workers", type=click.IntRange(0), default=TD["workers"], show_default=True, help="DataLoader workers.")
 @click.option("--seed", type=int, default=TD["seed"], show_default=True)
@@ -254,19 +260,20 @@ def train(ctx: click.Context, **opts) -> None:
 @cli.command()
 @click.option("--model", required=True, type=click.Path(), help="Checkpoint (.pt) or model bundle folder.")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
-@click.option("--out", type=click.Path(file_okay=False), default="colorized", show_default=True)
-@click.option("--temperature", default=str(DEFAULT_TEMPERATURE), show_default=True, help="T, or several (0.2,0.38,1.0) for a strip.")
-@click.option("--confidence", is_flag=True, help="Also write the confidence map.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--batch", type=click.IntRange(1), default=8, show_default=True)
-@click.option("--alpha", type=click.FloatRange(0), default=0.2, show_default=True,
+@click.option("--out", type=click.Path(file_okay=False), default=PRD.out, show_default=True)
+@click.option("--temperature", default=str(PRD.temperature), show_default=True,
+              help="T, or several (0.2,0.38,1.0) for a sheet of them side by side.")
+@click.option("--confidence", is_flag=True, default=PRD.confidence, help="Also write the confidence map.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=PRD.device, show_default=True)
+@click.option("--batch", type=click.IntRange(1), default=PRD.batch, show_default=True)
+@click.option("--alpha", type=click.FloatRange(0), default=PRD.alpha, show_default=True,
               help="Video smoothing: frame i back weighs e^(-alpha*i).")
-@click.option("--window", type=click.IntRange(0), default=20, show_default=True,
+@click.option("--window", type=click.IntRange(0), default=PRD.window, show_default=True,
               help="Video smoothing reach: older frames weigh <= 5% in total (0 = off).")
-@click.option("--min-confidence", type=click.FloatRange(0, 1), default=ROUTER_MIN_CONFIDENCE, show_default=True,
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=PRD.min_confidence, show_default=True,
               help="Bundles: below this router confidence use the global model.")
-@click.option("--max-pixels", type=click.IntRange(1), default=MAX_SCAN_PIXELS, show_default=True,
-              help="Refuse photos larger than this (width x height, read from the header before decoding).")
+@click.option("--max-pixels", type=click.IntRange(1), default=PRD.max_pixels, show_default=True,
+              help="Refuse photos and video frames larger than this (width x height, read from the header).")
 def predict(**opts) -> None:
     """Colorize images, folders and videos at full resolution."""
     run_predict = _stage("colorize.models.infer.predict", "run_predict")
@@ -280,24 +287,20 @@ def predict(**opts) -> None:
 @cli.command(name="eval")
 @click.option("--model", required=True, type=click.Path(), help="Checkpoint (.pt) or model bundle folder.")
 @click.option("--shards", type=click.Path(file_okay=False), help="Shard folder to evaluate on.")
-@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
+@click.option("--split", type=click.Choice(SPLITS), default=EVD.split, show_default=True)
 @click.option("--images", type=click.Path(file_okay=False), help="Or a folder of color images (subfolders = categories).")
-@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=DEFAULT_TEMPERATURE, show_default=True)
-@click.option("--out", type=click.Path(file_okay=False), default="eval", show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--gallery", type=click.IntRange(0), default=12, show_default=True, help="Samples shown in the report.")
-@click.option("--max-pixels", type=click.IntRange(1), default=MAX_SCAN_PIXELS, show_default=True,
+@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=EVD.temperature, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default=EVD.out, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=EVD.device, show_default=True)
+@click.option("--gallery", type=click.IntRange(0), default=EVD.gallery, show_default=True,
+              help="Samples shown in the report.")
+@click.option("--max-pixels", type=click.IntRange(1), default=EVD.max_pixels, show_default=True,
               help="Refuse photos larger than this (width x height, read from the header before decoding).")
 def evaluate(**opts) -> None:
-    """Measure a model against the gray baseline and write eval.json + report.html."""
-    is_bundle = _stage("colorize.models.net.bundle", "is_bundle")
-    if is_bundle(opts["model"]):  # a router + specialists: routed vs global, per route
-        run_eval = _stage("colorize.models.routing.evaluate", "evaluate_bundle")
-    else:
-        run_eval = _stage("colorize.models.evaluate.run", "run_eval")
+    """Measure a model (or a bundle: plus its routing tables) against the gray baseline: eval.json + report.html."""
+    run_eval = _stage("colorize.models.routing.evaluate", "evaluate")
 
-    report = run_eval(**opts)
-    _say(report)
+    _say(run_eval(**opts))
 
 
 # ------------------------------------------------------------------------------------- demo / turing
@@ -346,7 +349,7 @@ def turing(**opts) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0 = any free port.")
 @click.option("--open", "open_", is_flag=True, help="Open the page in the default browser.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--max-pixels", type=click.IntRange(1), default=MAX_SCAN_PIXELS, show_default=True,
+@click.option("--max-pixels", type=click.IntRange(1), default=PRD.max_pixels, show_default=True,
               help="Refuse larger photos (checked from the header, before decoding).")
 def hints(open_: bool, **opts) -> None:
     """Place colour hints on IMAGE in a local page (127.0.0.1); the model colours the rest."""

@@ -17,7 +17,6 @@ from colorize.dataset.color import stored_to_rgb
 from colorize.dataset.images import load_rgb
 from colorize.dataset.prep import run_prep
 from colorize.dataset.shards import list_shards, load_shard, load_stats
-from colorize.errors import UsageError
 from colorize.models.evaluate.run import run_eval
 from colorize.models.infer.arrays import colorize_rgb
 from colorize.models.infer.colorizer import load_colorizer
@@ -156,19 +155,16 @@ def test_usage_and_model_errors(data, tmp_path):
     assert nothing.exit_code == 1 and "no images" in nothing.stderr
 
 
-def test_a_bundle_is_evaluated_by_the_routed_eval(tmp_path, monkeypatch):
-    """`colorize eval --model BUNDLE` runs models/routing/evaluate.py; a checkpoint runs models/evaluate/run.py."""
+def test_eval_of_any_model_goes_through_the_one_evaluator(tmp_path, monkeypatch):
+    """`colorize eval` calls one function for a checkpoint and a bundle alike; the CLI never asks which."""
     from colorize.models.routing import evaluate as routed
 
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     (bundle / INDEX).write_text("{}")
     seen = {}
-    monkeypatch.setattr(routed, "evaluate_bundle", lambda **kw: seen.update(kw) or "routed eval")
+    monkeypatch.setattr(routed, "evaluate", lambda **kw: seen.update(kw) or "one evaluator")
     res = CliRunner().invoke(cli, ["eval", "--model", str(bundle), "--shards", str(tmp_path), "--gallery", "2",
                                    "--out", str(tmp_path / "o")])
-    assert res.exit_code == 0 and "routed eval" in res.output
+    assert res.exit_code == 0 and "one evaluator" in res.output
     assert Path(seen["model"]) == bundle and seen["gallery"] == 2 and seen["split"] == "test"
-    # run_eval itself scores one colorizer and says where a bundle goes.
-    with pytest.raises(UsageError, match="model bundle"):
-        run_eval(bundle, shards=tmp_path, out=tmp_path / "o")

@@ -15,7 +15,6 @@ from colorize.cli import cli
 from colorize.dataset.color import lab_to_rgb, rgb_to_lab
 from colorize.dataset.images import load_rgb
 from colorize.models.infer.arrays import colorize_rgb, parse_temperatures
-from colorize.models.infer.gamut import compose
 from colorize.models.infer.pictures import (
     LEGEND_HEIGHT,
     colormap_image,
@@ -25,6 +24,7 @@ from colorize.models.infer.pictures import (
     stretched_image,
 )
 from colorize.models.infer.predict import run_predict
+from colorize.models.net.gamut import compose
 from colorize.models.net.metrics import colorfulness
 
 
@@ -148,6 +148,14 @@ def test_bad_inputs_are_one_line_errors_and_good_ones_still_run(tmp_path, model_
     assert result.exit_code == 1
     assert (out / "good.color.png").is_file()
     assert "3 input(s) FAILED" in result.output
+    # Each failure's reason is on the terminal too, one line each (the record has the same lines).
+    lines = result.output.splitlines()
+    summary = next(i for i, line in enumerate(lines) if line.startswith("colorized "))
+    shown = [line.strip() for line in lines[summary + 1:]]
+    assert len(shown) == 3 and all(any(e in line for line in shown) for e in
+                                   [i["error"] for i in json.loads((out / "predict-run.json").read_text())["items"]
+                                    if i["status"] == "failed"])
+    assert any("gone.png: no such file" in line for line in shown)
     record = json.loads((out / "predict-run.json").read_text())
     failed = {i["input"].rsplit("/", 1)[-1]: i["error"] for i in record["items"] if i["status"] == "failed"}
     assert set(failed) == {"corrupt.jpg", "broken.mp4", "gone.png"}
@@ -242,3 +250,14 @@ def test_the_colorizer_averages_a_photo_and_its_mirror_image(vivid):
         plain, mirrored = (softmax_probs(vivid.model(l_to_input(x))) for x in (L, L.flip(-1)))
     assert not torch.allclose(mirrored.flip(-1), plain, atol=1e-3)  # the net alone is not mirror-symmetric
     assert torch.allclose(probs, (plain + mirrored.flip(-1)) / 2, atol=1e-6)
+
+
+def test_failure_reasons_are_capped_on_the_terminal(tmp_path):
+    from colorize.models.infer.predict import FAILURES_SHOWN, PredictReport
+
+    items = [{"input": f"p{i}.png", "status": "failed", "error": f"p{i}.png: cannot decode — remove it"}
+             for i in range(FAILURES_SHOWN + 3)]
+    line = PredictReport(tmp_path, tmp_path / "predict-run.json", failed=len(items), items=items).summary_line()
+    lines = line.splitlines()
+    assert len(lines) == 1 + FAILURES_SHOWN + 1 and lines[1].strip() == "p0.png: cannot decode — remove it"
+    assert "3 more" in lines[-1] and "predict-run.json" in lines[-1]

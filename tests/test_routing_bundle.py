@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from colorize.errors import ColorizeError
-from colorize.models.infer.arrays import colorize_rgb
+from colorize.models.infer.arrays import as_sources, colorize_rgb
 from colorize.models.infer.colorizer import load_bundle
 from colorize.models.net.bundle import (
     GLOBAL,
@@ -81,18 +81,26 @@ def test_bundle_round_trip_and_routing(tmp_path):
 def test_bundle_picks_the_routed_specialist_or_the_global_model(tmp_path):
     bundle = load_bundle(_bundle(tmp_path, logits=(0.0, 2.0)), "cpu")  # forest with p = 0.88
     photo = _photo(1)
-    col, info = bundle.pick(photo, min_confidence=0.5)
+    bundle.min_confidence = 0.5
+    col, info = bundle.pick(photo)
     assert col is bundle.specialists["forest"]
     out = colorize_rgb(col, photo, 0.38)
     assert info["route"] == "forest" and not info["fallback"] and abs(info["confidence"] - 0.8808) < 1e-3
     assert out.shape == photo.shape and out.dtype == np.uint8
     np.testing.assert_array_equal(out, colorize_rgb(bundle.specialists["forest"], photo, 0.38))
-    col_fb, info_fb = bundle.pick(photo, min_confidence=0.95)
+    bundle.min_confidence = 0.95
+    col_fb, info_fb = bundle.pick(photo)
     assert col_fb is bundle.global_model
     out_fb = colorize_rgb(col_fb, photo, 0.38)
     assert info_fb["route"] == GLOBAL and info_fb["fallback"] and info_fb["router_route"] == "forest"
     np.testing.assert_array_equal(out_fb, colorize_rgb(bundle.global_model, photo, 0.38))
     assert not np.array_equal(out, out_fb)
+    # A bundle is a model: `colorize_rgb(bundle, ...)` routes inside, and says which route it took.
+    np.testing.assert_array_equal(colorize_rgb(bundle, photo, 0.38), out_fb)
+    pred = bundle.predict(as_sources([photo, photo]), [0.38])
+    assert [p.route["route"] for p in pred] == [GLOBAL, GLOBAL]
+    bundle.min_confidence = 0.5
+    np.testing.assert_array_equal(colorize_rgb(bundle, photo, 0.38), out)
 
 
 def test_bundle_with_a_missing_specialist_is_refused(tmp_path):

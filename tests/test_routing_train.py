@@ -69,10 +69,11 @@ TINY = dict(epochs=1, batch_size=8, lr=2e-3, width=4, workers=0, device="cpu", a
 def test_category_bundle_end_to_end_train_predict_eval(shards, tmp_path):
     import json
 
+    from colorize.models.evaluate.run import run_eval
     from colorize.models.infer.arrays import colorize_rgb
     from colorize.models.infer.colorizer import load_bundle
     from colorize.models.net.bundle import is_bundle
-    from colorize.models.routing.evaluate import evaluate_bundle
+    from colorize.models.routing.evaluate import evaluate
     from colorize.models.routing.train import train_routed
 
     out = tmp_path / "bundle"
@@ -96,7 +97,8 @@ def test_category_bundle_end_to_end_train_predict_eval(shards, tmp_path):
     assert set(routes_json["photo_route"]) == {"train", "val", "test"}
 
     rgb = np.random.default_rng(0).integers(0, 256, (30, 44, 3), dtype=np.uint8)
-    col, info = bundle.pick(rgb, 0.0)
+    bundle.min_confidence = 0.0  # always trust the router
+    col, info = bundle.pick(rgb)
     colored = colorize_rgb(col, rgb, 0.38)
     assert colored.shape == rgb.shape and info["route"] in bundle.routes and not info["fallback"]
 
@@ -117,12 +119,23 @@ def test_category_bundle_end_to_end_train_predict_eval(shards, tmp_path):
     assert (out2 / "bundle.json").read_bytes() == before
 
     ev = tmp_path / "eval"
-    rep = evaluate_bundle(out, shards, "test", None, 0.38, ev, "cpu", 2)
-    result = json.loads((ev / "eval.json").read_text())
-    n = rep.photos
+    rep = evaluate(out, shards, "test", None, 0.38, ev, "cpu", 2)
+    whole = json.loads((ev / "eval.json").read_text())
+    result = whole["routing"]
+    n = rep.result["images"]
     assert n == sum(result["per_route"][r]["photos"] for r in bundle.routes) > 0
-    assert (ev / "report.html").is_file() and (ev / "eval-run.json").is_file()
-    assert (ev / "gallery" / "000-routed.png").is_file()
+    assert (ev / "report.html").is_file() and (ev / "routing.html").is_file() and (ev / "eval-run.json").is_file()
+    assert (ev / "gallery" / "route-000-routed.png").is_file() and (ev / "gallery" / "000-pred.png").is_file()
+    assert "routed" in rep.summary_line() and "routing.html" in rep.summary_line()
+    # One evaluator: the bundle's eval.json has every key of a checkpoint's eval.json (plus "routing"), and
+    # its global row is exactly `eval` of the global checkpoint on the same photos; its model row is routed.
+    alone = run_eval(out / bundle.index["global"]["file"], shards, "test", None, 0.38, tmp_path / "g", "cpu", 2)
+    assert set(whole) == set(alone.result) | {"routing"}
+    assert {"tool_version", "model_sha256", "warnings", "skipped", "data"} <= set(whole) and "source" not in whole
+    assert abs(result["overall"]["global"]["psnr"] - alone.result["overall"]["model"]["psnr"]) < 0.01
+    assert result["overall"]["global"]["auc_rebalanced"] == pytest.approx(
+        alone.result["overall"]["model"]["auc_rebalanced"], abs=1e-4)
+    assert whole["overall"]["model"]["psnr"] == pytest.approx(result["overall"]["routed"]["psnr"], abs=1e-4)
     # Internal consistency: threshold 1.0 is the global model, the oracle is the matrix diagonal.
     sweep = {s["min_confidence"]: s for s in result["threshold_sweep"]}
     assert sweep[1.0]["fallback_rate"] == 1.0
@@ -133,7 +146,7 @@ def test_category_bundle_end_to_end_train_predict_eval(shards, tmp_path):
     assert sum(map(sum, router["confusion"])) == router["photos"] == n
     assert 0 <= router["top3_error"] <= router["per_route"]["beach"]["top3_error"] + 1
     assert len(result["photos"]) == n and {"route", "confidence", "fallback"} <= set(result["photos"][0])
-    html = (ev / "report.html").read_text()
+    html = (ev / "routing.html").read_text()
     assert "What a wrong route costs" in html and "top-3 error" in html
 
 
@@ -143,7 +156,7 @@ def test_profile_bundle_records_profiles_and_evaluates_on_an_image_folder(shards
     from PIL import Image
 
     from colorize.models.infer.colorizer import load_bundle
-    from colorize.models.routing.evaluate import evaluate_bundle
+    from colorize.models.routing.evaluate import evaluate
     from colorize.models.routing.train import train_routed
 
     out = tmp_path / "prof"
@@ -165,11 +178,12 @@ def test_profile_bundle_records_profiles_and_evaluates_on_an_image_folder(shards
     from colorize.demo.scenes import build_scene_folder
 
     build_scene_folder(photos, per_category=2, categories=("beach", "forest"), size=(40, 40), seed=5)
-    rep = evaluate_bundle(out, None, "test", photos, 0.38, tmp_path / "ev", "cpu", 0)
-    result = json.loads((tmp_path / "ev" / "eval.json").read_text())
-    assert rep.photos == 4 and set(result["per_category"]) == {"beach", "forest"}
+    rep = evaluate(out, None, "test", photos, 0.38, tmp_path / "ev", "cpu", 0)
+    whole = json.loads((tmp_path / "ev" / "eval.json").read_text())
+    result = whole["routing"]
+    assert rep.result["images"] == 4 and set(result["per_category"]) == {"beach", "forest"}
     assert result["router"]["photos"] == 4  # every photo has a true profile (its nearest palette)
-    assert result["source"]["images"] == str(photos)
+    assert whole["data"]["images"] == str(photos)
 
 
 def test_cli_route_errors_are_one_line(shards, tmp_path):

@@ -14,22 +14,22 @@ from PIL import Image, ImageCms
 
 from colorize.cli import cli
 from colorize.dataset import scans
-from colorize.dataset.color import lightness16
+from colorize.dataset.color import lightness16, rgb_to_lab
 from colorize.dataset.images import load_rgb
 from colorize.imaging import encode_image
 from colorize.models.infer import strips
 from colorize.models.infer.arrays import (
     Framing,
     RGBArray,
-    decode_ab,
     model_probs,
+    net_input,
     predict_sources,
-    prepare,
 )
 from colorize.models.infer.colorizer import load_colorizer
-from colorize.models.infer.gamut import compose
 from colorize.models.infer.predict import run_predict
 from colorize.models.infer.strips import Upsampler
+from colorize.models.net.colors import decode_ab
+from colorize.models.net.gamut import compose
 
 SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
@@ -52,9 +52,9 @@ def _gray16(h: int, w: int, seed: int = 0) -> np.ndarray:
 
 def _old_colors(col, rgb: np.ndarray, temps: list[float]) -> list[np.ndarray]:
     """Today's whole-image path, kept as the reference: full L, whole upsample, one compose."""
-    p = prepare(rgb, col.size)
-    probs = model_probs(col, p.L_small[None])
-    return [compose(p.L_full, p.framing.upsample(decode_ab(probs, col.centers, t)[0])) for t in temps]
+    L_full, framing = rgb_to_lab(rgb)[..., 0], Framing.of(rgb.shape[0], rgb.shape[1], col.size)
+    probs = model_probs(col, net_input([RGBArray(rgb)], col.size))
+    return [compose(L_full, framing.upsample(decode_ab(probs, col.centers, t)[0])) for t in temps]
 
 
 @pytest.mark.parametrize("shape", [(301, 517), (40, 1000), (700, 90), (20, 28)])
@@ -66,9 +66,9 @@ def test_strip_composition_equals_whole_image(vivid, shape, monkeypatch):
     for i, old in enumerate(_old_colors(vivid, rgb, [0.2, 1.0])):
         np.testing.assert_array_equal(pred.color(i), old)
     f = pred.framing  # a 2-D map (the confidence) comes out the same too
-    up = Upsampler(f, pred.top, cv2.INTER_LINEAR)
+    up = Upsampler(f, pred.chroma_conf, cv2.INTER_LINEAR)
     np.testing.assert_array_equal(np.concatenate([up.columns(a, b)[..., 0] for a, b in strips.strip_edges(
-        f.width, f.height, 64 * shape[0])], axis=1), f.upsample(pred.top, cv2.INTER_LINEAR))
+        f.width, f.height, 64 * shape[0])], axis=1), f.upsample(pred.chroma_conf, cv2.INTER_LINEAR))
 
 
 def test_predict_8bit_files_are_byte_for_byte_the_old_path(tmp_path, model_path, monkeypatch):

@@ -55,7 +55,7 @@ def test_overfits_a_tiny_shard_set(tmp_path):
     root = make_shards(tmp_path / "s", n_train=8, n_val=0, per_shard=8, jitter=0)
     losses: list[float] = []
     train(TrainConfig(root, tmp_path / "run", epochs=25, batch_size=8, width=8, workers=0, device="cpu",
-                      lr=3e-2, warmup_frac=0.0, on_step=lambda step, loss: losses.append(float(loss))))
+                      lr=3e-2, warmup_frac=0.0, hints=False, on_step=lambda step, loss: losses.append(float(loss))))
     assert len(losses) == 25
     assert np.mean(losses[-3:]) < 0.5 * losses[0]
 
@@ -233,3 +233,39 @@ def test_resume_from_a_damaged_or_pre_hints_last_pt_is_one_line_and_leaves_it(st
     save_checkpoint(run / "last.pt", old)
     with pytest.raises(ColorizeError, match="without colour hints"):
         train(TrainConfig(shards, run, resume=True, **{**SMALL, "epochs": 3}))
+
+
+def test_validation_scores_what_predict_gives_at_the_shard_size(straight, shards):
+    """best.pt is chosen on the colors users get: validation's PSNR is that of predict's array path at the
+    shard size (`Colorizer.probs`: the mirror averaged; then decoding and the gamut fit). A decisive head
+    (weights x40) makes the mirror and the gamut fit matter: the unmirrored, clipped decode differs."""
+    from colorize.dataset.color import stored_to_rgb
+    from colorize.dataset.loader import ShardDataset, iterate, make_loader
+    from colorize.models.net import metrics
+    from colorize.models.net.annealed import decode, softmax_probs
+    from colorize.models.net.colors import compose_at_size, decode_ab
+    from colorize.models.net.loss import RebalancedLoss
+    from colorize.models.net.unet import l_to_input
+    from colorize.models.train.val_loop import validate
+
+    out, _ = straight
+    col = load_colorizer(out / "best.pt", "cpu")
+    with torch.no_grad():
+        col.model.head.weight.mul_(40.0)
+    ds = ShardDataset(shards, "val", shuffle=False, batch_size=4, with_ab=True)
+    val = validate(col.model, make_loader(ds), RebalancedLoss(col.weights), col.centers, 0.38,
+                   torch.device("cpu"), None)
+    ds.set_epoch(0)
+    ours, plain = [], []
+    for b in iterate(make_loader(ds)):
+        L, truth = b["L"].numpy(), stored_to_rgb(b["L"].numpy(), b["ab"].numpy())
+        pred = compose_at_size(L, decode_ab(col.probs(b["L"]), col.centers, 0.38))
+        with torch.no_grad():
+            raw = decode(softmax_probs(col.model(l_to_input(b["L"]))), col.centers, 0.38).permute(0, 2, 3, 1)
+        old = stored_to_rgb(L, raw.numpy())
+        for i in np.flatnonzero(b["valid"].numpy()):
+            ours.append(metrics.psnr(pred[i], truth[i], b["mask"].numpy()[i]))
+            plain.append(metrics.psnr(old[i], truth[i], b["mask"].numpy()[i]))
+    assert val.images == len(ours) > 0
+    assert val.psnr == pytest.approx(float(np.mean(ours)), abs=1e-6)
+    assert abs(val.psnr - float(np.mean(plain))) > 0.01

@@ -128,3 +128,27 @@ def test_unreadable_video_is_a_clear_error(tmp_path, vivid):
     with pytest.raises(ColorizeError, match="bad.mp4"):
         colorize_video(vivid, bad, [tmp_path / "o.mp4"], [0.38])
     assert not (tmp_path / "o.mp4").exists() and not list(tmp_path.glob(".tmp-*"))
+
+
+def test_a_video_over_max_pixels_is_refused_before_frames_are_decoded(tmp_path, model_path):
+    """A 4000x4000 MJPG film with --max-pixels 100000: one line, from the header, no frame decoded."""
+    import subprocess
+    import sys
+
+    clip = _write_clip(tmp_path / "huge.avi", [np.full((4000, 4000, 3), 90, np.uint8)] * 2, fourcc="MJPG")
+    code = f"""
+import resource, sys
+from colorize.models.infer.predict import run_predict
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+rep = run_predict({str(model_path)!r}, [{str(clip)!r}], {str(tmp_path / "out")!r}, device="cpu", max_pixels=100000)
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(rep.summary_line())
+print("GROWN_KB", grown)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "1 input(s) FAILED" in done.stdout and "4000x4000" in done.stdout and "--max-pixels" in done.stdout
+    grown_kb = int(done.stdout.split("GROWN_KB")[1])
+    assert grown_kb < 48_000 / 1.5  # one decoded 4000x4000 RGB frame alone is 48 MB (plus its BGR copy)
+    with pytest.raises(ColorizeError, match="max-pixels"):
+        colorize_video(load_colorizer(model_path, "cpu"), clip, [tmp_path / "o.avi"], [0.38], max_pixels=100000)

@@ -36,13 +36,14 @@ from colorize.dataset.scans import Scan, open_scan
 from colorize.errors import ColorizeError, UsageError
 from colorize.imaging import encode_image, write_image, write_image16
 from colorize.io import sha256_file, write_run_record
-from colorize.models.infer.arrays import Framing, ImagePrediction, RGBArray, decode_ab, model_probs
+from colorize.models.infer.arrays import Framing, ImagePrediction, RGBArray, model_probs
 from colorize.models.infer.colorizer import Bundle, Colorizer, open_model
-from colorize.models.infer.gamut import fit_gamut
 from colorize.models.infer.hintfile import HintSpec, read_hint_specs, write_hints
 from colorize.models.infer.strips import Upsampler, compose_full
 from colorize.models.net import DEFAULT_TEMPERATURE, ROUTER_MIN_CONFIDENCE
 from colorize.models.net.annealed import confidence, softmax_probs
+from colorize.models.net.colors import decode_ab
+from colorize.models.net.gamut import fit_gamut
 from colorize.models.net.unet import l_to_input
 
 log = logging.getLogger(__name__)
@@ -213,7 +214,7 @@ class ModelEngine:
         pred = colour_with_hints(self.colorizer, self.scan, points, self.temperature)
         f = pred.framing  # the full photo's place in the square, drawn at preview size
         small = Framing(self.preview_height, self.preview_width, f.x, f.y, f.w, f.h)
-        return compose_full(RGBArray(self._rgb), Upsampler(small, pred.abs[0]))
+        return compose_full(RGBArray(self._rgb), Upsampler(small, pred.ab_maps[0]))
 
     def preview(self, points: Sequence[HintPoint]) -> bytes:
         key = tuple(points)

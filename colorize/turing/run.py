@@ -94,15 +94,16 @@ def make_conditions(models: Sequence[str | Path], temperatures: Sequence[float])
 
 
 def load_colorizers(conds: Sequence[tuple[Condition, Path]]) -> dict[str, ColorizeFn]:
-    """One colorize function per condition; each checkpoint is loaded once (GPU when present)."""
+    """One colorize function per condition; each model (a checkpoint or a bundle) is loaded once (GPU when
+    present) and colors through the one coloring path, as predict does."""
     from colorize.models.infer.arrays import colorize_rgb
-    from colorize.models.infer.colorizer import load_colorizer
+    from colorize.models.infer.colorizer import open_model
 
     loaded: dict[Path, Any] = {}
     fns: dict[str, ColorizeFn] = {}
     for cond, path in conds:
         if path not in loaded:
-            loaded[path] = load_colorizer(path, "auto")
+            loaded[path] = open_model(path, "auto")
         fns[cond.name] = (lambda rgb, c=loaded[path], t=cond.temperature: colorize_rgb(c, rgb, t))
     return fns
 

@@ -30,10 +30,11 @@ from colorize.dataset.images import fit, fit_geometry
 from colorize.errors import UsageError
 from colorize.models.infer.strips import Upsampler, compose_full
 from colorize.models.net import DEFAULT_TEMPERATURE
-from colorize.models.net.annealed import confidence, decode
+from colorize.models.net.annealed import confidence
+from colorize.models.net.colors import decode_ab
 
-__all__ = ["Framing", "ImagePrediction", "Prepared", "RGBArray", "colorize_rgb", "decode_ab", "model_probs",
-           "parse_temperatures", "predict_images", "predict_sources", "prepare"]
+__all__ = ["Framing", "ImagePrediction", "RGBArray", "as_sources", "colorize_rgb", "model_probs", "net_input",
+           "parse_temperatures", "predict_images", "predict_sources", "predictions", "source_probs"]
 
 log = logging.getLogger(__name__)
 
@@ -77,25 +78,6 @@ class Framing:
         return out.reshape((self.height, self.width) + plane.shape[2:])
 
 
-@dataclass
-class Prepared:
-    """One photo ready for the model: full-resolution L (0..100) and the fitted uint8 L the net sees."""
-
-    L_full: np.ndarray  # float32 [H, W]
-    L_small: np.ndarray  # uint8 [S, S]
-    framing: Framing
-
-
-def prepare(rgb: np.ndarray, size: int) -> Prepared:
-    """Split a uint8 RGB photo into what the model needs (color inputs are used through L only)."""
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise TypeError(f"expected uint8 [H, W, 3], got {rgb.dtype} {rgb.shape}")
-    L_full = rgb_to_lab(rgb)[..., 0]
-    small, _ = fit(rgb, size, "pad")
-    L_small = encode_l(rgb_to_lab(small)[..., 0])
-    return Prepared(L_full, L_small, Framing.of(rgb.shape[0], rgb.shape[1], size))
-
-
 def model_probs(colorizer: Any, L_small: np.ndarray) -> torch.Tensor:
     """uint8 [B,S,S] -> bin probabilities [B,n,S,S] on the colorizer's device (pinned copy + AMP on CUDA)."""
     from colorize.models.net.runtime import amp_dtype, autocast
@@ -106,12 +88,6 @@ def model_probs(colorizer: Any, L_small: np.ndarray) -> torch.Tensor:
         t = t.pin_memory()
     with autocast(device, amp_dtype(device, True)):  # bf16/fp16 on CUDA only; probs come back float32
         return colorizer.probs(t)
-
-
-def decode_ab(probs: torch.Tensor, centers: torch.Tensor, temperature: float) -> np.ndarray:
-    """Probabilities [B,n,S,S] -> decoded ab (annealed mean, neutral where unsure) as numpy float32 [B,S,S,2]."""
-    ab = decode(probs, centers, temperature)
-    return ab.permute(0, 2, 3, 1).float().cpu().numpy()
 
 
 @dataclass
@@ -142,15 +118,16 @@ class ImagePrediction:
     pictures are composed from them strip by strip on request (`color`, `gray`), never all at once."""
 
     source: Any  # strips.Lightness with .fitted(): an RGBArray or a dataset.scans.Scan
-    abs: list[np.ndarray]  # float32 [S, S, 2], one per temperature
-    top: np.ndarray  # float32 [S, S]: the chroma confidence decoding used (annealed.chroma_confidence)
+    ab_maps: list[np.ndarray]  # float32 [S, S, 2], one per temperature
+    chroma_conf: np.ndarray  # float32 [S, S]: the chroma confidence decoding used (annealed.chroma_confidence)
     ratio: np.ndarray  # float32 [S, S]: first / second probability
     framing: Framing
+    route: dict[str, Any] | None = None  # a bundle's choice for this photo (bundle.RouteChoice.info())
     _colors: list[np.ndarray] | None = field(default=None, repr=False)
 
     def color(self, i: int = 0, out: np.ndarray | None = None, desc: str | None = None) -> np.ndarray:
         """The photo colorized at temperature number `i`, full size (uint8, or uint16 for 16-bit input)."""
-        return compose_full(self.source, Upsampler(self.framing, self.abs[i]), out, desc)
+        return compose_full(self.source, Upsampler(self.framing, self.ab_maps[i]), out, desc)
 
     def gray(self, out: np.ndarray | None = None) -> np.ndarray:
         """What the black-and-white input looks like (ab = 0), full size."""
@@ -160,33 +137,58 @@ class ImagePrediction:
     def colors(self) -> list[np.ndarray]:
         """Every temperature's full picture, kept (for photos in memory: eval, turing, the API)."""
         if self._colors is None:
-            self._colors = [self.color(i) for i in range(len(self.abs))]
+            self._colors = [self.color(i) for i in range(len(self.ab_maps))]
         return self._colors
+
+    def confidence_map(self) -> np.ndarray:
+        """The chroma confidence at the photo's full size (float32 [H, W], bilinear from the model's size)."""
+        return self.framing.upsample(self.chroma_conf, cv2.INTER_LINEAR)
 
     def mean_confidence(self) -> float:
         f = self.framing
-        return float(self.top[f.y:f.y + f.h, f.x:f.x + f.w].mean())
+        return float(self.chroma_conf[f.y:f.y + f.h, f.x:f.x + f.w].mean())
 
 
-def predict_sources(colorizer: Any, sources: Sequence[Any], temperatures: Sequence[float]) -> list[ImagePrediction]:
-    """Predict a batch of photos (any sizes, in memory or file-backed) in one forward pass; nothing is
-    composed at full resolution yet."""
-    L_small = np.stack([encode_l(rgb_to_lab(s.fitted(colorizer.size))[..., 0]) for s in sources])
-    probs = model_probs(colorizer, L_small)
-    top, ratio = (t.float().cpu().numpy() for t in confidence(probs, colorizer.centers))
-    abs_per_t = [decode_ab(probs, colorizer.centers, t) for t in temperatures]
-    return [ImagePrediction(s, [ab[i] for ab in abs_per_t], top[i], ratio[i],
+def net_input(sources: Sequence[Any], size: int) -> np.ndarray:
+    """What the network sees of each photo: its lightness fitted into the square as training did
+    (uint8 [B,S,S]). Per-photo planes the net takes beside L are made here, from the same framing."""
+    return np.stack([encode_l(rgb_to_lab(s.fitted(size))[..., 0]) for s in sources])
+
+
+def source_probs(colorizer: Any, sources: Sequence[Any]) -> torch.Tensor:
+    """Bin probabilities [B,n,S,S] of a batch of photos (mirror averaged: `Colorizer.probs`)."""
+    return model_probs(colorizer, net_input(sources, colorizer.size))
+
+
+def predictions(colorizer: Any, sources: Sequence[Any], probs: torch.Tensor,
+                temperatures: Sequence[float]) -> list[ImagePrediction]:
+    """Probabilities [B,n,S,S] of `sources` -> one ImagePrediction each (decoded at every temperature)."""
+    conf, ratio = (t.float().cpu().numpy() for t in confidence(probs, colorizer.centers))
+    ab_per_t = [decode_ab(probs, colorizer.centers, t) for t in temperatures]
+    return [ImagePrediction(s, [ab[i] for ab in ab_per_t], conf[i], ratio[i],
                             Framing.of(s.height, s.width, colorizer.size)) for i, s in enumerate(sources)]
 
 
-def predict_images(colorizer: Any, rgbs: Sequence[np.ndarray], temperatures: Sequence[float]) -> list[ImagePrediction]:
-    """Colorize a batch of uint8 RGB photos (any sizes) in one forward pass."""
+def predict_sources(colorizer: Any, sources: Sequence[Any], temperatures: Sequence[float]) -> list[ImagePrediction]:
+    """THE coloring path: a batch of photos (any sizes, in memory or file-backed) through one forward pass
+    of one colorizer (with the mirror) and decoded; composed at full resolution (gamut fit, strips) on
+    request by `ImagePrediction.color`. Bundles route each photo first (`Bundle.predict`), then come here."""
+    return predictions(colorizer, sources, source_probs(colorizer, sources), temperatures)
+
+
+def as_sources(rgbs: Sequence[np.ndarray]) -> list[RGBArray]:
+    """uint8 RGB photos in memory as strip sources (checked: a wrong array is a TypeError, not odd colors)."""
     for rgb in rgbs:
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
             raise TypeError(f"expected uint8 [H, W, 3], got {rgb.dtype} {rgb.shape}")
-    return predict_sources(colorizer, [RGBArray(rgb) for rgb in rgbs], temperatures)
+    return [RGBArray(rgb) for rgb in rgbs]
 
 
-def colorize_rgb(colorizer: Any, rgb_u8: np.ndarray, temperature: float = DEFAULT_TEMPERATURE) -> np.ndarray:
-    """The prediction API (docs/contracts.md): uint8 RGB [H,W,3] -> colorized uint8 RGB of the same size."""
-    return predict_images(colorizer, [rgb_u8], [temperature])[0].color(0)
+def predict_images(model: Any, rgbs: Sequence[np.ndarray], temperatures: Sequence[float]) -> list[ImagePrediction]:
+    """Colorize a batch of uint8 RGB photos (any sizes) with a Colorizer or a Bundle."""
+    return model.predict(as_sources(rgbs), temperatures)
+
+
+def colorize_rgb(model: Any, rgb_u8: np.ndarray, temperature: float = DEFAULT_TEMPERATURE) -> np.ndarray:
+    """uint8 RGB [H,W,3] -> colorized uint8 RGB of the same size (a Colorizer or a Bundle)."""
+    return predict_images(model, [rgb_u8], [temperature])[0].color(0)

@@ -1,13 +1,17 @@
 """What prediction runs: a loaded checkpoint (`Colorizer`) or a loaded bundle (`Bundle`), and `open_model`.
 
 The file formats live in `models.net` (checkpoint.py, bundle.py); this module turns them into objects
-on a device. A bundle picks one colorizer per photo with the one routing rule, `bundle.choose_routes`.
+on a device. Both offer one interface, so predict, eval and the Python API never ask which they hold:
+`size`, `fit`, `ab_lut`, `prior`, `pick(rgb)` (the colorizer for one photo, and the route taken) and
+`predict(sources, temperatures)` (`arrays.ImagePrediction`s through the one coloring path). A bundle
+picks one colorizer per photo with the one routing rule, `bundle.choose_routes`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,15 +22,26 @@ from torch import nn
 
 from colorize.dataset.color import rgb_to_stored
 from colorize.errors import ColorizeError
-from colorize.models.net.annealed import softmax_probs
-from colorize.models.net.bundle import GLOBAL, INDEX, checked_file, choose_routes, is_bundle, read_index
+from colorize.models.infer.arrays import ImagePrediction, predict_sources
+from colorize.models.net import ROUTER_MIN_CONFIDENCE
+from colorize.models.net.bundle import (
+    GLOBAL,
+    INDEX,
+    checked_file,
+    choose_routes,
+    is_bundle,
+    read_index,
+)
 from colorize.models.net.checkpoint import (
+    CONFIG_FALLBACKS,
+    SIZE_RANGE,
     hint_channels_of,
     load_checkpoint,
     nearest_bin_lut,
     read_torch_file,
     validate_payload,
 )
+from colorize.models.net.colors import mirrored_probs
 from colorize.models.net.router import RouterCNN, predict_probs, router_from_payload
 from colorize.models.net.runtime import resolve_device
 from colorize.models.net.unet import ColorUNet, l_to_input
@@ -47,24 +62,25 @@ class Colorizer:
     config: dict[str, Any] = field(default_factory=dict)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
+    fit = "pad"  # how the net sees a photo: fitted into its square with padding, as prep stored it
+
     @property
     def n_bins(self) -> int:
         return int(self.centers.shape[0])
 
+    def pick(self, rgb_u8: np.ndarray) -> tuple[Colorizer, dict[str, Any] | None]:
+        """One model colors every photo itself (no route)."""
+        return self, None
+
+    def predict(self, sources: Sequence[Any], temperatures: Sequence[float]) -> list[ImagePrediction]:
+        """A batch of photos in one forward pass (`arrays.predict_sources`)."""
+        return predict_sources(self, sources, temperatures)
+
     @torch.inference_mode()
     def probs(self, L_u8: torch.Tensor) -> torch.Tensor:
-        """uint8 lightness [B,S,S] -> float32 probabilities [B,n,S,S] on this Colorizer's device.
-
-        The photo and its mirror image are both predicted and their probabilities averaged (mirrored back):
-        a photo's colors do not depend on which way it faces, training saw both ways (prep's flip
-        variant), and where the two predictions disagree the mixed distribution is less certain, so the
-        neutral fallback fades exactly those pixels. Measured on bench_quality (18 held-out real photos,
-        one trained model): PSNR 19.71 -> 19.88 dB, rebalanced AuC 82.03 -> 82.24 %, for twice the
-        network time at the model's small size: a 12 MP photo took 1.09-1.11x as long (1 thread).
-        """
-        x = l_to_input(L_u8.to(self.device, non_blocking=True))
-        mirrored = softmax_probs(self.model(x.flip(-1))).flip(-1)
-        return (softmax_probs(self.model(x)) + mirrored) / 2
+        """uint8 lightness [B,S,S] -> float32 probabilities [B,n,S,S] on this Colorizer's device, the
+        photo's and its mirror image's averaged (`net.colors.mirrored_probs` says why)."""
+        return mirrored_probs(self.model, l_to_input(L_u8.to(self.device, non_blocking=True)))
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], device: torch.device) -> Colorizer:
@@ -72,7 +88,7 @@ class Colorizer:
         cfg = dict(payload["config"])
         centers = payload["centers"].float()
         n_bins = int(centers.shape[0])
-        model = ColorUNet(n_bins, int(cfg.get("width", 32)), hint_channels_of(cfg))
+        model = ColorUNet(n_bins, int(cfg.get("width", CONFIG_FALLBACKS["width"])), hint_channels_of(cfg))
         try:
             model.load_state_dict(payload["model"])
         except (RuntimeError, KeyError, TypeError) as exc:
@@ -83,7 +99,7 @@ class Colorizer:
         lut = payload.get("ab_lut")
         return cls(
             model=model,
-            size=int(cfg.get("size", 256)),
+            size=int(cfg.get("size", CONFIG_FALLBACKS["size"])),
             centers=centers.to(device),
             weights=torch.as_tensor(payload.get("weights", torch.ones(n_bins))).float(),
             prior=torch.as_tensor(payload.get("prior", uniform)).float(),
@@ -113,6 +129,20 @@ class Bundle:
     fit: str  # how prep fit photos into that square ("pad" or "crop")
     index: dict[str, Any]
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    min_confidence: float = ROUTER_MIN_CONFIDENCE  # below this router confidence the global model colors
+
+    @property
+    def ab_lut(self) -> torch.Tensor:
+        return self.global_model.ab_lut
+
+    @property
+    def prior(self) -> torch.Tensor:
+        return self.global_model.prior
+
+    @property
+    def members(self) -> dict[str, Colorizer]:
+        """Every colorizer of the bundle by route name, the global model first."""
+        return {GLOBAL: self.global_model, **self.specialists}
 
     def model_for(self, route: str) -> Colorizer:
         return self.global_model if route == GLOBAL else self.specialists[route]
@@ -129,10 +159,22 @@ class Bundle:
         L_u8, _ = rgb_to_stored(fitted)
         return self.route_probs(L_u8[None])[0]
 
-    def pick(self, rgb_u8: np.ndarray, min_confidence: float) -> tuple[Colorizer, dict[str, Any]]:
+    def pick(self, rgb_u8: np.ndarray) -> tuple[Colorizer, dict[str, Any]]:
         """The colorizer for one photo (the router's top route, or global below `min_confidence`) + route info."""
-        choice = choose_routes(self.route_rgb(rgb_u8), self.routes, min_confidence)[0]
+        choice = choose_routes(self.route_rgb(rgb_u8), self.routes, self.min_confidence)[0]
         return self.model_for(choice.route), choice.info()
+
+    def predict(self, sources: Sequence[Any], temperatures: Sequence[float]) -> list[ImagePrediction]:
+        """Each photo routed (from its small fitted copy), then colored by its route's colorizer; photos
+        sharing a route go through one forward pass. Results come back in the order of `sources`."""
+        picks = [self.pick(s.fitted(self.size, self.fit)) for s in sources]
+        out: list[ImagePrediction | None] = [None] * len(sources)
+        for col in {id(c): c for c, _ in picks}.values():
+            idx = [i for i, (c, _) in enumerate(picks) if c is col]
+            for i, pred in zip(idx, predict_sources(col, [sources[i] for i in idx], temperatures)):
+                pred.route = picks[i][1]
+                out[i] = pred
+        return [p for p in out if p is not None]
 
 
 def _load_router(path: Path, device: torch.device) -> tuple[RouterCNN, list[str]]:
@@ -166,18 +208,24 @@ def load_bundle(path: str | Path, device: torch.device | str = "cpu") -> Bundle:
         checked_file(root, index.get("profiles"), "the profiles")
     inp = index.get("input") if isinstance(index.get("input"), dict) else {}
     size, fit_mode = inp.get("size", global_model.size), inp.get("fit", "pad")
-    if not isinstance(size, int) or not 8 <= size <= 4096 or fit_mode not in ("pad", "crop"):
+    if not isinstance(size, int) or not SIZE_RANGE[0] <= size <= SIZE_RANGE[1] or fit_mode not in ("pad", "crop"):
         raise ColorizeError(f"{root / INDEX} has an invalid input size/fit ({size!r}, {fit_mode!r})",
                             "retrain the bundle")
     log.info("bundle %s: %d %s routes, router %s px", root, len(routes), index["route"], router.cfg.size)
-    return Bundle(root, index["route"], routes, router, specialists, global_model, size, fit_mode, index, device)
+    return Bundle(root, index["route"], routes, router, specialists, global_model, size, fit_mode, index, device,
+                  float(index.get("min_confidence", ROUTER_MIN_CONFIDENCE)))
 
 
-def open_model(model: Path, device: str) -> Colorizer | Bundle:
-    """A checkpoint -> Colorizer; a bundle folder -> Bundle."""
+def open_model(model: Path, device: str | torch.device = "auto",
+               min_confidence: float | None = None) -> Colorizer | Bundle:
+    """A checkpoint -> Colorizer; a bundle folder -> Bundle (routing at `min_confidence`, or its own)."""
+    model = Path(model)
     if model.is_dir():
         if not is_bundle(model):
             raise ColorizeError(f"{model} is a folder but not a model bundle (no bundle index)",
                                 "pass a .pt checkpoint or a folder written by `colorize train --route ...`")
-        return load_bundle(model, device)
+        bundle = load_bundle(model, device)
+        if min_confidence is not None:
+            bundle.min_confidence = float(min_confidence)
+        return bundle
     return load_colorizer(model, device)

@@ -1,4 +1,4 @@
-"""Pictures made from one prediction for people to look at: confidence maps and temperature strips.
+"""Pictures made from one prediction for people to look at: confidence maps and temperature sheets.
 
 They turn a prediction into images, so the run loops (predict, video, eval) stay about computing;
 the eval report and the predict command both show them.
@@ -14,7 +14,7 @@ import numpy as np
 
 from colorize.models.infer.arrays import Framing
 
-STRIP_MAX_HEIGHT = 512
+SHEET_MAX_HEIGHT = 512
 CONFIDENCE_MAX_SIDE = 8192  # the old 40 MP cap's "8K": every photo earlier versions took keeps its map
 # A confidence map is stretched between these percentiles of its values (its real range, robust to a
 # few stray pixels); an all-equal map is shown around its value with this half-width.
@@ -85,7 +85,7 @@ def confidence_image(conf: np.ndarray) -> np.ndarray:
     return np.concatenate([panel, legend], axis=0)
 
 
-def strip_image(panels: Sequence[tuple[str, np.ndarray]], max_height: int = STRIP_MAX_HEIGHT) -> np.ndarray:
+def temperature_sheet(panels: Sequence[tuple[str, np.ndarray]], max_height: int = SHEET_MAX_HEIGHT) -> np.ndarray:
     """Labelled panels (e.g. gray input and each temperature) side by side, each at most `max_height` tall.
     Panels already shrunk (`strips.shrink`, as predict does one full-size picture at a time) stay as given."""
     h, w = panels[0][1].shape[:2]
@@ -107,5 +107,5 @@ def confidence_picture(pred: Any) -> np.ndarray:
     f = pred.framing
     scale = min(1.0, CONFIDENCE_MAX_SIDE / max(f.height, f.width))
     if scale < 1.0:
-        f = Framing.of(max(1, round(f.height * scale)), max(1, round(f.width * scale)), pred.top.shape[0])
-    return confidence_image(f.upsample(pred.top, cv2.INTER_LINEAR))
+        f = Framing.of(max(1, round(f.height * scale)), max(1, round(f.width * scale)), pred.chroma_conf.shape[0])
+    return confidence_image(f.upsample(pred.chroma_conf, cv2.INTER_LINEAR))

@@ -1,6 +1,6 @@
 """`colorize predict`: color on the user's own black-and-white photos, folders and films.
 
-This module is the command: finding inputs (`collect_inputs`), coloring them in batches (`_Batch`),
+This module is the command: finding inputs (`collect_inputs`), coloring them in batches (`_Painter`),
 resuming and keeping the record (`_Record`). How one image is colorized (the network sees the photo
 fitted as in training; the output keeps the input's own full-resolution L) lives in `arrays.py`, its
 full-resolution composition in strips (bounded memory, 16-bit kept) in `strips.py`, reading photo files
@@ -20,17 +20,16 @@ from typing import Any
 import numpy as np
 
 from colorize import __version__
-from colorize.dataset import MAX_SCAN_PIXELS
 from colorize.dataset.scans import Scan, open_scan
 from colorize.errors import ColorizeError
 from colorize.imaging import IMAGE_EXTS, write_image, write_image16
 from colorize.io import read_json, remove_stale_temps, sha256_file, write_run_record
 from colorize.models.infer import video as vid
-from colorize.models.infer.arrays import ImagePrediction, parse_temperatures, predict_sources
+from colorize.models.infer.arrays import ImagePrediction, parse_temperatures
 from colorize.models.infer.colorizer import Bundle, Colorizer, open_model
-from colorize.models.infer.pictures import STRIP_MAX_HEIGHT, confidence_picture, strip_image
+from colorize.models.infer.params import PREDICT_DEFAULTS, PredictParams
+from colorize.models.infer.pictures import SHEET_MAX_HEIGHT, confidence_picture, temperature_sheet
 from colorize.models.infer.strips import shrink
-from colorize.models.net import DEFAULT_TEMPERATURE, ROUTER_MIN_CONFIDENCE
 from colorize.progress import progress
 
 log = logging.getLogger(__name__)
@@ -39,6 +38,7 @@ log = logging.getLogger(__name__)
 # ------------------------------------------------------------------------------------------ the run
 RECORD_NAME = "predict-run.json"
 RECORD_EVERY_S = 10.0
+FAILURES_SHOWN = 10  # failed inputs named on the terminal, each with its reason
 BATCH_PIXELS = 64_000_000  # decoded photos one batch may hold: a large scan is colorized alone
 
 
@@ -74,8 +74,22 @@ class PredictReport:
         if self.kept:
             line += f" ({self.kept} already done by an earlier run, kept)"
         if self.failed:
-            line += f"; {self.failed} input(s) FAILED (details in {self.record})"
+            line += f"; {self.failed} input(s) FAILED (details in {self.record})" + self.failure_lines()
         return line
+
+    def failure_lines(self) -> str:
+        """One line per failed input with its reason (the first `FAILURES_SHOWN`; the record has them all)."""
+        failed = [i for i in self.items or [] if i.get("status") == "failed"]
+        lines = [f"\n  {_reason(i)}" for i in failed[:FAILURES_SHOWN]]
+        if len(failed) > FAILURES_SHOWN:
+            lines.append(f"\n  ... and {len(failed) - FAILURES_SHOWN} more in {self.record}")
+        return "".join(lines)
+
+
+def _reason(item: dict[str, Any]) -> str:
+    """A failed item's error line, naming its input (once)."""
+    error = str(item.get("error", "failed"))
+    return error if item["input"] in error else f"{item['input']}: {error}"
 
 
 def collect_inputs(inputs: Sequence[Path], out: Path) -> tuple[list[Job], list[dict[str, Any]], int]:
@@ -124,18 +138,18 @@ def _named(out: Path, stem: Path, tag: str, suffix: str) -> Path:
 
 def _image_outputs(out: Path, job: Job, temps: Sequence[float], pred: ImagePrediction, with_confidence: bool,
                    protected: set[Path]) -> list[Path]:
-    """Write one photo's colorized file(s), strip and confidence map; returns the paths written.
+    """Write one photo's colorized file(s), temperature sheet and confidence map; returns the paths written.
 
     One full-size buffer serves every temperature in turn (each is written before the next is composed),
     so a scan with several temperatures needs no more memory than with one. 16-bit scans give 16-bit files
-    in their own container; the strip and the confidence map are 8-bit pictures to look at.
+    in their own container; the sheet (`NAME.strip.EXT` on disk, as released) and the confidence map are 8-bit pictures to look at.
     """
     scan: Scan = pred.source
     suffix, multi = scan.output_suffix, len(temps) > 1
     colors = [_named(out, job.stem, f"t{t:g}.color" if multi else "color", suffix) for t in temps]
-    strip = _named(out, job.stem, "strip", suffix if scan.depth == 8 else ".png") if multi else None
+    sheet = _named(out, job.stem, "strip", suffix if scan.depth == 8 else ".png") if multi else None
     conf = _named(out, job.stem, "confidence", ".png") if with_confidence else None
-    written = [p for p in [*colors, strip, conf] if p is not None]
+    written = [p for p in [*colors, sheet, conf] if p is not None]
     for path in written:
         if path.resolve() in protected:
             raise ColorizeError(f"output {path} would overwrite an input", "choose another --out folder")
@@ -144,7 +158,7 @@ def _image_outputs(out: Path, job: Job, temps: Sequence[float], pred: ImagePredi
         buffer = np.empty((scan.height, scan.width, 3), np.uint16)[..., ::-1]
     else:
         buffer = np.empty((scan.height, scan.width, 3), np.uint8)
-    panels = [("gray input", shrink(pred.gray(out=buffer), STRIP_MAX_HEIGHT))] if multi else []
+    panels = [("gray input", shrink(pred.gray(out=buffer), SHEET_MAX_HEIGHT))] if multi else []
     for i, (t, path) in enumerate(zip(temps, colors)):
         rgb = pred.color(i, out=buffer, desc=f"{job.src.name} T={t:g}")
         if i == len(temps) - 1:  # the last full-size picture is composed: the decoded input can go before writing
@@ -154,10 +168,10 @@ def _image_outputs(out: Path, job: Job, temps: Sequence[float], pred: ImagePredi
         else:
             write_image(path, rgb, icc=icc, dpi=dpi)
         if multi:
-            panels.append((f"T = {t:g}", shrink(rgb, STRIP_MAX_HEIGHT)))
+            panels.append((f"T = {t:g}", shrink(rgb, SHEET_MAX_HEIGHT)))
     del buffer, rgb
-    if strip is not None:
-        write_image(strip, strip_image(panels))
+    if sheet is not None:
+        write_image(sheet, temperature_sheet(panels))
     if conf is not None:
         write_image(conf, confidence_picture(pred))
     return written
@@ -230,35 +244,24 @@ class _Record:
 
 
 @dataclass
-class _Batch:
-    """Coloring: photos in batches through one forward pass (a bundle routes each photo first), films one by one."""
+class _Painter:
+    """The coloring engine of one run: photos in batches through the model's one coloring path (a bundle
+    routes each photo inside `predict`), films one by one; every result goes to the record."""
 
-    engine: Colorizer | Bundle
+    model: Colorizer | Bundle
     record: _Record
     out: Path
     temps: list[float]
     confidence: bool
-    min_confidence: float
     protected: set[Path]
     pending: list[tuple[Job, Scan]] = field(default_factory=list)
-
-    def _pick(self, rgb: np.ndarray) -> tuple[Colorizer, dict[str, Any] | None]:
-        if isinstance(self.engine, Bundle):
-            return self.engine.pick(rgb, self.min_confidence)
-        return self.engine, None
-
-    def _net_copy(self, scan: Scan) -> np.ndarray:
-        """The small copy the first network sees (decoding the photo, so a bad file fails here, alone)."""
-        if isinstance(self.engine, Bundle):
-            return scan.fitted(self.engine.size, self.engine.fit)
-        return scan.fitted(self.engine.size)
 
     def add(self, job: Job, scan: Scan, size: int) -> None:
         """Queue a photo; photos are decoded as they are queued, so a batch holds at most `BATCH_PIXELS`
         of them (a large scan goes alone) besides its `size` limit."""
         if self.pending and sum(s.pixels for _, s in self.pending) + scan.pixels > BATCH_PIXELS:
             self.flush()
-        self._net_copy(scan)
+        scan.fitted(self.model.size, self.model.fit)  # the small copy the net sees: a bad file fails here, alone
         self.pending.append((job, scan))
         if len(self.pending) >= size:
             self.flush()
@@ -267,19 +270,8 @@ class _Batch:
         chunk, self.pending = self.pending, []
         if not chunk:
             return
-        if isinstance(self.engine, Bundle):  # each photo may go to a different specialist
-            preds = []
-            for job, scan in chunk:
-                try:
-                    col, info = self._pick(self._net_copy(scan))
-                except ColorizeError as exc:
-                    self.record.failed(job, exc)
-                    continue
-                preds.append((job, predict_sources(col, [scan], self.temps)[0], info))
-        else:
-            batch_preds = predict_sources(self.engine, [scan for _, scan in chunk], self.temps)
-            preds = [(job, p, None) for (job, _), p in zip(chunk, batch_preds)]
-        for job, pred, info in preds:
+        preds = self.model.predict([scan for _, scan in chunk], self.temps)
+        for (job, _), pred in zip(chunk, preds):
             try:
                 written = _image_outputs(self.out, job, self.temps, pred, self.confidence, self.protected)
             except ColorizeError as exc:
@@ -287,11 +279,11 @@ class _Batch:
                 continue
             finally:
                 pred.source.release()
-            self.record.done(job, written, info, width=pred.source.width, height=pred.source.height,
+            self.record.done(job, written, pred.route, width=pred.source.width, height=pred.source.height,
                              bits=pred.source.depth, mean_confidence=round(pred.mean_confidence(), 6))
             self.record.report.images += 1
 
-    def video(self, job: Job, batch: int, alpha: float, window: int) -> None:
+    def video(self, job: Job, opts: PredictParams) -> None:
         multi = len(self.temps) > 1
         suffix = vid.output_suffix(job.src)
         paths = [_named(self.out, job.stem, f"t{t:g}.color" if multi else "color", suffix) for t in self.temps]
@@ -299,36 +291,36 @@ class _Batch:
             raise ColorizeError(f"output {paths[0]} would overwrite an input", "choose another --out folder")
         if self.confidence:
             log.info("%s: --confidence maps are written for photos only", job.src)
-        col, info = self._pick(vid.read_first_frame(job.src))
-        stats = vid.colorize_video(col, job.src, paths, self.temps, batch=batch, alpha=alpha, window=window)
+        col, info = self.model.pick(vid.read_first_frame(job.src, opts.max_pixels))
+        stats = vid.colorize_video(col, job.src, paths, self.temps, batch=opts.batch, alpha=opts.alpha,
+                                   window=opts.window, max_pixels=opts.max_pixels)
         self.record.done(job, paths, info, **stats.__dict__)
         self.record.report.videos += 1
 
 
-def run_predict(model: str | Path, inputs: Sequence[str | Path], out: str | Path = "colorized",
-                temperature: str | float = DEFAULT_TEMPERATURE, confidence: bool = False, device: str = "auto",
-                batch: int = 8, alpha: float = 0.2, window: int = 20,
-                min_confidence: float = ROUTER_MIN_CONFIDENCE, max_pixels: int = MAX_SCAN_PIXELS) -> PredictReport:
-    """`colorize predict`: colorize every image and video in `inputs`; a bad input is recorded, not fatal."""
-    t0 = time.perf_counter()
-    temps = parse_temperatures(temperature)
-    out = Path(out)
+def _plan(inputs: Sequence[str | Path], opts: PredictParams) -> tuple[list[Job], PredictReport]:
+    """The jobs (files found below `inputs`), and the report that starts with the missing ones."""
+    out = Path(opts.out)
     jobs, items, ignored = collect_inputs([Path(p) for p in inputs], out)
     if not jobs and not items:
         raise ColorizeError(f"no images or videos found in {', '.join(map(str, inputs))}",
                             f"pass image files ({' '.join(sorted(IMAGE_EXTS))}), videos or folders of them")
-    engine = open_model(Path(model), device)
-    report = PredictReport(out=out, record=out / RECORD_NAME, ignored=ignored, items=items)
-    fingerprint = _fingerprint(Path(model), temperatures=temps, confidence=confidence, alpha=alpha, window=window,
-                               min_confidence=min_confidence)
-    params = {"model": str(model), "inputs": [str(p) for p in inputs], "out": str(out), "temperatures": temps,
-              "confidence": confidence, "device": device, "batch": batch, "alpha": alpha, "window": window,
-              "min_confidence": min_confidence, "max_pixels": max_pixels}
-    record = _Record(report, params, fingerprint, _previous_items(report.record, fingerprint), t0)
-    work = _Batch(engine, record, out, temps, confidence, min_confidence, {j.src.resolve() for j in jobs})
-    out.mkdir(parents=True, exist_ok=True)
-    for folder in {out} | {(out / j.stem).parent for j in jobs}:  # temps a killed run left behind
-        remove_stale_temps(folder)
+    return jobs, PredictReport(out=out, record=out / RECORD_NAME, ignored=ignored, items=items)
+
+
+def _record(model: str | Path, inputs: Sequence[str | Path], opts: PredictParams, temps: list[float],
+            report: PredictReport) -> _Record:
+    """The run's record, resuming an earlier run into the same --out with the same model and options."""
+    fingerprint = _fingerprint(Path(model), temperatures=temps, confidence=opts.confidence, alpha=opts.alpha,
+                               window=opts.window, min_confidence=opts.min_confidence)
+    params = {"model": str(model), "inputs": [str(p) for p in inputs], **opts.as_dict(), "temperatures": temps}
+    params.pop("temperature")
+    return _Record(report, params, fingerprint, _previous_items(report.record, fingerprint), time.perf_counter())
+
+
+def _run(jobs: list[Job], painter: _Painter, opts: PredictParams) -> None:
+    """Every job in order; a bad input is recorded and the run goes on; the record is saved as it goes."""
+    record = painter.record
     bar = progress(total=len(jobs), desc="predict", unit="file")
     last_save = time.monotonic()
     try:
@@ -337,17 +329,37 @@ def run_predict(model: str | Path, inputs: Sequence[str | Path], out: str | Path
                 if record.unchanged(job):
                     pass
                 elif job.kind == "video":
-                    work.video(job, batch, alpha, window)
+                    painter.video(job, opts)
                 else:
-                    work.add(job, open_scan(job.src, max_pixels), batch)
+                    painter.add(job, open_scan(job.src, opts.max_pixels), opts.batch)
             except ColorizeError as exc:
                 record.failed(job, exc)
             if time.monotonic() - last_save > RECORD_EVERY_S:  # a killed run still leaves what it finished
                 record.save()
                 last_save = time.monotonic()
             bar.update(1)
-        work.flush()
+        painter.flush()
     finally:
         bar.close()
         record.save()
-    return report
+
+
+def run_predict(model: str | Path, inputs: Sequence[str | Path], out: str | Path = PREDICT_DEFAULTS.out,
+                temperature: str | float = PREDICT_DEFAULTS.temperature,
+                confidence: bool = PREDICT_DEFAULTS.confidence, device: str = PREDICT_DEFAULTS.device,
+                batch: int = PREDICT_DEFAULTS.batch, alpha: float = PREDICT_DEFAULTS.alpha,
+                window: int = PREDICT_DEFAULTS.window, min_confidence: float = PREDICT_DEFAULTS.min_confidence,
+                max_pixels: int = PREDICT_DEFAULTS.max_pixels) -> PredictReport:
+    """`colorize predict`: colorize every image and video in `inputs`; a bad input is recorded, not fatal."""
+    opts = PredictParams(str(out), temperature, confidence, device, batch, alpha, window, min_confidence,
+                         max_pixels)
+    temps = parse_temperatures(temperature)
+    jobs, report = _plan(inputs, opts)
+    engine = open_model(Path(model), device, min_confidence)
+    record = _record(model, inputs, opts, temps, report)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for folder in {out} | {(out / j.stem).parent for j in jobs}:  # temps a killed run left behind
+        remove_stale_temps(folder)
+    _run(jobs, _Painter(engine, record, out, temps, confidence, {j.src.resolve() for j in jobs}), opts)
+    return record.report

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from colorize.dataset.color import lightness16, linear_to_srgb16, rgb_to_lab
-from colorize.models.infer.gamut import compose, fit_gamut, gray_of, linear_rgb
+from colorize.models.net.gamut import compose, fit_gamut, gray_of, linear_rgb
 from colorize.progress import progress
 
 STRIP_PIXELS = 1 << 19  # per strip: ~50 MB of float temporaries

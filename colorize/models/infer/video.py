@@ -33,8 +33,16 @@ import torch
 
 from colorize.errors import ColorizeError
 from colorize.io import TMP_PREFIX
-from colorize.models.infer.arrays import decode_ab, model_probs, prepare
-from colorize.models.infer.gamut import compose
+from colorize.models.infer.arrays import (
+    Framing,
+    ImagePrediction,
+    RGBArray,
+    model_probs,
+    net_input,
+    predictions,
+)
+from colorize.models.infer.params import PREDICT_DEFAULTS as PD
+from colorize.models.net.colors import decode_ab
 from colorize.progress import progress
 
 log = logging.getLogger(__name__)
@@ -94,17 +102,24 @@ class VideoStats:
     scene_cuts: int
 
 
-def _open(src: Path) -> cv2.VideoCapture:
+def _open(src: Path, max_pixels: int) -> cv2.VideoCapture:
+    """The opened film, refused before any frame is decoded when its frames (from the container's header)
+    are larger than `max_pixels`, as photos are (`dataset/scans.py`)."""
     cap = cv2.VideoCapture(str(src))
     if not cap.isOpened():
         cap.release()
         raise ColorizeError(f"cannot open video {src}", "check the file plays; supported: .mp4 .avi .mov .mkv .m4v")
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    if w * h > max_pixels:
+        cap.release()
+        raise ColorizeError(f"{src}: frames of {w}x{h} = {w * h} pixels exceed --max-pixels {max_pixels}",
+                            "raise --max-pixels if you trust the file, or scale the video down")
     return cap
 
 
-def read_first_frame(src: Path) -> np.ndarray:
+def read_first_frame(src: Path, max_pixels: int = PD.max_pixels) -> np.ndarray:
     """The first frame as uint8 RGB (bundles route a whole video by it)."""
-    cap = _open(src)
+    cap = _open(src, max_pixels)
     try:
         ok, frame = cap.read()
     finally:
@@ -143,10 +158,53 @@ class _Flicker:
         return self.total / self.pairs if self.pairs else None
 
 
+@dataclass
+class _Shots:
+    """Per film: the running smoother, scene cuts (which restart it) and both flicker measures."""
+
+    smoother: RunningSmoother
+    raw: _Flicker
+    smoothed: _Flicker
+    prev_L: np.ndarray | None = None
+    cuts: int = 0
+
+    def frame(self, colorizer: Any, source: RGBArray, L_small: np.ndarray, probs: torch.Tensor,
+              temperatures: Sequence[float]) -> ImagePrediction:
+        """One frame's prediction from its probabilities smoothed over the shot so far."""
+        f = Framing.of(source.height, source.width, colorizer.size)
+        L_now = L_small[f.y:f.y + f.h, f.x:f.x + f.w].astype(np.float32)
+        new_shot = self.prev_L is not None and float(np.mean(np.abs(L_now - self.prev_L))) > SCENE_CUT_L
+        self.prev_L = L_now
+        if new_shot:
+            self.cuts += 1
+            self.smoother.reset()
+        smoothed = self.smoother.update(probs)[None]
+        raw_ab = decode_ab(probs[None], colorizer.centers, temperatures[0])[0]
+        self.raw.add(raw_ab[f.y:f.y + f.h, f.x:f.x + f.w], new_shot)
+        pred = predictions(colorizer, [source], smoothed, temperatures)[0]
+        self.smoothed.add(pred.ab_maps[0][f.y:f.y + f.h, f.x:f.x + f.w], new_shot)
+        return pred
+
+
+def _writers(outputs: Sequence[Path], temps: Sequence[Path], fps: float, size: tuple[int, int]) -> list[cv2.VideoWriter]:
+    writers = []
+    for out, tmp in zip(outputs, temps):
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        writer = cv2.VideoWriter(str(tmp), _fourcc(Path(out).suffix), fps, size)
+        if not writer.isOpened():
+            for w in writers:
+                w.release()
+            raise ColorizeError(f"cannot write video {out} with this OpenCV build", "write .mp4 or .avi output")
+        writers.append(writer)
+    return writers
+
+
 def colorize_video(colorizer: Any, src: Path, outputs: Sequence[Path], temperatures: Sequence[float],
-                   batch: int = 8, alpha: float = 0.2, window: int = 20) -> VideoStats:
-    """Colorize `src` into one video per temperature (`outputs[i]` at `temperatures[i]`)."""
-    cap = _open(src)
+                   batch: int = PD.batch, alpha: float = PD.alpha, window: int = PD.window,
+                   max_pixels: int = PD.max_pixels) -> VideoStats:
+    """Colorize `src` into one video per temperature (`outputs[i]` at `temperatures[i]`): each frame through
+    the one coloring path (`arrays`: mirror, decoding, gamut fit, strips), its probabilities smoothed."""
+    cap = _open(src, max_pixels)
     fps = cap.get(cv2.CAP_PROP_FPS)
     if not (math.isfinite(fps) and fps > 0):
         log.warning("%s: no usable frame rate in the file; writing %.0f fps", src, DEFAULT_FPS)
@@ -154,41 +212,21 @@ def colorize_video(colorizer: Any, src: Path, outputs: Sequence[Path], temperatu
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     temps = [Path(p).with_name(f"{TMP_PREFIX}{Path(p).name}.{os.getpid()}{Path(p).suffix}") for p in outputs]
     writers: list[cv2.VideoWriter] = []
-    smoother = RunningSmoother(alpha, window)
-    flicker_raw, flicker_smooth = _Flicker(), _Flicker()
-    frames, cuts, size = 0, 0, None
-    prev_L: np.ndarray | None = None
+    shots = _Shots(RunningSmoother(alpha, window), _Flicker(), _Flicker())
+    frames, size = 0, None
     bar = progress(total=total, desc=f"video {src.name}", unit="frame")
     try:
         while chunk := _read_batch(cap, batch, size):
             if size is None:
                 size = (chunk[0].shape[1], chunk[0].shape[0])
-                for out, tmp in zip(outputs, temps):
-                    Path(out).parent.mkdir(parents=True, exist_ok=True)
-                    writer = cv2.VideoWriter(str(tmp), _fourcc(Path(out).suffix), fps, size)
-                    if not writer.isOpened():
-                        raise ColorizeError(f"cannot write video {out} with this OpenCV build",
-                                            "write .mp4 or .avi output")
-                    writers.append(writer)
-            prepared = [prepare(rgb, colorizer.size) for rgb in chunk]
-            probs = model_probs(colorizer, np.stack([p.L_small for p in prepared]))
-            for i, p in enumerate(prepared):
-                f = p.framing
-                L_now = p.L_small[f.y:f.y + f.h, f.x:f.x + f.w].astype(np.float32)
-                new_shot = prev_L is not None and float(np.mean(np.abs(L_now - prev_L))) > SCENE_CUT_L
-                prev_L = L_now
-                if new_shot:
-                    cuts += 1
-                    smoother.reset()
-                smoothed = smoother.update(probs[i])[None]
-                raw_ab = decode_ab(probs[i:i + 1], colorizer.centers, temperatures[0])[0]
-                flicker_raw.add(raw_ab[f.y:f.y + f.h, f.x:f.x + f.w], new_shot)
-                for k, (t, writer) in enumerate(zip(temperatures, writers)):
-                    ab = decode_ab(smoothed, colorizer.centers, t)[0]
-                    if k == 0:
-                        flicker_smooth.add(ab[f.y:f.y + f.h, f.x:f.x + f.w], new_shot)
-                    rgb = compose(p.L_full, f.upsample(ab))
-                    writer.write(np.ascontiguousarray(rgb[..., ::-1]))
+                writers = _writers(outputs, temps, fps, size)
+            sources = [RGBArray(rgb) for rgb in chunk]
+            L_small = net_input(sources, colorizer.size)
+            probs = model_probs(colorizer, L_small)
+            for i, source in enumerate(sources):
+                pred = shots.frame(colorizer, source, L_small[i], probs[i], temperatures)
+                for k, writer in enumerate(writers):
+                    writer.write(np.ascontiguousarray(pred.color(k)[..., ::-1]))
                 frames += 1
                 bar.update(1)
         if frames == 0:
@@ -206,4 +244,4 @@ def colorize_video(colorizer: Any, src: Path, outputs: Sequence[Path], temperatu
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
     assert size is not None
-    return VideoStats(frames, float(fps), size[0], size[1], flicker_raw.value(), flicker_smooth.value(), cuts)
+    return VideoStats(frames, float(fps), size[0], size[1], shots.raw.value(), shots.smoothed.value(), shots.cuts)

@@ -1,12 +1,17 @@
-"""`colorize eval --model BUNDLE`: does routing beat one model, and what does a wrong route cost?
+"""`colorize eval`: the one evaluator, with a bundle's routing tables: does routing beat one model, and
+what does a wrong route cost?
 
-Every photo of the split is colored by the global model *and* by every specialist once; all the
+A bundle is scored by `evaluate.run.run_eval` like any model (its row: each photo routed, as predict
+does); `RoutingTables` adds the rest to the same eval.json (key "routing") and draws routing.html.
+Every photo is colored by the global model *and* by every specialist once, through the one coloring
+path at full resolution (mirror, gamut fit), so the global row equals `eval` of global.pt; all the
 questions a practitioner asks are then answered from those same predictions, so the numbers are
 directly comparable:
 - routed vs global (and the gray baseline) per route, at the bundle's confidence threshold and over a
   sweep of thresholds (threshold 1.0 = always global, 0 = always trust the router);
 - "oracle" routing (each photo to its true route's specialist): the ceiling a perfect router reaches;
-- the router's top-1 accuracy, top-3 error (the true route not among its three likeliest) and confusion matrix per route;
+- the router's top-1 accuracy, top-3 error and confusion matrix per route
+  (as the category-classifier-then-specialist colorization pipelines report their classifier);
 - the wrong-route matrix: specialist s on the photos of route r, and the drop from r's own specialist.
 Rebalanced AuC uses the *global* model's prior for every model, so all rows weigh pixels alike.
 """
@@ -14,80 +19,38 @@ Rebalanced AuC uses the *global* model's prior for every model, so all rows weig
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from colorize.dataset import MAX_SCAN_PIXELS
-from colorize.dataset.color import decode_l, rgb_to_stored, stored_to_rgb
+from colorize.dataset.color import rgb_to_stored
 from colorize.dataset.images import fit
-from colorize.errors import ColorizeError
-from colorize.io import atomic_write_json, write_run_record
-from colorize.models.evaluate.photos import EvalPhotos, eval_photos
-from colorize.models.infer.arrays import decode_ab, model_probs
-from colorize.models.infer.colorizer import Bundle, load_bundle
-from colorize.models.infer.gamut import compose
-from colorize.models.net import ROUTER_MIN_CONFIDENCE
+from colorize.models.evaluate.params import EVAL_DEFAULTS
+from colorize.models.evaluate.run import EvalReport, Sample, Scorer, run_eval
+from colorize.models.infer.arrays import as_sources
+from colorize.models.infer.colorizer import Bundle
 from colorize.models.net.bundle import GLOBAL, choose_routes
-from colorize.models.net.metrics import CONVENTIONS, Totals, score_image
+from colorize.models.net.metrics import ImageScores, Totals
 from colorize.models.routing.profiles import bin_histograms, load_bundle_profiles
-from colorize.progress import progress
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "colorize.eval-bundle/1"
+PAGE = "routing.html"  # the routing tables' page, beside report.html
 THRESHOLDS = (0.0, 0.3, 0.5, 0.7, 0.9, 1.0)
 
 
-@dataclass
-class Samples:
-    L: np.ndarray  # uint8 [N,S,S]
-    ab: np.ndarray  # int8 [N,S,S,2]
-    mask: np.ndarray  # bool [N,S,S]
-    photo_id: list[str]
-    category: list[str]
-
-
-def _samples(photos: EvalPhotos, size: int, fit_mode: str, max_pixels: int = MAX_SCAN_PIXELS) -> Samples:
-    """The photos as stored arrays at the bundle's size: shard rows as they are, files fitted like prep fits."""
-    L, ab, mask, ids, cats = [], [], [], [], []
-    for photo in progress(photos.photos, desc="load", unit="img"):
-        if photos.kind == "shards":
-            l_u8, ab_i8, m = photos.stored(photo)
-        else:
-            try:
-                rgb = photos.rgb(photo, reduce_to=size, fit=fit_mode, max_pixels=max_pixels)
-            except ColorizeError as exc:
-                log.warning("skipping %s: %s", photo.name, exc.line())
-                continue
-            fitted, m = fit(rgb, size, fit_mode)
-            l_u8, ab_i8 = rgb_to_stored(fitted)
-        L.append(l_u8)
-        ab.append(ab_i8)
-        mask.append(m)
-        ids.append(photo.photo_id)
-        cats.append(photo.category)
-    if not L:
-        raise ColorizeError(f"none of the images in {photos.root} could be read", "check the files")
-    return Samples(np.stack(L), np.stack(ab), np.stack(mask), ids, cats)
-
-
-def _predict_rgb(colorizer, L: np.ndarray, temperature: float) -> np.ndarray:
-    """A batch colored by one model at the shard size: its bin probabilities, annealed mean, + the input's L."""
-    ab = decode_ab(model_probs(colorizer, L), colorizer.centers, temperature)
-    return np.stack([compose(decode_l(L[k]), ab[k]) for k in range(len(L))])
-
-
-def _true_routes(bundle: Bundle, s: Samples) -> np.ndarray:
-    """Index of each photo's true route (-1 when its category is not one of the bundle's routes)."""
+def _true_routes(bundle: Bundle, ab: np.ndarray, mask: np.ndarray, categories: list[str]) -> np.ndarray:
+    """Index of each photo's true route (-1 when its category is not one of the bundle's routes); a profile
+    bundle's true route is the profile nearest the photo's colors (int8 ab + mask at the bundle's size)."""
     if bundle.kind == "profile":
         lut = bundle.global_model.ab_lut.cpu().numpy()
-        return load_bundle_profiles(bundle.path, bundle.index).assign(bin_histograms(s.ab, s.mask, lut, bundle.global_model.n_bins))
+        hist = bin_histograms(ab, mask, lut, bundle.global_model.n_bins)
+        return load_bundle_profiles(bundle.path, bundle.index).assign(hist)
     pos = {r: i for i, r in enumerate(bundle.routes)}
-    return np.array([pos.get(c, -1) for c in s.category], dtype=np.int64)
+    return np.array([pos.get(c, -1) for c in categories], dtype=np.int64)
 
 
 def _summarize(scores: list, idx: np.ndarray) -> dict:
@@ -184,89 +147,89 @@ def _router_tables(routes: list[str], truth: np.ndarray, probs: np.ndarray) -> d
 
 
 @dataclass
-class BundleEvalReport:
-    out: Path
-    photos: int
-    routed_psnr: float | None
-    global_psnr: float | None
-    router_top1: float | None
-    fallback_rate: float
-    result: dict = field(default_factory=dict, repr=False)  # the eval.json content
+class RoutingTables:
+    """The eval extension of a bundle (`evaluate.run.EvalExtension`): every photo colored by the global
+    model and by every specialist through the one coloring path, plus the router's choice and the truth."""
 
-    def summary_line(self) -> str:
-        def f(v, unit=""):
-            return "n/a" if v is None else f"{v:.2f}{unit}"
-        acc = "n/a" if self.router_top1 is None else f"{100 * self.router_top1:.0f}%"
-        return (f"routed {f(self.routed_psnr, ' dB')} vs global {f(self.global_psnr, ' dB')} PSNR on "
-                f"{self.photos} photos; router top-1 {acc}, fallback {100 * self.fallback_rate:.0f}% "
-                f"-> {self.out / 'report.html'}")
+    bundle: Bundle
+    gallery: int  # photos drawn on routing.html
+    temperature: float
+    key: str = "routing"
+    scores: dict[str, list] = field(default_factory=dict)
+    probs: list[np.ndarray] = field(default_factory=list)
+    ab: list[np.ndarray] = field(default_factory=list)
+    mask: list[np.ndarray] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    pictures: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+    choices: list = field(default_factory=list)  # bundle.RouteChoice per photo, once `tables` ran
+
+    def add(self, batch: Sequence[Sample], gray: Sequence[ImageScores], score: Scorer) -> None:
+        b = self.bundle
+        sources = as_sources([s.rgb for s in batch])
+        preds = {name: col.predict(sources, [self.temperature]) for name, col in b.members.items()}
+        colored = {name: [p.colors[0] for p in ps] for name, ps in preds.items()}
+        for k, sample in enumerate(batch):
+            fitted, m = fit(sample.rgb, b.size, b.fit)
+            self.probs.append(b.route_probs(rgb_to_stored(fitted)[0][None])[0])
+            self.ab.append(rgb_to_stored(fitted)[1])
+            self.mask.append(m)
+            self.names.append(sample.name)
+            self.categories.append(sample.category)
+            self.scores.setdefault("gray", []).append(gray[k])
+            for name, pictures in colored.items():
+                self.scores.setdefault(name, []).append(score(pictures[k], sample.rgb))
+            if len(self.pictures) < self.gallery:
+                self.pictures[len(self.pictures)] = {"gray": preds[GLOBAL][k].gray(), "truth": sample.rgb,
+                                                     **{n: c[k] for n, c in colored.items()}}
+
+    def tables(self) -> dict[str, Any]:
+        b = self.bundle
+        probs = np.stack(self.probs)
+        truth = _true_routes(b, np.stack(self.ab), np.stack(self.mask), self.categories)
+        tables = _route_tables(b, truth, probs, self.scores, b.min_confidence)
+        choices = tables.pop("choices")
+        photos = [{"name": self.names[i], "category": self.categories[i],
+                   "true_route": b.routes[truth[i]] if truth[i] >= 0 else None, **choices[i].info(),
+                   "psnr_routed": self.scores[choices[i].route][i].psnr, "psnr_global": self.scores[GLOBAL][i].psnr}
+                  for i in range(len(truth))]
+        self.choices = choices
+        return {"page": PAGE, "route": b.kind, "routes": b.routes, "min_confidence": b.min_confidence,
+                "fallback_rate": float(np.mean([c.fallback for c in choices])), **tables,
+                "router": _router_tables(b.routes, truth, probs),
+                "per_category": self._per_category(choices), "photos": photos}
+
+    def _per_category(self, choices: list) -> dict[str, Any] | None:
+        """Profiles are not categories: a profile bundle also says how each category fared."""
+        if self.bundle.kind != "profile":
+            return None
+        cats = np.array(self.categories)
+        routed = [self.scores[c.route][i] for i, c in enumerate(choices)]
+        return {cat: {"photos": int((cats == cat).sum()),
+                      "global": _summarize(self.scores[GLOBAL], np.flatnonzero(cats == cat)),
+                      "routed": _summarize(routed, np.flatnonzero(cats == cat))} for cat in sorted(set(self.categories))}
+
+    def write(self, out: Path, result: dict[str, Any]) -> None:
+        from colorize.models.routing.report import write_report
+
+        page = {**result[self.key], "model": result["model"], "temperature": result["temperature"]}
+        write_report(out / PAGE, page, self.pictures, self.choices)
 
 
-def evaluate_bundle(model, shards, split: str, images, temperature: float, out, device, gallery: int,
-                    batch: int = 16, max_pixels: int = MAX_SCAN_PIXELS) -> BundleEvalReport:
-    """Evaluate a bundle on a shard split (or a folder of photos); write eval.json, report.html, a run record."""
-    from colorize.models.routing.report import write_report
+def routing_tables(gallery: int, temperature: float) -> Callable[[Any], RoutingTables | None]:
+    """`run_eval`'s `extend`: routing tables for a bundle, nothing for one colorizer."""
+    def extend(model: Any) -> RoutingTables | None:
+        if not isinstance(model, Bundle):
+            return None
+        return RoutingTables(model, gallery, temperature)
+    return extend
 
-    t0 = time.perf_counter()
-    photos = eval_photos(shards, split, images)
-    bundle = load_bundle(Path(model), device)
-    samples = _samples(photos, bundle.size, bundle.fit, max_pixels)
-    if samples.L.shape[1] != bundle.size:
-        raise ColorizeError(f"the shards are {samples.L.shape[1]} px but the bundle was trained at {bundle.size} px",
-                            "evaluate on the shards the bundle was trained on")
-    min_conf = float(bundle.index.get("min_confidence", ROUTER_MIN_CONFIDENCE))
-    g = bundle.global_model
-    lut, prior = g.ab_lut.cpu().numpy(), g.prior.cpu().numpy()
-    names = [GLOBAL, *bundle.routes]
-    scores: dict[str, list] = {k: [] for k in [*names, "gray"]}
-    probs_all, n = [], len(samples.L)
-    keep_gallery: dict[int, dict[str, np.ndarray]] = {}
-    for i in progress(range(0, n, batch), desc="eval bundle", unit="batch"):
-        sl = slice(i, i + batch)
-        L, ab, mask = samples.L[sl], samples.ab[sl], samples.mask[sl]
-        truth_rgb = stored_to_rgb(L, ab)
-        gray_rgb = stored_to_rgb(L, np.zeros(ab.shape, np.float32))
-        probs_all.append(bundle.route_probs(L))
-        preds = {name: _predict_rgb(bundle.model_for(name), L, temperature) for name in names}
-        for k in range(len(L)):
-            j = i + k
-            scores["gray"].append(score_image(gray_rgb[k], truth_rgb[k], mask[k], lut, prior))
-            for name in names:
-                scores[name].append(score_image(preds[name][k], truth_rgb[k], mask[k], lut, prior))
-            if j < gallery:
-                keep_gallery[j] = {"gray": gray_rgb[k], "truth": truth_rgb[k], **{m: preds[m][k] for m in names}}
-    probs = np.concatenate(probs_all)
-    truth = _true_routes(bundle, samples)
-    tables = _route_tables(bundle, truth, probs, scores, min_conf)
-    choices = tables.pop("choices")
-    router = _router_tables(bundle.routes, truth, probs)
-    per_category = None
-    if bundle.kind == "profile":  # profiles are not categories: also say how each category fared
-        per_category = {}
-        for cat in sorted(set(samples.category)):
-            idx = np.flatnonzero(np.array(samples.category) == cat)
-            per_category[cat] = {"photos": int(len(idx)), "global": _summarize(scores[GLOBAL], idx),
-                                 "routed": _summarize([scores[c.route][i] for i, c in enumerate(choices)], idx)}
-    photos = [{"photo_id": samples.photo_id[i], "category": samples.category[i],
-               "true_route": bundle.routes[truth[i]] if truth[i] >= 0 else None, **choices[i].info(),
-               "psnr_routed": scores[choices[i].route][i].psnr, "psnr_global": scores[GLOBAL][i].psnr}
-              for i in range(n)]
-    result = {
-        "schema": SCHEMA, "model": str(model), "route": bundle.kind, "routes": bundle.routes,
-        "source": {"shards": str(shards) if shards else None, "split": split if shards else None,
-                   "images": str(images) if images else None},
-        "temperature": temperature, "min_confidence": min_conf, "conventions": CONVENTIONS,
-        "fallback_rate": float(np.mean([c.fallback for c in choices])),
-        **tables, "router": router, "per_category": per_category, "photos": photos,
-    }
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "eval.json", result)
-    write_report(out / "report.html", result, keep_gallery, choices)
-    elapsed = time.perf_counter() - t0
-    write_run_record(out / "eval-run.json", "eval", {"model": str(model), "shards": shards, "split": split,
-                     "images": images, "temperature": temperature, "device": str(device), "gallery": gallery},
-                     counts={"photos": n, "routes": len(bundle.routes)}, timings={"total": elapsed})
-    overall = tables["overall"]
-    return BundleEvalReport(out, n, overall["routed"]["psnr"], overall["global"]["psnr"], router["top1_accuracy"],
-                            result["fallback_rate"], result)
+
+def evaluate(model: str | Path, shards: str | Path | None = None, split: str = EVAL_DEFAULTS.split,
+             images: str | Path | None = None, temperature: float = EVAL_DEFAULTS.temperature,
+             out: str | Path = EVAL_DEFAULTS.out, device: str = EVAL_DEFAULTS.device,
+             gallery: int = EVAL_DEFAULTS.gallery, max_pixels: int = EVAL_DEFAULTS.max_pixels) -> EvalReport:
+    """`colorize eval` of any model: the one evaluator (`evaluate.run.run_eval`); a bundle's eval.json has the
+    same keys as a checkpoint's, plus its routing tables under "routing" and the page routing.html."""
+    return run_eval(model, shards, split, images, temperature, out, device, gallery, max_pixels,
+                    extend=routing_tables(gallery, temperature))

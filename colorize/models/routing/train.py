@@ -50,7 +50,7 @@ from colorize.models.routing.profiles import (
     palette_image,
 )
 from colorize.models.routing.router_train import train_router
-from colorize.models.train.config import TRAIN_DEFAULTS, TrainConfig
+from colorize.models.train.config import TRAIN_DEFAULTS, RunState, TrainConfig
 from colorize.models.train.loop import train
 from colorize.names import MANIFEST
 from colorize.progress import progress
@@ -166,24 +166,18 @@ class RoutedTrainReport:
                 f"router val accuracy {acc}, {self.seconds:.0f} s")
 
 
-def train_routed(route: str, n_profiles: int, shards, out, seed: int = TRAIN_DEFAULTS["seed"], resume: bool = False,
-                 max_minutes: float | None = None, device: str = TRAIN_DEFAULTS["device"], router_size: int = 64,
-                 router_width: int = 16, router_epochs: int | None = None, **train_opts: Any) -> RoutedTrainReport:
-    """Train a routed bundle into `out` (see the module docstring); `train_opts` are run_train's options."""
-    t0 = time.perf_counter()
-    shards, out = Path(shards), Path(out)
+def _check(route: str) -> None:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ColorizeError("routed training runs in one process (it trains several models in turn)",
                             "run `colorize train --route ...` without torchrun; it uses the GPU when present")
     if route not in ("category", "profile"):
         raise ColorizeError(f"unknown route kind {route!r}", "use --route category or --route profile")
-    manifest = read_manifest(shards)
-    stats = load_stats(shards)
-    dev = resolve_device(device)
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out)
-    deadline = None if max_minutes is None else t0 + 60.0 * max_minutes
 
+
+def _plan_routes(route: str, n_profiles: int, shards: Path, out: Path, stats: BinStats,
+                 seed: int) -> tuple[RouteData, dict[str, list[str]]]:
+    """Each photo's route (written to routes.json, with the profiles when routing by profile) and each
+    route's train photos (a route without any is refused; a small one is a warning)."""
     data = assign_routes(route, _histograms(shards, stats), n_profiles, seed)
     routes = data.routes
     atomic_write_json(out / "routes.json", {"route": route, "routes": routes, "photo_route": {
@@ -192,7 +186,6 @@ def train_routed(route: str, n_profiles: int, shards, out, seed: int = TRAIN_DEF
         atomic_write_json(out / "profiles.json", data.profiles.to_json())
         with atomic_open(out / "profiles.png", "wb") as fh:
             palette_image(data.profiles, stats.centers).save(fh, format="PNG")
-
     train_ids = {r: data.ids("train", i) for i, r in enumerate(routes)}
     empty = [r for r, ids in train_ids.items() if not ids]
     if empty:
@@ -201,11 +194,16 @@ def train_routed(route: str, n_profiles: int, shards, out, seed: int = TRAIN_DEF
     if small:
         log.warning("few train photos for route(s) %s: their specialists will overfit; consider "
                     "more photos or fewer routes", ", ".join(small))
-    jobs = _jobs(route, data, stats, train_ids)
+    return data, train_ids
 
+
+def _train_models(jobs: list[tuple[str, dict[str, Any]]], shards: Path, out: Path, routes: list[str],
+                  deadline: float | None, seed: int, resume: bool, device: str, train_opts: dict[str, Any],
+                  timings: dict[str, float]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The global model and every specialist in turn, each with its share of the time left; returns the
+    slim payloads of the finished ones and the names of the unfinished ones."""
     payloads: dict[str, dict[str, Any]] = {}
     incomplete: list[str] = []
-    timings: dict[str, float] = {}
     run_dirs = {GLOBAL: out / "runs" / "global", **{r: out / "runs" / f"route-{i:02d}" for i, r in enumerate(routes)}}
     for n_done, (name, subset) in enumerate(jobs):
         budget = None
@@ -213,32 +211,22 @@ def train_routed(route: str, n_profiles: int, shards, out, seed: int = TRAIN_DEF
             budget = max(0.05, (deadline - time.perf_counter()) / 60.0 / (len(jobs) - n_done + 0.5))
         log.info("training the %s model", name)
         t_job = time.perf_counter()
-        best, stopped = train_colorizer(shards, run_dirs[name], seed=seed, resume=resume, max_minutes=budget,
-                                        device=device, subset=subset, **train_opts)
+        best, finished = train_colorizer(shards, run_dirs[name], seed=seed, resume=resume, max_minutes=budget,
+                                         device=device, subset=subset, **train_opts)
         timings[name] = time.perf_counter() - t_job
-        if stopped != "done":
+        if not finished:
             incomplete.append(name)
         else:
             payloads[name] = _slim(load_checkpoint(best, map_location="cpu"), run_dirs[name].relative_to(out).as_posix())
+    return payloads, incomplete
 
-    t_router = time.perf_counter()
-    left = None if deadline is None else max(5.0, deadline - time.perf_counter())
-    payload = _train_or_reuse_router(shards, out / "runs" / "router.pt", data, resume, left, dev, seed,
-                                     RouterConfig(n_classes=len(routes), size=router_size, width=router_width),
-                                     router_epochs or int(train_opts.get("epochs", TRAIN_DEFAULTS["epochs"])),
-                                     int(train_opts.get("batch_size", TRAIN_DEFAULTS["batch_size"])))
-    timings["router"] = time.perf_counter() - t_router
-    val_acc = payload.get("val_acc")
-    val_acc = None if val_acc is None or np.isnan(float(val_acc)) else float(val_acc)
-    photos = {r: len(train_ids[r]) for r in routes}
-    if incomplete:  # no index yet: the folder is not a bundle until every model is complete
-        seconds = time.perf_counter() - t0
-        write_run_record(out / RUN_RECORD, "train --route", {"route": route, "profiles": n_profiles,
-                         "shards": shards, "seed": seed, "resume": resume, "max_minutes": max_minutes, **train_opts},
-                         counts={"routes": len(routes)}, timings={"total": seconds, **timings}, incomplete=incomplete)
-        return RoutedTrainReport(out, route, routes, photos, val_acc, seconds, incomplete)
 
-    info = {r: {"train_photos": photos[r], "val_photos": len(data.ids("val", i))} for i, r in enumerate(routes)}
+def _write(out: Path, shards: Path, route: str, routes: list[str], data: RouteData, payload: dict[str, Any],
+           payloads: dict[str, dict[str, Any]], photos: dict[str, int], val_acc: float | None, manifest: dict,
+           seed: int, n_profiles: int, router_size: int, router_width: int) -> None:
+    """The bundle index and files (`bundle.write_bundle`): only once every model is complete."""
+    info: dict[str, Any] = {r: {"train_photos": photos[r], "val_photos": len(data.ids("val", i))}
+                            for i, r in enumerate(routes)}
     info[GLOBAL] = {"train_photos": len(data.hists["train"].ids)}
     info["router"] = {"val_accuracy": val_acc, "size": router_size, "width": router_width,
                       "parameters": sum(int(t.numel()) for k, t in payload["model"].items()
@@ -250,10 +238,45 @@ def train_routed(route: str, n_profiles: int, shards, out, seed: int = TRAIN_DEF
                  extra={"min_confidence": ROUTER_MIN_CONFIDENCE,
                         "shards": {"path": str(shards), "manifest_sha256": sha256_file(shards / MANIFEST)},
                         "seed": seed, "profiles_k": n_profiles if route == "profile" else None})
+
+
+def train_routed(route: str, n_profiles: int, shards, out, seed: int = TRAIN_DEFAULTS["seed"], resume: bool = False,
+                 max_minutes: float | None = None, device: str = TRAIN_DEFAULTS["device"], router_size: int = 64,
+                 router_width: int = 16, router_epochs: int | None = None, **train_opts: Any) -> RoutedTrainReport:
+    """Train a routed bundle into `out` (see the module docstring); `train_opts` are run_train's options."""
+    t0 = time.perf_counter()
+    shards, out = Path(shards), Path(out)
+    _check(route)
+    manifest, stats, dev = read_manifest(shards), load_stats(shards), resolve_device(device)
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out)
+    deadline = None if max_minutes is None else t0 + 60.0 * max_minutes
+    data, train_ids = _plan_routes(route, n_profiles, shards, out, stats, seed)
+    routes = data.routes
+    timings: dict[str, float] = {}
+    payloads, incomplete = _train_models(_jobs(route, data, stats, train_ids), shards, out, routes, deadline, seed,
+                                         resume, device, train_opts, timings)
+    t_router = time.perf_counter()
+    left = None if deadline is None else max(5.0, deadline - time.perf_counter())
+    payload = _train_or_reuse_router(shards, out / "runs" / "router.pt", data, resume, left, dev, seed,
+                                     RouterConfig(n_classes=len(routes), size=router_size, width=router_width),
+                                     router_epochs or int(train_opts.get("epochs", TRAIN_DEFAULTS["epochs"])),
+                                     int(train_opts.get("batch_size", TRAIN_DEFAULTS["batch_size"])))
+    timings["router"] = time.perf_counter() - t_router
+    val_acc = payload.get("val_acc")
+    val_acc = None if val_acc is None or np.isnan(float(val_acc)) else float(val_acc)
+    photos = {r: len(train_ids[r]) for r in routes}
+    params = {"route": route, "profiles": n_profiles, "shards": shards, "seed": seed, "resume": resume,
+              "max_minutes": max_minutes, "device": device, "router_size": router_size, **train_opts}
+    if incomplete:  # no index yet: the folder is not a bundle until every model is complete
+        seconds = time.perf_counter() - t0
+        write_run_record(out / RUN_RECORD, "train --route", params, counts={"routes": len(routes)},
+                         timings={"total": seconds, **timings}, incomplete=incomplete)
+        return RoutedTrainReport(out, route, routes, photos, val_acc, seconds, incomplete)
+    _write(out, shards, route, routes, data, payload, payloads, photos, val_acc, manifest, seed, n_profiles,
+           router_size, router_width)
     seconds = time.perf_counter() - t0
-    write_run_record(out / RUN_RECORD, "train --route", {"route": route, "profiles": n_profiles, "shards": shards,
-                     "seed": seed, "resume": resume, "max_minutes": max_minutes, "device": device,
-                     "router_size": router_size, **train_opts},
+    write_run_record(out / RUN_RECORD, "train --route", params,
                      counts={"routes": len(routes), **{f"train_photos[{r}]": n for r, n in photos.items()}},
                      timings={"total": seconds, **timings},
                      router_history=payload.get("history"), specialist_files={r: specialist_file(i) for i, r in
@@ -305,20 +328,20 @@ def _train_or_reuse_router(shards: Path, path: Path, data: RouteData, resume: bo
 
 
 def train_colorizer(shards: Path, out: Path, *, subset: dict[str, Any], resume: bool,
-                    **opts: Any) -> tuple[Path, str]:
+                    **opts: Any) -> tuple[Path, bool]:
     """One colorizer via train.train (all photos, or a route's photos with its own weights and prior).
 
-    Returns (checkpoint to keep, how training stopped). With --resume, a model whose run folder has no
-    last.pt yet simply starts; a finished one returns at once.
+    Returns (checkpoint to keep, whether training finished). With --resume, a model whose run folder has
+    no last.pt yet simply starts; a finished one returns at once.
     """
     cfg = TrainConfig(shards=shards, out=out, resume=resume and (out / "last.pt").is_file(), **opts, **subset)
     best = out / "best.pt"
     if cfg.resume and _finished(out, cfg):
         log.info("%s is already trained; kept as is", out)
-        stopped = "done"
+        finished = True
     else:
-        stopped = train(cfg).stopped
-    return (best if best.is_file() else out / "last.pt"), stopped
+        finished = train(cfg).stopped == RunState.DONE
+    return (best if best.is_file() else out / "last.pt"), finished
 
 
 def _finished(out: Path, cfg: Any) -> bool:

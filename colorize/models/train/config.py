@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,9 @@ class TrainConfig:
     # Colour hints (dataset/hints.py): the model takes them, the loader simulates them, and this weighs the
     # L1 between painted and hinted ab at hinted pixels (models/net/loss.hint_loss) against the classification.
     hint_weight: float = 10.0
+    # False trains the lightness-only net of before (no hint channels, no simulated hints, no hint loss):
+    # an automatic-only model, and the plain classification problem (tests/test_train.py overfits it).
+    hints: bool = True
     max_steps: int | None = None  # stop (saving last.pt) after this many optimizer steps in total
     # Called after each optimizer step with (step, loss tensor): tests, custom logging, early stopping.
     on_step: Callable[[int, torch.Tensor], None] | None = field(default=None, repr=False)
@@ -72,6 +76,15 @@ class TrainConfig:
 TRAIN_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
 
 
+class RunState(str, Enum):
+    """How a training run stands when it returns (a str: run records and summaries write the value)."""
+
+    DONE = "done"  # every planned step ran (so far: the loop goes on while DONE and steps are left)
+    INTERRUPT = "interrupt"  # Ctrl-C / SIGTERM: last.pt saved
+    TIME_BUDGET = "time budget"  # --max-minutes ran out
+    MAX_STEPS = "max steps"  # --max-steps reached
+
+
 @dataclass
 class TrainResult:
     out: Path
@@ -79,7 +92,7 @@ class TrainResult:
     steps: int
     best_val: float
     parameters: int
-    stopped: str  # "done", "time budget", "max steps"
+    stopped: RunState
     seconds: float
     images_per_s: float
     rank: int = 0
@@ -87,7 +100,7 @@ class TrainResult:
     def summary_line(self) -> str:
         if self.rank:
             return f"rank {self.rank}: {self.steps} steps done; rank 0 writes {self.out}"
-        how = "" if self.stopped == "done" else f" (stopped: {self.stopped}; --resume continues)"
+        how = "" if self.stopped is RunState.DONE else f" (stopped: {self.stopped.value}; --resume continues)"
         best = f"best val loss {self.best_val:.4f}" if math.isfinite(self.best_val) else "no val loss"
         return (f"trained {self.epochs_done} epoch{'' if self.epochs_done == 1 else 's'} / {self.steps} steps of a {self.parameters / 1e6:.2f} M-param "
                 f"ColorUNet in {self.seconds:.0f} s ({self.images_per_s:.1f} img/s), {best} -> {self.out}{how}")

@@ -25,6 +25,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from colorize import progress
+from colorize.dataset.hints import HINT_CHANNELS
 from colorize.dataset.loader import ShardDataset, iterate, make_loader
 from colorize.dataset.shards import MANIFEST, list_shards
 from colorize.errors import ColorizeError
@@ -41,7 +42,7 @@ from colorize.models.net.metrics import cast_warning
 from colorize.models.net.runtime import amp_dtype, autocast
 from colorize.models.net.unet import ColorUNet, count_parameters, l_to_input
 from colorize.models.train import ddp
-from colorize.models.train.config import TrainConfig, TrainResult
+from colorize.models.train.config import RunState, TrainConfig, TrainResult
 from colorize.models.train.plots import loss_curve
 from colorize.models.train.schedule import BudgetPlanner, better_checkpoint, is_annealed, lr_factor
 from colorize.models.train.val_loop import validate, write_sample_grid
@@ -49,7 +50,6 @@ from colorize.models.train.val_loop import validate, write_sample_grid
 log = logging.getLogger(__name__)
 
 # _train_epoch's word for "the plan ended inside the epoch, which is validated and saved": the run is done.
-_PLANNED_END = "planned end"
 
 __all__ = ["TrainConfig", "TrainResult", "run_train", "train"]
 
@@ -121,7 +121,7 @@ class _Trainer:
         common = dict(seed=cfg.seed, batch_size=cfg.batch_size, categories=cfg.categories,
                       photo_ids=cfg.photo_ids)
         self.train_ds = ShardDataset(shards, "train", shuffle=True, buffer=cfg.buffer, workers=cfg.workers,
-                                     rank=info.rank, world_size=info.world_size, hints=True, **common)
+                                     rank=info.rank, world_size=info.world_size, hints=cfg.hints, **common)
         self.val_ds = None
         if info.is_main and list_shards(shards, "val"):  # only rank 0 validates
             try:
@@ -141,7 +141,7 @@ class _Trainer:
         self.size = int(self.train_ds.size or 0)
 
         torch.manual_seed(cfg.seed)
-        self.model = ColorUNet(n, cfg.width)
+        self.model = ColorUNet(n, cfg.width, HINT_CHANNELS if cfg.hints else 0)
         self.model.init_hint_head(self.centers)
         self.model = self.model.to(self.device)
         self.parameters = count_parameters(self.model)
@@ -252,20 +252,18 @@ class _Trainer:
     # ------------------------------------------------------------------------------------ the loop
     def run(self) -> TrainResult:
         cfg, images, train_s = self.cfg, 0, 0.0
-        stopped = "done"
+        stopped = RunState.DONE
         self.first_step = self.step + 1
         if self.info.is_main:
             log.info("plan: %s", self.planner.plan.line())
         with _StopRequest() as stop:
-            while self.step < self.planner.plan.total_steps and stopped == "done":
+            while self.step < self.planner.plan.total_steps and stopped is RunState.DONE:
                 t_epoch = time.monotonic()
-                n_img, stopped = self._train_epoch(stop)
+                n_img, stopped, complete = self._train_epoch(stop)
                 images += n_img
                 train_s += time.monotonic() - t_epoch
-                if stopped == "done":
+                if complete:  # the one place an epoch closes: validate, save, record
                     self._end_epoch()
-                elif stopped == _PLANNED_END:  # validated and saved already
-                    stopped = "done"
         ddp.sync_buffers(self.info, self.model)
         digests = ddp.gather_strings(self.info, ddp.weights_digest(model_state(self.model)))
         seconds = time.monotonic() - self.t0
@@ -283,7 +281,7 @@ class _Trainer:
                              amp=str(self.amp) if self.amp else None, rank_weights_sha256=digests,
                              plan=self.planner.record())
             self._warn_cast()
-        if stopped == "interrupt":  # last.pt and the run record are written: now let the CLI say so
+        if stopped is RunState.INTERRUPT:  # last.pt and the run record are written: now let the CLI say so
             raise KeyboardInterrupt
         return result
 
@@ -304,13 +302,17 @@ class _Trainer:
         if new is not None and self.info.is_main:
             log.info("plan: %s", new.line())
 
-    def _stop_reason(self, stop: _StopRequest) -> str | None:
+    def _stop_reason(self, stop: _StopRequest) -> RunState | None:
         over_time = self.cfg.max_minutes is not None and time.monotonic() - self.t0 > self.cfg.max_minutes * 60
         over_steps = self.cfg.max_steps is not None and self.step >= self.cfg.max_steps
         flags = ddp.any_rank(self.info, [stop.requested, over_time, over_steps])
-        return next((r for r, f in zip(("interrupt", "time budget", "max steps"), flags) if f), None)
+        reasons = (RunState.INTERRUPT, RunState.TIME_BUDGET, RunState.MAX_STEPS)
+        return next((r for r, f in zip(reasons, flags) if f), None)
 
-    def _train_epoch(self, stop: _StopRequest) -> tuple[int, str]:
+    def _train_epoch(self, stop: _StopRequest) -> tuple[int, RunState, bool]:
+        """Batches of one epoch from where it stands -> (images, run state, whether the epoch is complete and
+        must be closed). Complete: its last batch ran, or the plan ended inside it. A stop inside it saves
+        last.pt and leaves the epoch open, for --resume to finish."""
         cfg, dev = self.cfg, self.device
         self.train_ds.set_epoch(self.epoch, self.batches_done)
         self.model.train()
@@ -326,15 +328,16 @@ class _Trainer:
                 bins = batch["bins"].to(dev, non_blocking=True)
                 mask = batch["mask"].to(dev, non_blocking=True)
                 colorful = batch["colorful"].to(dev, non_blocking=True)
-                hints = batch["hints"].to(dev, non_blocking=True)
+                hints = batch["hints"].to(dev, non_blocking=True) if cfg.hints else None
                 x = l_to_input(L)
                 if dev.type == "cuda":
                     x = x.contiguous(memory_format=torch.channels_last)
-                    hints = hints.contiguous(memory_format=torch.channels_last)
+                    if hints is not None:
+                        hints = hints.contiguous(memory_format=torch.channels_last)
                 with autocast(dev, self.amp):
                     logits = self.net(x, hints)
                     loss = self.criterion(logits, bins, mask, colorful)
-                    if cfg.hint_weight:
+                    if hints is not None and cfg.hint_weight:
                         loss = loss + cfg.hint_weight * hint_loss(logits, hints, self.centers_dev, cfg.temperature)
                 self.opt.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
@@ -358,22 +361,20 @@ class _Trainer:
                 if reason is None and self.step >= self.planner.plan.total_steps \
                         and self.batches_done < len(self.train_ds):  # the plan ends inside this epoch
                     self._fold_loss(loss_acc)
-                    self._end_epoch()
-                    return images, _PLANNED_END
+                    return images, RunState.DONE, True
                 if reason and self.batches_done < len(self.train_ds):
                     self._fold_loss(loss_acc)
                     self._save("last.pt")
                     log.warning("stopped (%s) at epoch %d, batch %d; saved %s (continue with --resume)",
-                                reason, self.epoch + 1, self.batches_done, self.out / "last.pt")
-                    return images, reason
-                if reason:  # the epoch's last batch: finish the epoch first, then stop
+                                reason.value, self.epoch + 1, self.batches_done, self.out / "last.pt")
+                    return images, reason, False
+                if reason:  # the epoch's last batch: the epoch is complete, then stop
                     self._fold_loss(loss_acc)
-                    self._end_epoch()
-                    return images, reason
+                    return images, reason, True
         finally:
             bar.close()
         self._fold_loss(loss_acc)
-        return images, "done"
+        return images, RunState.DONE, True
 
     def _fold_loss(self, loss_acc: torch.Tensor) -> None:
         """Move the on-device loss sum to the host (one sync) so a checkpoint can carry it."""

@@ -3,8 +3,10 @@
 The subset is the first `val_samples` samples in manifest order, so every epoch (and every run with the
 same shards) is scored on the same images. Metrics use `models/net/metrics.py` conventions on 8-bit sRGB:
 PSNR, Hasler-Süsstrunk colorfulness of the prediction (and of the truth, for reference), AuC of the ab
-error and the mean ab offset (the cast); the prediction is decoded as predict does (`annealed.decode`:
-annealed mean at the run's temperature, neutral where unsure).
+error and the mean ab offset (the cast). The prediction is what `colorize predict` gives on these photos
+at the shard size, through the same array core (`net/colors.py`): probabilities averaged with the mirror
+image's, annealed mean at the run's temperature (neutral where unsure), chroma fitted into the gamut at
+constant L. So `best.pt` is picked on the colors users get. The loss is the unmirrored pass's, as trained.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from torch.utils.data import DataLoader
 from colorize.dataset.color import stored_to_rgb
 from colorize.dataset.loader import ShardDataset, iterate
 from colorize.models.net import metrics
-from colorize.models.net.annealed import decode, softmax_probs
+from colorize.models.net.colors import compose_at_size, decode_ab, mirrored_probs
 from colorize.models.net.loss import RebalancedLoss
 from colorize.models.net.runtime import autocast
 from colorize.models.net.unet import l_to_input
@@ -76,14 +78,16 @@ def validate(model: nn.Module, loader: DataLoader, criterion: RebalancedLoss, ce
             mask = batch["mask"].to(device, non_blocking=True)
             colorful = batch["colorful"].to(device, non_blocking=True)
             with autocast(device, amp):
-                logits = model(l_to_input(L))
+                x = l_to_input(L)
+                logits = model(x)
+                probs = mirrored_probs(model, x, logits)
             counted = float((mask & colorful.view(-1, 1, 1)).sum())
             loss_sum += float(criterion(logits, bins, mask, colorful)) * counted
             pixels += counted
-            ab_pred = decode(softmax_probs(logits), centers, temperature).permute(0, 2, 3, 1).cpu().numpy()
+            ab_pred = decode_ab(probs, centers, temperature)
             L_np, ab_np = batch["L"].numpy(), batch["ab"].numpy()
             mask_np, valid = batch["mask"].numpy(), batch["valid"].numpy()
-            pred_rgb = stored_to_rgb(L_np, ab_pred)
+            pred_rgb = compose_at_size(L_np, ab_pred)
             true_rgb = stored_to_rgb(L_np, ab_np)
             for i in np.flatnonzero(valid):
                 m = mask_np[i]

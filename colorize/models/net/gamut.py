@@ -2,7 +2,7 @@
 
 Out-of-gamut colors are brought into sRGB by reducing chroma at constant L and hue (a per-channel clip
 would change lightness), so the output's L matches the input's L up to the output's rounding. Shared by
-the array core (`arrays.py`), the strip composition (`strips.py`) and films (`video.py`).
+the array core (`net/colors.py`, `infer/arrays.py`), the strip composition (`infer/strips.py`).
 """
 
 from __future__ import annotations

@@ -305,7 +305,10 @@ class ShardDataset(IterableDataset):
         row, variant = int(shard.sample_row[j]), str(shard.sample_variant[j])
         L, ab = shard.pixels_of(row)
         pick = bank_pick(self.prep_seed, str(shard.photo_id[row]), variant) if variant in NOISE_SIGMA else 0
-        L, ab, box = derive(variant, L, ab, shard.box_of(row), self.bank, pick)
+        try:
+            L, ab, box = derive(variant, L, ab, shard.box_of(row), self.bank, pick)
+        except ValueError as exc:  # a variant name the shard should not hold, or noise without a bank
+            raise ColorizeError(f"{shard.path}: sample {j} ({exc})", "rerun `colorize prep` to rebuild the shards") from exc
         return Sample(L, ab, box, bool(shard.colorful[row]), int(key), epoch, str(shard.category[row]),
                       str(shard.photo_id[row]), variant)
 

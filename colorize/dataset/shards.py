@@ -26,7 +26,7 @@ from typing import Any
 import lz4.block
 import numpy as np
 
-from colorize.dataset.augment import Box, box_mask, is_colorful, mask_box
+from colorize.dataset.augment import BANK_FIELDS, NOISE_SIGMA, Box, box_mask, is_colorful, mask_box
 from colorize.dataset.bins import BinStats
 from colorize.errors import ColorizeError
 from colorize.io import atomic_open, read_json, sha256_file
@@ -230,7 +230,8 @@ def load_noise_bank(shards_dir: str | os.PathLike) -> np.ndarray | None:
         return None
     path = Path(shards_dir) / NOISE_FILE
     fields = load_npz(path, info.get("sha256")).get("fields")
-    if fields is None or fields.dtype != np.int8 or fields.ndim != 4 or fields.shape[2] != fields.shape[3]:
+    if fields is None or fields.dtype != np.int8 or fields.ndim != 4 or fields.shape[2] != fields.shape[3] \
+            or fields.shape[:2] != (len(NOISE_SIGMA), BANK_FIELDS):
         raise ColorizeError(f"{path} is not a noise bank", "rerun `colorize prep` to rebuild it")
     return fields
 

@@ -2,7 +2,8 @@
 
 Shape of the work: list the photos, give each a split by hash, expand train photos into variants, cut
 each split's sample list into fixed shards, and run one independent task per shard (locally or on
-dask). The plan depends only on the source and the parameters, so the bytes of every shard do too,
+dask). A task stores only the variants that need the photo (the original and the crops, augment.STORED)
+and lists every sample in the shard's sample table; the loader makes flip and noise on the fly. The plan depends only on the source and the parameters, so the bytes of every shard do too,
 whatever --workers/--engine. A journal of finished shards (with their sha256) lets a killed run
 resume: a shard whose file still has the recorded hash is not rebuilt.
 """

@@ -197,9 +197,9 @@ def main() -> int:
         print("same shards from every prep run:", all(same_shards(first["out"], r["out"]) for r in runs.values()))
         per_photo = shard_bytes(first["out"]) / first["photos"]
         extra = sum(p.stat().st_size for p in first["out"].glob("*.npz")) - shard_bytes(first["out"])
-        print(f"shards: {per_photo / 1e3:.0f} KB per photo ({shard_bytes(first['out']) / 1e6:.1f} MB in all, of which "
+        print(f"shards: {per_photo / 1e3:.0f} KB per photo ({shard_bytes(first['out']) / 1e6:.1f} MB of shards, plus "
               f"{extra / 1e6:.1f} MB stats + noise bank); today's format: "
-              f"{(7 * 0.8 + 0.2) * 4 * SIZE * SIZE / 1e3:.0f} KB per photo at this split")
+              f"{(7 * 0.8 + 0.2) * 4 * SIZE * SIZE / 1e3:.0f} KB per photo at an 80/10/10 split")
         for workers in (0, 2):
             r = run_child(["loader", str(first["out"]), str(workers)])
             print(f"{'loader, ' + str(workers) + ' workers':>38}: wall {r['wall_s']:7.1f} s, CPU {r['cpu_s']:7.1f} s, "

@@ -5,7 +5,9 @@ LANCZOS from full size, float64 Lab by the formulas, ab -> 10-unit grid + bincou
 (`run_prep`, --workers 1, --augment 0), which decodes in the JPEG DCT domain to >= 2x the target, does the
 final Lanczos pass, float32 Lab, and writes shards, stats.npz and the manifest.
 Prints images/s per core for both (from CPU time, so other load on a shared machine does not skew the
-ratio), the ratio line, and the quality of the fast resize.
+ratio), the ratio line, and the quality of the fast resize; then prep with the default --augment 7 (the
+original and two crops stored per train photo; flip and noise are made by the loader), to compare with
+the same line run against an older checkout (`PYTHONPATH=/old/tree python benchmarks/bench_prep.py`).
 
     .venv/bin/python benchmarks/bench_prep.py [--n 200] [--size 256]
 """
@@ -114,13 +116,19 @@ def main() -> int:
                           shard_size=1024, workers=1)
         t_prep, wall_prep = time.process_time() - t0, time.perf_counter() - w0
         assert sum(report.samples.values()) == args.n, report.summary_line()
+        t0 = time.process_time()
+        full = run_prep(root / "raw", root / "shards7", size=args.size, split="0.8,0.1,0.1", shard_size=1024,
+                        workers=1)
+        t_full = time.process_time() - t0
         q = quality(paths[:20], args.size)
     naive_ips, prep_ips = args.n / t_naive, args.n / t_prep
     print(f"naive (Pillow full decode + LANCZOS + float64 Lab): {naive_ips:.1f} img/s per core")
     print(f"colorize prep --workers 1 --augment 0 (decode..shards+stats+manifest): {prep_ips:.1f} img/s per core"
           f" ({args.n / wall_prep:.1f} img/s wall)")
     print(f"resize quality vs full-size Pillow LANCZOS: mean abs {q:.3f} (bound 1.0)")
-    print(f"prep: {prep_ips / naive_ips:.1f}x the naive PIL pipeline ({args.n} photos 1080x720 -> {args.size} px)")
+    print(f"prep: {prep_ips / naive_ips:.2f}x the naive PIL pipeline ({args.n} photos 1080x720 -> {args.size} px)")
+    print(f"colorize prep --workers 1 (default --augment 7, {sum(full.samples.values())} samples): "
+          f"{args.n / t_full:.1f} photos/s per core")
     return 0 if q <= 1.0 else 1
 
 

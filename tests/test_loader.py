@@ -109,3 +109,54 @@ def test_persistent_workers_follow_set_epoch(shards):
         _, fresh = _epoch(shards, 0, 1, workers=2, epoch=epoch, start=start)
         assert got == [b["index"].tolist() for b in fresh]
     assert seen[0] != seen[1] and seen[2] == seen[1][2:]
+
+
+@pytest.fixture(scope="module")
+def augmented(tmp_path_factory):
+    """Prep's shards with every variant: flip and noise samples are made by the loader from stored rows."""
+    from imagedata import make_dataset
+
+    from colorize.dataset.prep import run_prep
+
+    base = tmp_path_factory.mktemp("augmented")
+    out = base / "shards"
+    run_prep(make_dataset(base / "raw", n_per_category=3), out, size=32, bins=8, augment=7, split="1,0,0",
+             shard_size=8, workers=1)
+    return out
+
+
+def _contents(batches) -> dict[int, tuple[bytes, bytes, bytes, int]]:
+    """Sample index -> (L, bins, mask bytes, colorful) over the real samples of some batches."""
+    return {int(i): (b["L"][k].numpy().tobytes(), b["bins"][k].numpy().tobytes(), b["mask"][k].numpy().tobytes(),
+                     int(b["colorful"][k]))
+            for b in batches for k, (i, v) in enumerate(zip(b["index"], b["valid"])) if v}
+
+
+def test_derived_samples_are_the_same_for_any_worker_count_and_on_resume(augmented):
+    def epoch(workers, epoch=1, start=0):
+        ds = ShardDataset(augmented, "train", seed=5, batch_size=5, workers=workers)
+        ds.set_epoch(epoch, start)
+        return ds, list(iterate(make_loader(ds)))
+
+    ds, full = epoch(0)
+    assert ds.bank is not None and ds.n_samples == 9 * 7  # 9 photos x 7 variants, 3 of them stored
+    base = _contents(full)
+    assert sorted(base) == list(range(ds.n_samples))
+    _, two = epoch(2)
+    assert _contents(two) == base  # the same bytes whichever worker made a sample
+    _, again = epoch(0)
+    assert [b["index"].tolist() for b in again] == [b["index"].tolist() for b in full]
+    _, rest = epoch(0, start=4)  # mid-epoch resume: exactly the rest of the plan, the same samples
+    assert [b["index"].tolist() for b in rest] == [b["index"].tolist() for b in full[4:]]
+    assert all(base[i] == c for i, c in _contents(rest).items())
+    _, later = epoch(0, epoch=2)  # another epoch: another order, the same samples (prep's, fixed)
+    assert _contents(later) == base
+    by_variant = {}
+    for key in range(ds.n_samples):
+        s = ds.sample(key, 0)
+        by_variant.setdefault(s.photo_id, {})[s.variant] = s
+    photo = next(iter(by_variant.values()))
+    orig, flip, noisy = photo["orig"], photo["flip"], photo["noise3"]
+    assert np.array_equal(flip.L, orig.L[:, ::-1]) and np.array_equal(flip.ab, orig.ab[:, ::-1])
+    assert np.array_equal(noisy.ab, orig.ab) and not np.array_equal(noisy.L, orig.L)
+    assert flip.colorful == noisy.colorful == orig.colorful

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from colorize.dataset.bins import ab_histogram, compute_bin_stats
-from colorize.dataset.shards import save_stats, shard_name, verify_shards, write_npz
+from colorize.dataset.shards import SCHEMA, save_stats, shard_name, verify_shards, write_shard
 from colorize.io import atomic_write_json
 
 CATEGORIES = ("beach", "forest", "city")
@@ -36,7 +36,7 @@ def _sample(rng: np.random.Generator, size: int, gray: bool, padded: bool, jitte
 
 def make_shards(root: Path, n_train: int = 24, n_val: int = 8, size: int = 64, per_shard: int = 5,
                 bins: int = 8, seed: int = 0, jitter: int = 6) -> Path:
-    """Write train/val shards, stats.npz and a colorize.shards/1 manifest under `root`; return it."""
+    """Write train/val shards, stats.npz and a manifest of the current format under `root`; return it."""
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     entries, counts, hist = [], {}, np.zeros((256, 256), np.int64)
@@ -47,23 +47,20 @@ def make_shards(root: Path, n_train: int = 24, n_val: int = 8, size: int = 64, p
             samples = [_sample(rng, size, gray=(start + k) % 7 == 3, padded=(start + k) % 4 == 1, jitter=jitter)
                        for k in range(n)]
             cats = [CATEGORIES[(start + k) % len(CATEGORIES)] for k in range(n)]
-            arrays = {
-                "L": np.stack([s[0] for s in samples]), "ab": np.stack([s[1] for s in samples]),
-                "mask": np.stack([s[2] for s in samples]),
-                "photo_id": np.array([f"{split}{start + k:09d}"[-11:] for k in range(n)]),
-                "category": np.array(cats), "variant": np.array(["orig"] * n),
-            }
+            L, ab, mask = (np.stack([s[i] for s in samples]) for i in range(3))
             if split == "train":
-                hist += ab_histogram(arrays["ab"], arrays["mask"])
+                hist += ab_histogram(ab, mask)
             name = shard_name(split, index)
-            nbytes, sha = write_npz(root / name, arrays)
-            entries.append({"name": name, "split": split, "count": n, "bytes": nbytes, "sha256": sha})
+            nbytes, sha, content = write_shard(root / name, L, ab, mask,
+                                               [f"{split}{start + k:09d}"[-11:] for k in range(n)], cats, ["orig"] * n)
+            entries.append({"name": name, "split": split, "count": n, "stored": n, "bytes": nbytes, "sha256": sha,
+                            "content_sha256": content})
             for c in cats:
                 counts[split][c] = counts[split].get(c, 0) + 1
     stats = compute_bin_stats(hist, grid=10, bins=bins, lam=0.5, sigma=5.0)
     _, stats_sha = save_stats(root / "stats.npz", stats)
     atomic_write_json(root / "manifest.json", {
-        "schema": "colorize.shards/1", "tool_version": "test", "source_manifest_sha256": "0" * 64,
+        "schema": SCHEMA, "tool_version": "test", "source_manifest_sha256": "0" * 64,
         "params": {"seed": seed, "size": size, "fit": "pad", "grid": 10, "bins": bins, "lambda": 0.5,
                    "sigma": 5.0, "augment": 0, "split": "0.8,0.1,0.1"},
         "shards": entries, "counts": counts, "categories": sorted(CATEGORIES), "skipped": [],

@@ -18,8 +18,9 @@ from imagedata import hostile_files, jpeg_bytes, make_dataset, photo_like
 import colorize.dataset as splits
 from colorize.cli import cli
 from colorize.dataset import VARIANTS, augment, variants_for
+from colorize.dataset.loader import ShardDataset
 from colorize.dataset.prep import JOURNAL, run_prep
-from colorize.dataset.shards import list_shards, load_shard, load_stats, read_manifest
+from colorize.dataset.shards import SCHEMA, list_shards, load_shard, load_stats, read_manifest, sample_weights
 from colorize.errors import ColorizeError, UsageError
 from colorize.io import sha256_file
 
@@ -50,15 +51,17 @@ def reference(dataset, tmp_path_factory) -> Path:
 
 def test_shard_layout_dtypes_and_manifest(reference):
     manifest = read_manifest(reference)
-    assert manifest["schema"] == "colorize.shards/1" and len(manifest["source_manifest_sha256"]) == 64
+    assert manifest["schema"] == SCHEMA and len(manifest["source_manifest_sha256"]) == 64
     assert manifest["params"]["seed"] == 3 and manifest["params"]["lambda"] == 0.5
     assert manifest["categories"] == ["beach", "city", "forest"]
     shards = _load_all(reference)
     assert set(shards) == {e["name"] for e in manifest["shards"]}
     for entry in manifest["shards"]:
         arrays = shards[entry["name"]]
-        n = entry["count"]
-        assert 0 < n <= OPTS["shard_size"] and entry["bytes"] == (reference / entry["name"]).stat().st_size
+        n = entry["stored"]  # stored rows: the original and the crops only
+        assert 0 < n <= entry["count"] <= OPTS["shard_size"] and entry["bytes"] == (reference / entry["name"]).stat().st_size
+        assert arrays["sample_row"].shape == arrays["sample_variant"].shape == (entry["count"],)
+        assert set(arrays["variant"].tolist()) <= set(augment.STORED) and len(entry["content_sha256"]) == 64
         assert arrays["L"].shape == (n, 48, 48) and arrays["L"].dtype == np.uint8
         assert arrays["ab"].shape == (n, 48, 48, 2) and arrays["ab"].dtype == np.int8
         assert arrays["mask"].shape == (n, 48, 48) and arrays["mask"].dtype == np.bool_
@@ -71,8 +74,9 @@ def test_shard_layout_dtypes_and_manifest(reference):
     stats = load_stats(reference)
     assert stats.n_bins == 12 and manifest["stats"]["n_bins"] == 12
     assert float((stats.prior.astype(np.float64) * stats.weights).sum()) == pytest.approx(1.0, abs=1e-5)
-    train_pixels = sum(int(a["mask"].sum()) for name, a in shards.items() if name.startswith("train"))
-    assert int(stats.cell_counts.sum()) == train_pixels  # statistics over unmasked train pixels only
+    train_pixels = sum(int((a["mask"].sum(axis=(1, 2)) * sample_weights(a)).sum())
+                       for name, a in shards.items() if name.startswith("train"))
+    assert int(stats.cell_counts.sum()) == train_pixels  # over the unmasked pixels of every train sample
     derived = reference / "source-manifest.json"  # a plain folder gets a derived manifest, hashed like a real one
     assert sha256_file(derived) == manifest["source_manifest_sha256"]
     assert len(json.loads(derived.read_text())["photos"]) == manifest["photos"] == 12
@@ -81,26 +85,38 @@ def test_shard_layout_dtypes_and_manifest(reference):
     assert "timings" not in json.dumps(manifest) and "created" not in manifest
 
 
+def _samples(out: Path, split: str) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Every sample of a split as the loader makes it: (photo id, variant) -> (L, ab, mask)."""
+    ds = ShardDataset(out, split, shuffle=False)
+    made = [ds.sample(key, 0) for key in range(ds.n_samples)]  # unfiltered: keys are 0..n-1
+    return {(s.photo_id, s.variant): (s.L.copy(), s.ab.copy(), augment.box_mask(s.box, s.L.shape[0])) for s in made}
+
+
 def test_splits_and_variants(reference):
     shards = _load_all(reference)
     split_of: dict[str, str] = {}
     variants_of: dict[str, list[str]] = {}
+    stored_of: dict[str, list[str]] = {}
     for name, arrays in shards.items():
         split = name.split("-")[0]
-        for pid, variant in zip(arrays["photo_id"].tolist(), arrays["variant"].tolist()):
+        for row, variant in zip(arrays["sample_row"].tolist(), arrays["sample_variant"].tolist()):
+            pid = str(arrays["photo_id"][row])
             assert split_of.setdefault(pid, split) == split  # all variants of a photo in one split
             variants_of.setdefault(pid, []).append(variant)
             assert split == splits.assign_split(pid, 3, (0.6, 0.2, 0.2))
+            assert augment.stored_variant(variant) == arrays["variant"][row]
+        for pid, variant in zip(arrays["photo_id"].tolist(), arrays["variant"].tolist()):
+            stored_of.setdefault(pid, []).append(variant)
     assert set(split_of.values()) == {"train", "val", "test"}
     for pid, variants in variants_of.items():
         expected = VARIANTS if split_of[pid] == "train" else ("orig",)
         assert sorted(variants) == sorted(expected)  # val/test never augmented
+        assert set(stored_of[pid]) == ({"orig", "crop1", "crop2"} if split_of[pid] == "train" else {"orig"})
 
-    train = {(p, v): (L, ab, m) for a in (a for n, a in shards.items() if n.startswith("train"))
-             for p, v, L, ab, m in zip(a["photo_id"], a["variant"], a["L"], a["ab"], a["mask"])}
+    train = _samples(reference, "train")
     pid = next(p for p, s in split_of.items() if s == "train")
     L, ab, m = train[(pid, "orig")]
-    fL, fab, fm = train[(pid, "flip")]
+    fL, fab, fm = train[(pid, "flip")]  # made on the fly: the very bytes prep used to store
     assert np.array_equal(fL, L[:, ::-1]) and np.array_equal(fab, ab[:, ::-1]) and np.array_equal(fm, m[:, ::-1])
     spread = []
     for level in ("noise1", "noise2", "noise3"):
@@ -340,14 +356,29 @@ def test_output_inside_source_and_changed_options(tmp_path):
 
 def test_augmentation_randomness_comes_only_from_seed_photo_and_variant():
     rgb = photo_like(120, 80, seed=11)
-    variants = ["noise2", "crop1"]
-    a = augment.make_samples(rgb, 48, "pad", variants, seed=0, photo_id="p1")
-    again = augment.make_samples(rgb, 48, "pad", variants[::-1], seed=0, photo_id="p1")  # order does not matter
-    other_seed = augment.make_samples(rgb, 48, "pad", variants, seed=1, photo_id="p1")
-    other_photo = augment.make_samples(rgb, 48, "pad", variants, seed=0, photo_id="p2")
-    for v in variants:
-        assert all(np.array_equal(x, y) for x, y in zip(a[v], again[v]))
-        assert not np.array_equal(a[v][0], other_seed[v][0]) and not np.array_equal(a[v][0], other_photo[v][0])
+    a = augment.stored_samples(rgb, 48, "pad", ["orig", "crop1"], seed=0, photo_id="p1")
+    again = augment.stored_samples(rgb, 48, "pad", ["crop1", "orig"], seed=0, photo_id="p1")  # order does not matter
+    other_seed = augment.stored_samples(rgb, 48, "pad", ["crop1"], seed=1, photo_id="p1")
+    other_photo = augment.stored_samples(rgb, 48, "pad", ["crop1"], seed=0, photo_id="p2")
+    assert all(np.array_equal(x, y) for x, y in zip(a["crop1"], again["crop1"]))
+    assert not np.array_equal(a["crop1"][0], other_seed["crop1"][0])
+    assert not np.array_equal(a["crop1"][0], other_photo["crop1"][0])
+    # Noise: one bank per (seed, size), a field picked by (seed, photo, variant).
+    bank = augment.noise_bank(0, 48)
+    assert bank.shape == (3, augment.BANK_FIELDS, 48, 48) and np.array_equal(bank, augment.noise_bank(0, 48))
+    assert not np.array_equal(bank, augment.noise_bank(1, 48))
+    picks = {augment.bank_pick(0, f"p{i}", "noise2") for i in range(40)}
+    assert len(picks) > 20 and augment.bank_pick(0, "p1", "noise2") == augment.bank_pick(0, "p1", "noise2")
+    L, ab, mask = a["orig"]
+    box = augment.mask_box(mask)
+    noisy, nab, nbox = augment.derive("noise2", L, ab, box, bank, 5)
+    region = (slice(box[0], box[2]), slice(box[1], box[3]))
+    assert nab is ab and nbox == box and np.array_equal(noisy[~mask], L[~mask])
+    assert np.array_equal(noisy[region], np.clip(L[region].astype(int) + bank[1, 5][region], 0, 255))
+    big = augment.noise_bank(0, 600)  # the bank's side is bounded; bigger samples tile it
+    assert big.shape[2] == augment.BANK_SIDE
+    assert augment.derive("noise1", np.zeros((600, 600), np.uint8), np.zeros((600, 600, 2), np.int8),
+                          (0, 0, 600, 600), big, 0)[0].shape == (600, 600)
     assert variants_for("train", 7) == VARIANTS
     assert variants_for("train", 3) == ("orig", "flip", "noise1")
     assert variants_for("val", 7) == variants_for("train", 0) == ("orig",)

@@ -13,6 +13,12 @@ one contiguous range per rank, each range into one contiguous stream per worker,
 comes from stream j % workers. PyTorch's DataLoader asks its workers round-robin, so it yields the
 plan in order, and each worker reads only the shards of its own stream.
 
+How a batch is made: decode -> sample -> batch. A shard's stored rows decode one at a time (lz4);
+`sample(key, epoch)` makes one training sample from its stored row (a flip or a noise field from the
+bank for derived variants, see augment.derive), keyed by its stable index; `_assemble` copies the samples
+into the batch and maps ab to bins for the whole batch at once. A per-sample step (say, simulated colour
+hints from (seed, index, epoch)) belongs in `sample`.
+
 Batches hold uint8 L, int16 bin indices (ab through the stats lookup table) and the bool mask; the
 DataLoader pins them and the float conversion happens on the device.
 """
@@ -32,14 +38,19 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from colorize.dataset.augment import NOISE_SIGMA, bank_pick, box_mask, derive
 from colorize.dataset.hints import simulated_batch
-from colorize.dataset.shards import list_shards, load_shard, load_stats, read_manifest
+from colorize.dataset.shards import (
+    ShardFile,
+    list_shards,
+    load_noise_bank,
+    load_stats,
+    read_manifest,
+    read_shard,
+)
 from colorize.errors import ColorizeError
 
 log = logging.getLogger(__name__)
-
-# Images count as gray (and get zero loss) when no unmasked pixel has |a| or |b| above this.
-GRAY_AB = 5
 
 
 @dataclass
@@ -58,16 +69,28 @@ class LoaderState:
         return asdict(self)
 
 
-def raw_ab_tables(ab_lut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Tables indexed by an int8 (a, b) pair viewed as one native uint16: bin index, and |a| or |b| > 5.
+def raw_ab_table(ab_lut: np.ndarray) -> np.ndarray:
+    """A table indexed by an int8 (a, b) pair viewed as one native uint16: the bin index.
 
     One gather per pixel instead of index arithmetic in int32 temporaries: ~5x faster per batch.
     """
     raw = np.arange(65536, dtype=np.uint16).reshape(-1, 1).view(np.int8).astype(np.int32)  # [65536, 2]
-    a, b = raw[:, 0], raw[:, 1]
-    bins = np.ascontiguousarray(np.asarray(ab_lut, dtype=np.int16)[a + 128, b + 128])
-    colorful = (np.abs(a) > GRAY_AB) | (np.abs(b) > GRAY_AB)
-    return bins, colorful
+    return np.ascontiguousarray(np.asarray(ab_lut, dtype=np.int16)[raw[:, 0] + 128, raw[:, 1] + 128])
+
+
+@dataclass
+class Sample:
+    """One training sample as `ShardDataset.sample` makes it (arrays may be read-only views)."""
+
+    L: np.ndarray  # uint8 [S,S]
+    ab: np.ndarray  # int8 [S,S,2]
+    box: tuple[int, int, int, int]  # (y0, x0, y1, x1): the real pixels; the rest is padding
+    colorful: bool  # prep's flag: some real pixel has |a| or |b| > augment.GRAY_AB
+    index: int  # the sample's stable key in this split (the same every epoch, rank and worker count)
+    epoch: int
+    category: str
+    photo_id: str
+    variant: str
 
 
 def _dist_rank_world() -> tuple[int, int]:
@@ -111,7 +134,8 @@ class ShardDataset(IterableDataset):
         self.manifest = read_manifest(self.shards_dir)
         self.entries = list_shards(self.shards_dir, split)
         self.stats = load_stats(self.shards_dir)
-        self.raw_lut, self.colorful_lut = raw_ab_tables(self.stats.ab_lut)
+        self.raw_lut = raw_ab_table(self.stats.ab_lut)
+        self.bank = load_noise_bank(self.shards_dir) if self.split == "train" else None
         self.size = int(self.manifest.get("params", {}).get("size", 0)) or None
         self._select(categories, photo_ids, limit)
         # A shuffle window spans about buffer / shard size + 1 shards: keep those open, no more (prep writes
@@ -121,7 +145,7 @@ class ShardDataset(IterableDataset):
         # (epoch, start batch) in shared memory: persistent workers see set_epoch without a restart,
         # so they keep their open shards and verified hashes across epochs.
         self._position = torch.zeros(2, dtype=torch.int64).share_memory_()
-        self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
+        self._cache: OrderedDict[int, ShardFile] = OrderedDict()
         self._verified: set[int] = set()
 
     # ------------------------------------------------------------------------------------ selection
@@ -156,11 +180,14 @@ class ShardDataset(IterableDataset):
                                 "check the split fractions and filters, or prep more photos")
 
     def _read_meta(self, entry: dict[str, Any]) -> dict[str, np.ndarray]:
-        """Only the small string arrays of a shard (np.load reads .npz members lazily)."""
+        """Each sample's category and photo id (those of the stored row it is made from)."""
         path = self._path(entry)
         try:
             with np.load(path, allow_pickle=False) as z:
-                return {"category": z["category"], "photo_id": z["photo_id"]}
+                rows = z["sample_row"]
+                if rows.size and (rows.min() < 0 or rows.max() >= z["photo_id"].size):
+                    raise ValueError("sample_row out of range")
+                return {"category": z["category"][rows], "photo_id": z["photo_id"][rows]}
         except (OSError, ValueError, KeyError) as exc:
             raise ColorizeError(f"cannot read {path} ({exc})", "rerun `colorize prep` to rebuild it") from exc
 
@@ -256,7 +283,7 @@ class ShardDataset(IterableDataset):
         batches = self.plan(epoch)
         # The DataLoader starts its round-robin at worker 0, so worker w serves batches start+w, +2w, ...
         for j in range(start + worker, len(batches), n_workers):
-            yield self._with_hints(self._assemble(batches[j]), epoch)
+            yield self._with_hints(self._assemble(batches[j], epoch), epoch)
 
     def _with_hints(self, batch: dict[str, Any], epoch: int) -> dict[str, Any]:
         """Add the simulated hints to an assembled batch (a step of its own, on the decoded ab and mask)."""
@@ -267,51 +294,66 @@ class ShardDataset(IterableDataset):
                 del batch["ab"]
         return batch
 
-    def _shard(self, i: int) -> dict[str, np.ndarray]:
-        """Shard i's arrays, from a small LRU cache; the sha256 is checked on the first open in a process."""
+    def _shard(self, i: int) -> ShardFile:
+        """Shard i (compressed), from a small LRU cache; the sha256 is checked on the first open in a process."""
         if i in self._cache:
             self._cache.move_to_end(i)
             return self._cache[i]
         entry = self.entries[i]
         expected = None if i in self._verified else entry["sha256"]
-        arrays = load_shard(self._path(entry), expected_sha256=expected)
-        n, size = arrays["L"].shape[:2]
-        if n != self.counts[i] or (self.size and size != self.size):
-            raise ColorizeError(f"{entry['name']} holds {n} samples of {size} px, the manifest says "
+        shard = read_shard(self._path(entry), expected_sha256=expected)
+        if shard.count != self.counts[i] or (self.size and shard.side != self.size):
+            raise ColorizeError(f"{entry['name']} holds {shard.count} samples of {shard.side} px, the manifest says "
                                 f"{self.counts[i]} of {self.size} px", "rerun `colorize prep` to rebuild the shards")
         self._verified.add(i)
-        self._cache[i] = arrays
+        self._cache[i] = shard
         while len(self._cache) > self.cache_shards:
             self._cache.popitem(last=False)
-        return arrays
+        return shard
 
-    def _assemble(self, keys: np.ndarray) -> dict[str, Any]:
+    def sample(self, key: int, epoch: int) -> Sample:
+        """Sample `key` of this split: its stored row decoded, then made into its variant (flip, noise)."""
+        i = int(np.searchsorted(self.offsets, key, side="right")) - 1
+        shard = self._shard(i)
+        j = int(key - self.offsets[i])
+        row, variant = int(shard.sample_row[j]), str(shard.sample_variant[j])
+        L, ab = shard.pixels_of(row)
+        pick = bank_pick(self.prep_seed, str(shard.photo_id[row]), variant) if variant in NOISE_SIGMA else 0
+        try:
+            L, ab, box = derive(variant, L, ab, shard.box_of(row), self.bank, pick)
+        except ValueError as exc:  # a variant name the shard should not hold, or noise without a bank
+            raise ColorizeError(f"{shard.path}: sample {j} ({exc})", "rerun `colorize prep` to rebuild the shards") from exc
+        return Sample(L, ab, box, bool(shard.colorful[row]), int(key), epoch, str(shard.category[row]),
+                      str(shard.photo_id[row]), variant)
+
+    @property
+    def prep_seed(self) -> int:
+        """Noise fields are picked with prep's seed (the samples are prep's, whatever the loader's seed)."""
+        return int(self.manifest.get("params", {}).get("seed", 0))
+
+    def _assemble(self, keys: np.ndarray, epoch: int = 0) -> dict[str, Any]:
         valid = keys >= 0
         real = np.where(valid, keys, -keys - 1)
-        shard_of = np.searchsorted(self.offsets, real, side="right") - 1
         n = keys.size
         L = ab = mask = None
+        colorful = np.zeros(n, bool)
         category: list[str] = [""] * n
-        for i in np.unique(shard_of):
-            arrays = self._shard(int(i))
-            at = np.flatnonzero(shard_of == i)
-            rows = real[at] - self.offsets[i]
+        for k in range(n):
+            s = self.sample(int(real[k]), epoch)
             if L is None:
-                s = arrays["L"].shape[1]
-                L = np.empty((n, s, s), np.uint8)
-                ab = np.empty((n, s, s, 2), np.int8)
-                mask = np.empty((n, s, s), bool)
-            L[at], ab[at], mask[at] = arrays["L"][rows], arrays["ab"][rows], arrays["mask"][rows]
-            for k, r in zip(at, rows):
-                category[k] = str(arrays["category"][r])
-        if not valid.all():
-            mask &= valid[:, None, None]
+                side = s.L.shape[0]
+                L, ab = np.empty((n, side, side), np.uint8), np.empty((n, side, side, 2), np.int8)
+                mask = np.empty((n, side, side), bool)
+            L[k], ab[k] = s.L, s.ab
+            if valid[k]:
+                box_mask(s.box, side, mask[k])
+            else:  # a padding copy: no pixel counts
+                mask[k] = False
+            colorful[k], category[k] = s.colorful and bool(valid[k]), s.category
         raw = ab.view(np.uint16)[..., 0]  # each int8 (a, b) pair read as one 16-bit table index
-        bins = self.raw_lut[raw]
-        colorful = (self.colorful_lut[raw] & mask).reshape(n, -1).any(axis=1)
         batch = {
             "L": torch.from_numpy(L),
-            "bins": torch.from_numpy(bins),
+            "bins": torch.from_numpy(self.raw_lut[raw]),
             "mask": torch.from_numpy(mask),
             "colorful": torch.from_numpy(colorful),
             "valid": torch.from_numpy(valid),

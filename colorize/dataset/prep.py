@@ -2,7 +2,8 @@
 
 Shape of the work: list the photos, give each a split by hash, expand train photos into variants, cut
 each split's sample list into fixed shards, and run one independent task per shard (locally or on
-dask). The plan depends only on the source and the parameters, so the bytes of every shard do too,
+dask). A task stores only the variants that need the photo (the original and the crops, augment.STORED)
+and lists every sample in the shard's sample table; the loader makes flip and noise on the fly. The plan depends only on the source and the parameters, so the bytes of every shard do too,
 whatever --workers/--engine. A journal of finished shards (with their sha256) lets a killed run
 resume: a shard whose file still has the recorded hash is not rebuilt.
 """
@@ -22,6 +23,7 @@ import numpy as np
 
 from colorize import __version__
 from colorize.dataset import (
+    ENGINES,
     MIN_SIDE,
     SPLITS,
     PrepParams,
@@ -72,17 +74,19 @@ class ShardTask:
 class ShardResult:
     name: str
     split: str
-    count: int
+    count: int  # samples (what the loader serves)
     bytes: int
     sha256: str
     skipped: list[dict[str, str]]
     categories: dict[str, int]
-    hist: np.ndarray | None  # fine ab histogram of a train shard
+    hist: np.ndarray | None  # fine ab histogram of a train shard, each stored row weighted by its samples
     seconds: float = 0.0
+    stored: int = 0  # stored rows (the original and the crops of each photo)
+    content_sha256: str = ""
 
     def entry(self) -> dict[str, Any]:
-        return {"name": self.name, "split": self.split, "count": self.count, "bytes": self.bytes,
-                "sha256": self.sha256}
+        return {"name": self.name, "split": self.split, "count": self.count, "stored": self.stored,
+                "bytes": self.bytes, "sha256": self.sha256, "content_sha256": self.content_sha256}
 
 
 @dataclass
@@ -124,41 +128,63 @@ def plan_tasks(photos: list[Photo], params: PrepParams, src: Path, out: Path) ->
 
 # ---------------------------------------------------------------------------------------------- task
 def run_shard_task(task: ShardTask) -> ShardResult:
-    """Decode the task's photos, build their variants and write one shard (runs on any worker)."""
+    """Decode the task's photos, build their stored variants and write one shard (runs on any worker).
+
+    Flip and noise samples are only listed in the shard's sample table: the loader makes them from the
+    stored original (augment.derive), so prep neither computes nor writes them."""
     engines.worker_setup()
     t0 = time.perf_counter()
-    p = task.params
-    n, size = len(task.items), p.size
-    L = np.zeros((n, size, size), np.uint8)
-    ab = np.zeros((n, size, size, 2), np.int8)
-    mask = np.zeros((n, size, size), bool)
-    ids, cats, names, skipped = [], [], [], []
-    count = 0
-    i = 0
-    while i < n:
-        photo = task.items[i][0]
-        j = i
-        while j < n and task.items[j][0] == photo:
-            j += 1
-        wanted = [v for _, v in task.items[i:j]]
+    rows: list[aug.Sample] = []
+    ids, cats, stored, sample_row, sample_variant, skipped = [], [], [], [], [], []
+    for photo, wanted in _by_photo(task.items):
+        needed = sorted({aug.stored_variant(v) for v in wanted}, key=aug.STORED.index)
         try:
-            samples = _photo_samples(photo, wanted, task)
+            samples = _photo_samples(photo, needed, task)
         except ColorizeError as exc:
             skipped.append({"file": photo.file, "reason": exc.what.split(": ", 1)[-1]})
-            samples = {}
-        for variant in wanted if samples else []:
-            L[count], ab[count], mask[count] = samples[variant]
+            continue
+        at = {}
+        for name in needed:
+            at[name] = len(rows)
+            rows.append(samples[name])
             ids.append(photo.id)
             cats.append(photo.category)
-            names.append(variant)
-            count += 1
-        i = j
-    arrays = {"L": L[:count], "ab": ab[:count], "mask": mask[:count], "photo_id": _str_array(ids),
-              "category": _str_array(cats), "variant": _str_array(names)}
-    nbytes, digest = shards.write_npz(Path(task.out) / task.name, arrays)
-    hist = bins.ab_histogram(ab[:count], mask[:count]) if task.split == "train" else None
-    return ShardResult(task.name, task.split, count, nbytes, digest, skipped, dict(Counter(cats)), hist,
-                       time.perf_counter() - t0)
+            stored.append(name)
+        sample_row += [at[aug.stored_variant(v)] for v in wanted]
+        sample_variant += wanted
+    s = task.params.size
+    L = np.stack([r[0] for r in rows]) if rows else np.zeros((0, s, s), np.uint8)
+    ab = np.stack([r[1] for r in rows]) if rows else np.zeros((0, s, s, 2), np.int8)
+    mask = np.stack([r[2] for r in rows]) if rows else np.zeros((0, s, s), bool)
+    rows_arr = np.array(sample_row, np.int32)
+    nbytes, digest, content = shards.write_shard(Path(task.out) / task.name, L, ab, mask, ids, cats, stored,
+                                                 rows_arr, sample_variant)
+    hist = None
+    if task.split == "train":
+        hist = _weighted_histogram(ab, mask, np.bincount(rows_arr, minlength=len(rows)))
+    return ShardResult(task.name, task.split, len(sample_row), nbytes, digest, skipped,
+                       dict(Counter(cats[r] for r in sample_row)), hist, time.perf_counter() - t0, len(rows), content)
+
+
+def _by_photo(items: tuple[tuple[Photo, str], ...]) -> list[tuple[Photo, list[str]]]:
+    """Consecutive (photo, variant) items grouped by photo, in order."""
+    groups: list[tuple[Photo, list[str]]] = []
+    for photo, variant in items:
+        if groups and groups[-1][0] == photo:
+            groups[-1][1].append(variant)
+        else:
+            groups.append((photo, [variant]))
+    return groups
+
+
+def _weighted_histogram(ab: np.ndarray, mask: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The ab histogram of all samples: a stored row counts once per sample made from it (flip and noise
+    keep ab's values), so the bin statistics are those of the full augmented set."""
+    hist = np.zeros((256, 256), np.int64)
+    for w in np.unique(weights[weights > 0]):
+        keep = weights == w
+        hist += int(w) * bins.ab_histogram(ab[keep], mask[keep])
+    return hist
 
 
 def _photo_samples(photo: Photo, variants: list[str], task: ShardTask) -> dict[str, aug.Sample]:
@@ -171,11 +197,7 @@ def _photo_samples(photo: Photo, variants: list[str], task: ShardTask) -> dict[s
         raise ColorizeError(f"{photo.file}: sha256 differs from the manifest")
     p = task.params
     decoded = decode(data, max_pixels=p.max_pixels, reduce_to=p.size, fit=p.fit, min_side=MIN_SIDE)
-    return aug.make_samples(decoded.rgb, p.size, p.fit, variants, p.seed, photo.id)
-
-
-def _str_array(values: list[str]) -> np.ndarray:
-    return np.array(values, dtype=str) if values else np.zeros(0, dtype="<U1")
+    return aug.stored_samples(decoded.rgb, p.size, p.fit, variants, p.seed, photo.id)
 
 
 # ------------------------------------------------------------------------------------------- driver
@@ -189,9 +211,9 @@ def _reuse(task: ShardTask, record: dict[str, Any] | None) -> ShardResult | None
     hist = None
     if task.split == "train":
         arrays = shards.load_shard(path)
-        hist = bins.ab_histogram(arrays["ab"], arrays["mask"])
+        hist = _weighted_histogram(arrays["ab"], arrays["mask"], shards.sample_weights(arrays))
     return ShardResult(task.name, task.split, record["count"], record["bytes"], record["sha256"],
-                       record["skipped"], record["categories"], hist)
+                       record["skipped"], record["categories"], hist, 0.0, record["stored"], record["content_sha256"])
 
 
 def run_prep(src: str | os.PathLike, out: str | os.PathLike, size: int = PrepParams.size, fit: str = PrepParams.fit,
@@ -203,51 +225,98 @@ def run_prep(src: str | os.PathLike, out: str | os.PathLike, size: int = PrepPar
     """Run the prep stage (see module docstring); returns a report with `summary_line()`.
 
     Its defaults are `PrepParams`'s, the one source of prep defaults (the CLI reads them too)."""
-    t_start = time.perf_counter()
+    t = {"start": time.perf_counter()}
+    # parse
     src, out = Path(src), Path(out)
-    if engine not in engines.ENGINES:
+    _check_options(src, out, engine, scheduler)
+    params = PrepParams(size, fit, grid, bins, float(lam), float(sigma), augment, parse_split(split), seed,
+                        shard_size, max_pixels)
+    check_prep_params(params)
+    source = discover(src, exclude=out)
+    if not source.photos:
+        raise ColorizeError(f"no usable photos in {src}", "give prep a scraped dataset or category folders of images")
+    _prepare_out(out, source, params)
+    # plan
+    t["plan"] = time.perf_counter()
+    tasks = plan_tasks(source.photos, params, src, out)
+    journal = _read_journal(out / JOURNAL, _plan_key(tasks, params, source.manifest_sha256))
+    results = {task.name: r for task in tasks if (r := _reuse(task, journal["shards"].get(task.name)))}
+    pending = [task for task in tasks if task.name not in results]
+    if results:
+        log.info("resuming: %d of %d shards already done", len(results), len(tasks))
+    # run
+    t["work"] = time.perf_counter()
+    _run_pending(pending, results, journal, out / JOURNAL, len(tasks), engine, workers, scheduler)
+    t["stats"] = time.perf_counter()
+    ordered = [results[task.name] for task in tasks]
+    used = len(source.photos) - len({s["file"] for r in ordered for s in r.skipped})
+    manifest, bin_stats = _finish(out, ordered, params, source.manifest_sha256, source.kind, source.skipped, used)
+    _remove_stale_shards(out, {task.name for task in tasks})
+    t["end"] = time.perf_counter()
+    # record
+    samples = {s: sum(r.count for r in ordered if r.split == s) for s in SPLITS}
+    skipped_all = manifest["skipped"]
+    if skipped_all:
+        shown = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped_all[:5])
+        more = f"; and {len(skipped_all) - 5} more" if len(skipped_all) > 5 else ""
+        log.warning("skipped %d files (all listed in %s): %s%s", len(skipped_all), out / shards.MANIFEST, shown, more)
+    work_s, built = t["stats"] - t["work"], sum(results[task.name].count for task in pending)
+    write_run_record(
+        out / shards.RUN_RECORD, "prep",
+        params={**params.manifest_params(), "src": str(src), "out": str(out),
+                "workers": workers or engines.default_workers(), "engine": engine, "scheduler": scheduler},
+        counts={"photos": used, "samples": samples, "stored": sum(r.stored for r in ordered),
+                "skipped": len(skipped_all), "shards": len(tasks), "shards_rebuilt": len(pending),
+                "source": source.kind},
+        timings={"discover": t["plan"] - t["start"], "plan": t["work"] - t["plan"], "shards": work_s,
+                 "shard_tasks_summed": sum(r.seconds for r in ordered),
+                 "stats_and_manifest": t["end"] - t["stats"], "total": t["end"] - t["start"]},
+        throughput={"samples_per_s": round(built / work_s, 2) if work_s > 0 and pending else None},
+        manifest_sha256=sha256_file(out / shards.MANIFEST),
+    )
+    return PrepReport(out, samples, used, len(skipped_all), len(tasks), len(pending), bin_stats.n_bins,
+                      t["end"] - t["start"], skipped_all)
+
+
+def _check_options(src: Path, out: Path, engine: str, scheduler: str | None) -> None:
+    if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r}", "use --engine local or --engine dask")
     if scheduler and engine != "dask":
         raise UsageError("--scheduler needs --engine dask", "add --engine dask")
     if out.resolve() == src.resolve():
         raise UsageError("--out must differ from --src", "write the shards to their own folder")
-    params = PrepParams(size, fit, grid, bins, float(lam), float(sigma), augment, parse_split(split), seed,
-                        shard_size, max_pixels)
-    check_prep_params(params)
-    source = discover(src, exclude=out)
-    photos, skipped_upfront, source_sha, source_kind = source.photos, source.skipped, source.manifest_sha256, source.kind
-    if not photos:
-        raise ColorizeError(f"no usable photos in {src}", "give prep a scraped dataset or category folders of images")
-    read_folder_record(out, shards.MANIFEST, "a shard folder written by colorize prep",
-                       "pass --out a new folder for the shards (e.g. data/shards)", schema=shards.SCHEMA,
-                       missing_ok=True)
+
+
+def _prepare_out(out: Path, source: Any, params: PrepParams) -> None:
+    """Refuse a folder that is not ours, clear what an earlier run left, and write the derived manifest."""
+    try:
+        old_schema = read_json(out / shards.MANIFEST).get("schema")
+    except (OSError, ValueError, AttributeError):
+        old_schema = None
+    if old_schema not in shards.OLD_SCHEMAS:  # shards of an older format are ours: this run replaces them
+        read_folder_record(out, shards.MANIFEST, "a shard folder written by colorize prep",
+                           "pass --out a new folder for the shards (e.g. data/shards)", schema=shards.SCHEMA,
+                           missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out, root=out)
-    _retire_other_manifest(out, source_sha, params)
+    _retire_other_manifest(out, source.manifest_sha256, params)
     if source.derived_manifest is not None:  # the folder's derived manifest, hashed into the shard manifest
         atomic_write_text(out / DERIVED_MANIFEST, source.derived_manifest)
     elif (out / DERIVED_MANIFEST).exists():  # left by an earlier run on a plain folder
         (out / DERIVED_MANIFEST).unlink()
-    t_plan = time.perf_counter()
-    tasks = plan_tasks(photos, params, src, out)
-    plan_key = sha256_bytes(dumps_json({"tool_version": __version__, "source": source_sha,
-                                        "params": params.manifest_params(),
-                                        "shards": [[t.name, [(p.id, v) for p, v in t.items]] for t in tasks]}).encode())
-    journal_path = out / JOURNAL
-    journal = _read_journal(journal_path, plan_key)
 
-    results: dict[str, ShardResult] = {}
-    pending = []
-    for task in tasks:
-        reused = _reuse(task, journal["shards"].get(task.name))
-        if reused:
-            results[task.name] = reused
-        else:
-            pending.append(task)
-    if results:
-        log.info("resuming: %d of %d shards already done", len(results), len(tasks))
-    bar = progress(total=len(tasks), initial=len(results), desc="prep", unit="shard")
-    t_work = time.perf_counter()
+
+def _plan_key(tasks: list[ShardTask], params: PrepParams, source_sha: str) -> str:
+    """What a finished shard in the journal must have been made for (the format too: old shards are rebuilt)."""
+    return sha256_bytes(dumps_json({"tool_version": __version__, "schema": shards.SCHEMA, "codec": shards.CODEC,
+                                    "source": source_sha, "params": params.manifest_params(),
+                                    "shards": [[t.name, [(p.id, v) for p, v in t.items]] for t in tasks]}).encode())
+
+
+def _run_pending(pending: list[ShardTask], results: dict[str, ShardResult], journal: dict[str, Any],
+                 journal_path: Path, total: int, engine: str, workers: int | None, scheduler: str | None) -> None:
+    """Build the pending shards on the engine, journalling each as it finishes (so a killed run resumes)."""
+    bar = progress(total=total, initial=len(results), desc="prep", unit="shard")
     built = 0
     try:
         for result in engines.run_tasks(run_shard_task, pending, engine=engine, workers=workers, scheduler=scheduler):
@@ -260,37 +329,6 @@ def run_prep(src: str | os.PathLike, out: str | os.PathLike, size: int = PrepPar
             bar.update(1)
     finally:
         bar.close()
-    t_stats = time.perf_counter()
-    ordered = [results[t.name] for t in tasks]
-    failed = {s["file"] for r in ordered for s in r.skipped}
-    used = len(photos) - len(failed)
-    manifest, bin_stats = _finish(out, ordered, params, source_sha, source_kind, skipped_upfront, used)
-    _remove_stale_shards(out, {t.name for t in tasks})
-    t_end = time.perf_counter()
-
-    samples = {s: sum(r.count for r in ordered if r.split == s) for s in SPLITS}
-    skipped_all = manifest["skipped"]
-    if skipped_all:
-        shown = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped_all[:5])
-        more = f"; and {len(skipped_all) - 5} more" if len(skipped_all) > 5 else ""
-        log.warning("skipped %d files (all listed in %s): %s%s", len(skipped_all), out / shards.MANIFEST, shown, more)
-    rebuilt = len(pending)
-    work_s = t_stats - t_work
-    write_run_record(
-        out / shards.RUN_RECORD, "prep",
-        params={**params.manifest_params(), "src": str(src), "out": str(out), "workers": workers or engines.default_workers(),
-                "engine": engine, "scheduler": scheduler},
-        counts={"photos": used, "samples": samples, "skipped": len(skipped_all), "shards": len(tasks),
-                "shards_rebuilt": rebuilt, "source": source_kind},
-        timings={"discover": t_plan - t_start, "plan": t_work - t_plan, "shards": work_s,
-                 "shard_tasks_summed": sum(r.seconds for r in ordered),
-                 "stats_and_manifest": t_end - t_stats, "total": t_end - t_start},
-        throughput={"samples_per_s": round(sum(r.count for r in ordered if r.name in {t.name for t in pending})
-                                           / work_s, 2) if work_s > 0 and rebuilt else None},
-        manifest_sha256=sha256_file(out / shards.MANIFEST),
-    )
-    return PrepReport(out, samples, used, len(skipped_all), len(tasks), rebuilt, bin_stats.n_bins,
-                      t_end - t_start, skipped_all)
 
 
 def _retire_other_manifest(out: Path, source_sha: str, params: PrepParams) -> None:
@@ -301,7 +339,7 @@ def _retire_other_manifest(out: Path, source_sha: str, params: PrepParams) -> No
         old = read_json(path)
     except (OSError, ValueError):
         return
-    if not isinstance(old, dict) or old.get("source_manifest_sha256") != source_sha \
+    if not isinstance(old, dict) or old.get("schema") != shards.SCHEMA or old.get("source_manifest_sha256") != source_sha \
             or old.get("params") != json.loads(dumps_json(params.manifest_params())) \
             or old.get("tool_version") != __version__:
         log.info("replacing the shards in %s (other source or options)", out)
@@ -338,6 +376,13 @@ def _finish(out: Path, results: list[ShardResult], params: PrepParams, source_sh
         for s in r.skipped:
             skipped_by_file.setdefault(s["file"], s)
     categories = sorted({c for per in counts.values() for c in per})
+    noise = None
+    if any(v in aug.NOISE_SIGMA for v in variants_for("train", params.augment)):
+        noise_bytes, noise_sha = shards.save_noise_bank(out / shards.NOISE_FILE, aug.noise_bank(params.seed, params.size))
+        noise = {"file": shards.NOISE_FILE, "sha256": noise_sha, "bytes": noise_bytes, "fields": aug.BANK_FIELDS,
+                 "sigma": aug.NOISE_SIGMA, "pick": "sha256(noise:{seed}:{photo_id}:{variant}) % fields"}
+    elif (out / shards.NOISE_FILE).exists():  # left by an earlier run with noise variants
+        (out / shards.NOISE_FILE).unlink()
     manifest = {
         "schema": shards.SCHEMA, "tool_version": __version__, "source_manifest_sha256": source_sha,
         "source_kind": source_kind, "photos": n_photos, "params": params.manifest_params(),
@@ -347,6 +392,7 @@ def _finish(out: Path, results: list[ShardResult], params: PrepParams, source_sh
         "categories": categories,
         "skipped": [skipped_by_file[k] for k in sorted(skipped_by_file)],
         "stats": {"file": shards.STATS_FILE, "sha256": stats_sha, "bytes": stats_bytes, **bin_stats.summary()},
+        "noise": noise, "codec": shards.CODEC,
     }
     atomic_write_json(out / shards.MANIFEST, manifest)
     return manifest, bin_stats

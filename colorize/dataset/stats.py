@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from colorize.dataset.bins import BinStats, grid_cells
 from colorize.dataset.color import lab_to_rgb
-from colorize.dataset.shards import list_shards, load_shard, load_stats
+from colorize.dataset.shards import list_shards, load_shard, load_stats, sample_weights
 from colorize.io import atomic_open, atomic_write_csv, write_run_record
 
 log = logging.getLogger(__name__)
@@ -47,13 +47,14 @@ def bin_table(stats: BinStats) -> str:
 
 
 def category_histograms(shards_dir: str | os.PathLike, stats: BinStats) -> dict[str, np.ndarray]:
-    """Per category, the bin frequencies of its unmasked train pixels (normalised to sum 1)."""
+    """Per category, the bin frequencies of its unmasked train pixels (normalised to sum 1); a stored row
+    counts once per sample made from it, as in the training set."""
     counts: dict[str, np.ndarray] = {}
     for entry in list_shards(shards_dir, "train"):
         arrays = load_shard(Path(shards_dir) / entry["name"], entry["sha256"])
         bins = stats.bin_index(arrays["ab"])
-        for i, category in enumerate(arrays["category"].tolist()):
-            hist = np.bincount(bins[i][arrays["mask"][i]], minlength=stats.n_bins)
+        for i, (category, weight) in enumerate(zip(arrays["category"].tolist(), sample_weights(arrays))):
+            hist = int(weight) * np.bincount(bins[i][arrays["mask"][i]], minlength=stats.n_bins)
             counts[category] = counts.get(category, 0) + hist
     return {c: h / max(1, h.sum()) for c, h in sorted(counts.items())}
 

@@ -224,6 +224,9 @@ def stats(ctx: click.Context, shards_dir: str | None, out: str | None) -> None:
 @click.option("--shards", type=click.Path(file_okay=False), help="Shard folder [DATA/shards].")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder [DATA/runs/default].")
 @click.option("--epochs", type=click.IntRange(1), default=TD["epochs"], show_default=True)
+@click.option("--steps", type=click.IntRange(1), default=TD["steps"],
+              help="Planned optimizer steps in all, instead of --epochs (may end inside an epoch): the schedule "
+                   "ends annealed there, so a slow machine takes longer but trains the same model.")
 @click.option("--batch-size", type=click.IntRange(1), default=TD["batch_size"], show_default=True)
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=TD["lr"], show_default=True)
 @click.option("--width", type=click.IntRange(4), default=TD["width"], show_default=True, help="Base channel width.")

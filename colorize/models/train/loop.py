@@ -146,7 +146,7 @@ class _Trainer:
         self.criterion = RebalancedLoss(self.weights, self.centers, cfg.soft_targets).to(self.device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         budget = cfg.max_minutes * 60 if cfg.max_minutes is not None else None
-        self.planner = BudgetPlanner(len(self.train_ds), cfg.epochs, cfg.warmup_frac, budget)
+        self.planner = BudgetPlanner(len(self.train_ds), cfg.epochs, cfg.warmup_frac, budget, cfg.steps)
         # reads the planner's current plan at every step, so a re-plan reshapes the rest of the schedule
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda step: lr_factor(step, self.planner.plan))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)

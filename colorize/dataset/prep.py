@@ -278,7 +278,8 @@ def run_prep(src: str | os.PathLike, out: str | os.PathLike, size: int = PrepPar
     ordered = [results[t.name] for t in tasks]
     failed = {s["file"] for r in ordered for s in r.skipped}
     used = len(photos) - len(failed)
-    manifest, bin_stats = _finish(out, ordered, params, source_sha, source_kind, skipped_upfront, used)
+    manifest, bin_stats = _finish(out, ordered, params, source_sha, source_kind, skipped_upfront, used,
+                                  source.origin)
     _remove_stale_shards(out, {t.name for t in tasks})
     t_end = time.perf_counter()
 
@@ -349,7 +350,7 @@ def _read_journal(path: Path, plan_key: str) -> dict[str, Any]:
 
 
 def _finish(out: Path, results: list[ShardResult], params: PrepParams, source_sha: str, source_kind: str,
-            skipped_upfront: list[dict[str, str]], n_photos: int) -> tuple[dict[str, Any], bins.BinStats]:
+            skipped_upfront: list[dict[str, str]], n_photos: int, origin: dict[str, Any]) -> tuple[dict[str, Any], bins.BinStats]:
     """Bin statistics from the train shards, then the manifest (both with deterministic bytes)."""
     train_hists = [r.hist for r in results if r.split == "train" and r.hist is not None]
     fine = np.sum(train_hists, axis=0) if train_hists else np.zeros((256, 256), np.int64)
@@ -367,7 +368,7 @@ def _finish(out: Path, results: list[ShardResult], params: PrepParams, source_sh
     categories = sorted({c for per in counts.values() for c in per})
     manifest = {
         "schema": shards.SCHEMA, "tool_version": __version__, "source_manifest_sha256": source_sha,
-        "source_kind": source_kind, "photos": n_photos, "params": params.manifest_params(),
+        "source_kind": source_kind, "source": origin, "photos": n_photos, "params": params.manifest_params(),
         "shards": [r.entry() for r in results],
         "counts": {s: dict(sorted(c.items())) for s, c in counts.items()},
         "samples": {s: sum(r.count for r in results if r.split == s) for s in splits.SPLITS},

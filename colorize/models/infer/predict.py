@@ -29,6 +29,7 @@ from colorize.models.infer import video as vid
 from colorize.models.infer.arrays import ImagePrediction, parse_temperatures, predict_sources
 from colorize.models.infer.colorizer import Bundle, Colorizer, open_model
 from colorize.models.infer.pictures import STRIP_MAX_HEIGHT, confidence_picture, strip_image
+from colorize.models.infer.provenance import provenance_warning
 from colorize.models.infer.strips import shrink
 from colorize.models.net import DEFAULT_TEMPERATURE
 from colorize.models.net.bundle import DEFAULT_MIN_CONFIDENCE
@@ -319,6 +320,8 @@ def run_predict(model: str | Path, inputs: Sequence[str | Path], out: str | Path
         raise ColorizeError(f"no images or videos found in {', '.join(map(str, inputs))}",
                             f"pass image files ({' '.join(sorted(IMAGE_EXTS))}), videos or folders of them")
     engine = open_model(Path(model), device)
+    if (note := provenance_warning(engine)):
+        log.warning("%s", note)
     report = PredictReport(out=out, record=out / RECORD_NAME, ignored=ignored, items=items)
     fingerprint = _fingerprint(Path(model), temperatures=temps, confidence=confidence, alpha=alpha, window=window,
                                min_confidence=min_confidence)

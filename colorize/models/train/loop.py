@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from colorize import progress
 from colorize.dataset.loader import ShardDataset, iterate, make_loader
-from colorize.dataset.shards import MANIFEST, list_shards
+from colorize.dataset.shards import MANIFEST, list_shards, read_manifest
 from colorize.errors import ColorizeError
 from colorize.io import atomic_write_text, remove_stale_temps, sha256_file, write_run_record
 from colorize.models.net.checkpoint import CHECKPOINT_SCHEMA, load_checkpoint, model_state, save_checkpoint
@@ -112,6 +112,7 @@ class _Trainer:
         if not (shards / MANIFEST).is_file():
             raise ColorizeError(f"no shards at {shards}", f"run `colorize prep --out {shards}` first")
         self.shards_sha256 = sha256_file(shards / MANIFEST)
+        self.data_source = read_manifest(shards).get("source")  # where prep's photos came from (predict says it)
         common = dict(seed=cfg.seed, batch_size=cfg.batch_size, categories=cfg.categories,
                       photo_ids=cfg.photo_ids)
         self.train_ds = ShardDataset(shards, "train", shuffle=True, buffer=cfg.buffer, workers=cfg.workers,
@@ -169,7 +170,7 @@ class _Trainer:
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         config = self.cfg.record() | {"size": self.size, "n_bins": int(self.centers.shape[0]),
-                                      "world_size": self.info.world_size}
+                                      "world_size": self.info.world_size, "data_source": self.data_source}
         return {
             "schema": CHECKPOINT_SCHEMA, "model": model_state(self.model), "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(), "rng": rng,

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 
-.PHONY: setup browser venv demo test lint bench clean
+.PHONY: setup browser venv demo test test-quick lint bench clean
 
 setup: browser $(STAMP)
 
@@ -36,8 +36,13 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
+# Everything, as CI runs it: ~15 minutes on 2 cores (412 tests, measured on a machine shared with other work).
 test: setup lint
 	$(VENV)/bin/pytest -q tests
+
+# The development loop: lint, then every test not marked slow or browser (CI still runs `make test`).
+test-quick: setup lint
+	$(VENV)/bin/pytest -q -m "not slow and not browser" tests
 
 bench: setup
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

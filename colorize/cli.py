@@ -95,6 +95,16 @@ def _download_options(command):
              "only; scrape adds its --base-url host.")(command)
 
 
+def _path_not_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A path option followed by an option (`--dataset --help`) took that option as its path: say so, or help."""
+    if value is None or not value.startswith("-") or value == "-":
+        return value
+    if value in ctx.help_option_names:
+        click.echo(ctx.get_help())
+        ctx.exit(0)
+    raise UsageError(f"{param.opts[0]} needs a path, got the option {value}", f"write {param.opts[0]} PATH {value}")
+
+
 # --------------------------------------------------------------------------------------------- scrape
 @cli.command()
 @click.option("--category", "categories", multiple=True, help="Category to scrape (repeatable); its query defaults to its name.")
@@ -102,10 +112,14 @@ def _download_options(command):
               help="One category per line: `name` or `name: keyword, keyword` (# comments allowed).")
 @click.option("--query", help="Keywords instead of the category name, comma-separated (single category; the web "
                               "search uses the first).")
-@click.option("--dataset", type=click.Path(), help="Take photos from the Unsplash Dataset: its .zip or unzipped folder.")
+@click.option("--dataset", type=click.Path(), callback=_path_not_option,
+              help="Take photos from the Unsplash Dataset: its .zip or unzipped folder.")
 @click.option("--min-confidence", type=click.FloatRange(*KEYWORD_SCORE_RANGE),
               help=f"--dataset: least keyword score {KEYWORD_SCORE_RANGE[0]:g}-{KEYWORD_SCORE_RANGE[1]:g} "
                    f"[{SD.min_keyword_score:g}].")
+@click.option("--list-keywords", "list_keywords", type=click.IntRange(1), is_flag=False, flag_value=40,
+              metavar="[N]", help="--dataset: print the release's N most common keywords with photo counts "
+                                  "(default 40), and exit.")
 @click.option("--limit", type=click.IntRange(1), default=SD.limit, show_default=True, help="Photos per category.")
 @click.option("--out", type=click.Path(file_okay=False), help="Dataset folder [DATA/raw].")
 @click.option("--base-url", default=SD.base_url, show_default=True)
@@ -119,10 +133,17 @@ def _download_options(command):
 @click.option("--show-browser", is_flag=True, help="Run the browser with a window (needs a display).")
 @_download_options
 @click.pass_context
-def scrape(ctx: click.Context, dataset: str | None, min_confidence: float | None, **opts) -> None:
-    """Download category folders of Unsplash photos with a manifest: from web search (headless Chromium)
-    or, with --dataset, from the Unsplash Dataset."""
+def scrape(ctx: click.Context, dataset: str | None, min_confidence: float | None, list_keywords: int | None,
+           **opts) -> None:
+    """Download category folders of Unsplash photos with a manifest: from the Unsplash Dataset (--dataset)
+    or from web search (headless Chromium; unsplash.com walls it off)."""
     opts["out"] = _default(opts["out"], ctx, "raw")
+    if list_keywords is not None:
+        if dataset is None:
+            raise UsageError("--list-keywords reads a release", "add --dataset PATH (the .zip or its folder)")
+        keywords = _stage("colorize.scraper.unsplash_dataset.keywords", "list_keywords")
+        _say(keywords(dataset, opts["out"], 50.0 if min_confidence is None else min_confidence, list_keywords))
+        return
     if dataset is None:
         if min_confidence is not None:
             raise UsageError("--min-confidence works with --dataset only", "add --dataset PATH, or drop it")
@@ -212,6 +233,9 @@ def stats(ctx: click.Context, shards_dir: str | None, out: str | None) -> None:
 @click.option("--shards", type=click.Path(file_okay=False), help="Shard folder [DATA/shards].")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder [DATA/runs/default].")
 @click.option("--epochs", type=click.IntRange(1), default=TD["epochs"], show_default=True)
+@click.option("--steps", type=click.IntRange(1), default=TD["steps"],
+              help="Planned optimizer steps in all, instead of --epochs (may end inside an epoch): the schedule "
+                   "ends annealed there, so a slow machine takes longer but trains the same model.")
 @click.option("--batch-size", type=click.IntRange(1), default=TD["batch_size"], show_default=True)
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=TD["lr"], show_default=True)
 @click.option("--width", type=click.IntRange(4), default=TD["width"], show_default=True, help="Base channel width.")

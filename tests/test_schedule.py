@@ -160,3 +160,14 @@ def test_replans_on_a_busy_machine_do_not_hold_the_learning_rate_up():
     assert len(p.history) > 10  # it did re-plan, many times
     assert 0.3 < halfway < 0.7  # about the cosine's 0.5 at half-way (a fresh cosine at each re-plan: ~0.9)
     assert lr_factor(p.plan.total_steps, p.plan) == pytest.approx(FINAL_LR_FRAC)
+
+
+def test_planned_steps_replace_epochs_and_a_budget_only_shortens_them():
+    plan = plan_steps(epoch_steps=37, epochs=20, warmup_frac=0.05, steps=100)
+    assert (plan.total_steps, plan.warmup_steps, plan.basis) == (100, 5, "steps")  # 2.7 epochs: ends inside one
+    assert lr_factor(100, plan) == pytest.approx(FINAL_LR_FRAC) and is_annealed(100, plan)
+    assert plan_steps(37, 20, 0.05, budget_s=3600, step_s=0.1, steps=100).total_steps == 100  # never more
+    short = plan_steps(37, 20, 0.05, budget_s=10, step_s=0.5, steps=100)
+    assert short.basis == "budget" and short.total_steps < 100
+    p = BudgetPlanner(epoch_steps=37, epochs=20, warmup_frac=0.05, budget_s=None, steps=100)
+    assert p.plan.total_steps == 100 and p.step(50, now=1e6) is None  # no clock in the plan

@@ -97,6 +97,21 @@ def test_one_epoch_then_resume_matches_two_straight_epochs(straight, shards, tmp
     assert (out / "metrics.jsonl").read_bytes() == (straight[0] / "metrics.jsonl").read_bytes()
 
 
+def test_planned_steps_end_annealed_inside_an_epoch_and_do_not_depend_on_the_clock(straight, shards, tmp_path):
+    """--steps 6 with 4 steps per epoch: the plan ends in epoch 2, validated, saved, annealed, "done"; the
+    same run again (the clock differs) gives the same weights."""
+    runs = []
+    for name in ("a", "b"):
+        result = train(TrainConfig(shards, tmp_path / name, steps=6, **{**SMALL, "epochs": 1}))
+        assert (result.steps, result.epochs_done, result.stopped) == (6, 2, "done")
+        runs.append(tmp_path / name)
+    record = json.loads((runs[0] / "train-run.json").read_text())
+    assert record["plan"]["final"]["basis"] == "steps" and record["plan"]["final"]["total_steps"] == 6
+    assert record["best"] == {**record["best"], "epoch": 2, "annealed": True}
+    _assert_same_weights(runs[0] / "last.pt", runs[1] / "last.pt")
+    assert (runs[0] / "metrics.jsonl").read_bytes() == (runs[1] / "metrics.jsonl").read_bytes()
+
+
 def test_mid_epoch_checkpoint_resumes_exactly(straight, shards, tmp_path):
     out = tmp_path / "run"
     stopped = train(TrainConfig(shards, out, max_steps=6, **SMALL))  # batch 2 of epoch 2

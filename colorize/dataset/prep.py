@@ -250,7 +250,8 @@ def run_prep(src: str | os.PathLike, out: str | os.PathLike, size: int = PrepPar
     t["stats"] = time.perf_counter()
     ordered = [results[task.name] for task in tasks]
     used = len(source.photos) - len({s["file"] for r in ordered for s in r.skipped})
-    manifest, bin_stats = _finish(out, ordered, params, source.manifest_sha256, source.kind, source.skipped, used)
+    manifest, bin_stats = _finish(out, ordered, params, source.manifest_sha256, source.kind, source.skipped, used,
+                                  source.origin)
     _remove_stale_shards(out, {task.name for task in tasks})
     t["end"] = time.perf_counter()
     # record
@@ -360,7 +361,7 @@ def _read_journal(path: Path, plan_key: str) -> dict[str, Any]:
 
 
 def _finish(out: Path, results: list[ShardResult], params: PrepParams, source_sha: str, source_kind: str,
-            skipped_upfront: list[dict[str, str]], n_photos: int) -> tuple[dict[str, Any], bins.BinStats]:
+            skipped_upfront: list[dict[str, str]], n_photos: int, origin: dict[str, Any]) -> tuple[dict[str, Any], bins.BinStats]:
     """Bin statistics from the train shards, then the manifest (both with deterministic bytes)."""
     train_hists = [r.hist for r in results if r.split == "train" and r.hist is not None]
     fine = np.sum(train_hists, axis=0) if train_hists else np.zeros((256, 256), np.int64)
@@ -385,7 +386,7 @@ def _finish(out: Path, results: list[ShardResult], params: PrepParams, source_sh
         (out / shards.NOISE_FILE).unlink()
     manifest = {
         "schema": shards.SCHEMA, "tool_version": __version__, "source_manifest_sha256": source_sha,
-        "source_kind": source_kind, "photos": n_photos, "params": params.manifest_params(),
+        "source_kind": source_kind, "source": origin, "photos": n_photos, "params": params.manifest_params(),
         "shards": [r.entry() for r in results],
         "counts": {s: dict(sorted(c.items())) for s, c in counts.items()},
         "samples": {s: sum(r.count for r in results if r.split == s) for s in SPLITS},

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from colorize.dataset.images import MAX_FILE_BYTES
 from colorize.errors import ColorizeError
@@ -69,6 +70,9 @@ def _category_problem(category: str) -> str | None:
     return f"reserved category name ({why})" if why else None
 
 
+MAX_HOSTS = 20
+
+
 @dataclass
 class Source:
     """What a prep run reads: the photos, what was skipped before decoding, and the input's identity."""
@@ -78,6 +82,10 @@ class Source:
     manifest_sha256: str  # of manifest.json, or of `derived_manifest` for a plain folder
     kind: str  # "manifest" or "folder"
     derived_manifest: str | None = None  # the manifest text derived from a plain folder
+    # Where the photos came from, for the shard manifest's `source`: the dataset manifest's source kind and
+    # the hosts of the photos used ({"kind": "folder"} for a plain folder). Predict reads it back
+    # (models/infer/provenance.py) to say when a model has seen only the demo's local site.
+    origin: dict[str, Any] = field(default_factory=lambda: {"kind": "folder"})
 
 
 def discover(src: Path, exclude: Path | None = None) -> Source:
@@ -86,14 +94,14 @@ def discover(src: Path, exclude: Path | None = None) -> Source:
         raise ColorizeError(f"source folder {src} does not exist", "scrape or fetch a dataset first, or pass --src")
     manifest_path = src / MANIFEST
     if manifest_path.is_file():
-        photos, skipped, digest = _from_manifest(src, manifest_path)
-        return Source(photos, skipped, digest, "manifest")
+        photos, skipped, digest, origin = _from_manifest(src, manifest_path)
+        return Source(photos, skipped, digest, "manifest", origin=origin)
     photos, skipped, derived = _from_folder(src, exclude)
     text = dumps_json(derived)
     return Source(photos, skipped, sha256_bytes(text.encode("utf-8")), "folder", text)
 
 
-def _from_manifest(src: Path, path: Path) -> tuple[list[Photo], list[dict[str, str]], str]:
+def _from_manifest(src: Path, path: Path) -> tuple[list[Photo], list[dict[str, str]], str, dict[str, Any]]:
     try:
         manifest = read_json(path)
         entries = manifest["photos"]
@@ -103,6 +111,7 @@ def _from_manifest(src: Path, path: Path) -> tuple[list[Photo], list[dict[str, s
     photos, skipped, seen = [], [], set()
     by_file: dict[tuple[int, int], str] = {}  # (device, inode) -> id: one file named twice
     by_sha: dict[str, str] = {}  # content -> id: the same photo under two ids leaks between splits
+    hosts: set[str] = set()
     for entry in entries:
         rel = str(entry.get("file", "")) if isinstance(entry, dict) else ""
         pid = str(entry.get("id", "")) if isinstance(entry, dict) else ""
@@ -124,8 +133,14 @@ def _from_manifest(src: Path, path: Path) -> tuple[list[Photo], list[dict[str, s
             skipped.append({"file": rel or f"<{pid}>", "reason": reason})
             continue
         seen.add(pid)
+        hosts.add(urlsplit(str(entry.get("image_url", ""))).netloc.lower()[:200])
         photos.append(Photo(pid, str(entry.get("category") or "uncategorized"), rel, entry.get("sha256")))
-    return sorted(photos, key=lambda p: p.id), skipped, sha256_file(path)
+    source = manifest.get("source") if isinstance(manifest, dict) else None
+    kind = source.get("kind") if isinstance(source, dict) else None
+    hosts.discard("")  # a manifest is untrusted: at most MAX_HOSTS names recorded, and how many there were
+    origin = {"kind": str(kind)[:100] if kind else "unsplash-search", "hosts": sorted(hosts)[:MAX_HOSTS],
+              "n_hosts": len(hosts)}
+    return sorted(photos, key=lambda p: p.id), skipped, sha256_file(path), origin
 
 
 def _entry_problem(src: Path, entry: Any, pid: str, rel: str, seen: set[str]) -> str | None:

@@ -27,6 +27,8 @@ thead th{background:#fafafa;font-weight:600}
 td.win{background:#e6f4ea;font-weight:600}
 .note{color:#666;font-size:13px}
 .warn{background:#fff4e5;border-left:4px solid #f0a030;padding:8px 12px;margin:0 0 12px}
+.verdict.pass{border-left:6px solid #2e9d55} .verdict.fail{border-left:6px solid #d04040}
+.verdict li.pass{color:#1d6b39} .verdict li.fail{color:#a02828}
 .legend img{width:320px;max-width:100%;vertical-align:middle;border-radius:3px}
 .bar{display:inline-block;height:8px;background:#6b8afd;border-radius:4px;vertical-align:middle;margin-left:6px}
 .gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:18px}
@@ -89,6 +91,16 @@ def _legend(confidence: dict[str, Any] | None) -> str:
             f"the range these samples use.</p>")
 
 
+def _verdict(verdict: dict[str, Any] | None) -> str:
+    """A caller's verdict at the top of the page (the demo's bars): {"title", "passed", "bars": [{"text", "passed"}]}."""
+    if not verdict:
+        return ""
+    bars = "".join(f"<li class='{'pass' if b['passed'] else 'fail'}'>{'✔ passed' if b['passed'] else '✘ failed'}: "
+                   f"{esc(b['text'])}</li>" for b in verdict.get("bars", []))
+    return (f"<section class='verdict {'pass' if verdict.get('passed') else 'fail'}'><h2>{esc(verdict['title'])}</h2>"
+            f"<ul>{bars}</ul></section>")
+
+
 def render_report(result: dict[str, Any]) -> str:
     """The whole report page for an eval result (the dict written to eval.json)."""
     groups = {"overall": result["overall"], **result.get("categories", {})}
@@ -107,7 +119,7 @@ def render_report(result: dict[str, Any]) -> str:
     gallery = _gallery(samples) if samples else "<p class='note'>No gallery samples (--gallery 0).</p>"
     legend = _legend(result.get("confidence"))
     warnings = "".join(f"<p class='warn'>⚠ {esc(w)}</p>" for w in result.get("warnings", []))
-    body = f"""<header><h1>Colorization report</h1><p>{esc(headline)}</p></header><main>
+    body = f"""<header><h1>Colorization report</h1><p>{esc(headline)}</p></header><main>{_verdict(result.get("verdict"))}
 <section><h2>Model against the gray baseline</h2>{warnings}
 <p class="note">Green marks the better of model and gray baseline (higher PSNR, SSIM, AuC; lower ΔCF).
 The gray baseline keeps the true lightness and sets ab = 0: it is hard to beat on PSNR and SSIM, so look at

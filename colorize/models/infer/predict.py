@@ -29,6 +29,7 @@ from colorize.models.infer.arrays import ImagePrediction, parse_temperatures
 from colorize.models.infer.colorizer import Bundle, Colorizer, open_model
 from colorize.models.infer.params import PREDICT_DEFAULTS, PredictParams
 from colorize.models.infer.pictures import SHEET_MAX_HEIGHT, confidence_picture, temperature_sheet
+from colorize.models.infer.provenance import provenance_warning
 from colorize.models.infer.strips import shrink
 from colorize.progress import progress
 
@@ -356,6 +357,8 @@ def run_predict(model: str | Path, inputs: Sequence[str | Path], out: str | Path
     temps = parse_temperatures(temperature)
     jobs, report = _plan(inputs, opts)
     engine = open_model(Path(model), device, min_confidence)
+    if (note := provenance_warning(engine)):
+        log.warning("%s", note)
     record = _record(model, inputs, opts, temps, report)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

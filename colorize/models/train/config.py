@@ -40,6 +40,9 @@ class TrainConfig:
     seed: int = 0
     resume: bool = False
     max_minutes: float | None = None
+    # Planned optimizer steps in all, instead of `epochs` x batches per epoch: warm-up and decay are laid over
+    # exactly these steps (the run may end inside an epoch), so the result does not depend on the clock.
+    steps: int | None = None
     # Data selection and statistics overrides (routing specialists).
     categories: list[str] | None = None
     photo_ids: list[str] | None = None

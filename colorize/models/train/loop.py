@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from colorize import progress
 from colorize.dataset.hints import HINT_CHANNELS
 from colorize.dataset.loader import ShardDataset, iterate, make_loader
-from colorize.dataset.shards import MANIFEST, list_shards
+from colorize.dataset.shards import MANIFEST, list_shards, read_manifest
 from colorize.errors import ColorizeError
 from colorize.io import atomic_write_text, remove_stale_temps, sha256_file, write_run_record
 from colorize.models.net.checkpoint import (
@@ -118,6 +118,7 @@ class _Trainer:
         if not (shards / MANIFEST).is_file():
             raise ColorizeError(f"no shards at {shards}", f"run `colorize prep --out {shards}` first")
         self.shards_sha256 = sha256_file(shards / MANIFEST)
+        self.data_source = read_manifest(shards).get("source")  # where prep's photos came from (predict says it)
         common = dict(seed=cfg.seed, batch_size=cfg.batch_size, categories=cfg.categories,
                       photo_ids=cfg.photo_ids)
         self.train_ds = ShardDataset(shards, "train", shuffle=True, buffer=cfg.buffer, workers=cfg.workers,
@@ -155,7 +156,7 @@ class _Trainer:
         self.centers_dev = self.centers.to(self.device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         budget = cfg.max_minutes * 60 if cfg.max_minutes is not None else None
-        self.planner = BudgetPlanner(len(self.train_ds), cfg.epochs, cfg.warmup_frac, budget)
+        self.planner = BudgetPlanner(len(self.train_ds), cfg.epochs, cfg.warmup_frac, budget, cfg.steps)
         # reads the planner's current plan at every step, so a re-plan reshapes the rest of the schedule
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda step: lr_factor(step, self.planner.plan))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
@@ -179,7 +180,8 @@ class _Trainer:
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         config = self.cfg.record() | {"size": self.size, "n_bins": int(self.centers.shape[0]),
                                       "world_size": self.info.world_size,
-                                      "hint_channels": self.model.hint_channels}
+                                      "hint_channels": self.model.hint_channels,
+                                      "data_source": self.data_source}
         return {
             "schema": CHECKPOINT_SCHEMA, "model": model_state(self.model), "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(), "rng": rng,

@@ -47,7 +47,7 @@ class Plan:
     total_steps: int
     warmup_steps: int
     epoch_steps: int
-    basis: str  # "epochs" (no budget, or the budget fits them all) or "budget"
+    basis: str  # "epochs" or "steps" (no budget, or the budget fits them all) or "budget"
     step_s: float | None = None  # measured seconds per step the plan assumes
     epoch_end_s: float | None = None  # measured seconds per validation + checkpoints
     budget_s: float | None = None
@@ -116,18 +116,20 @@ def _warmup(total_steps: int, warmup_frac: float) -> int:
 
 def plan_steps(epoch_steps: int, epochs: int, warmup_frac: float, budget_s: float | None = None,
                elapsed_s: float = 0.0, steps_done: int = 0, step_s: float | None = None,
-               epoch_end_s: float = 0.0, safety_frac: float = SAFETY_FRAC) -> Plan:
+               epoch_end_s: float = 0.0, safety_frac: float = SAFETY_FRAC, steps: int | None = None) -> Plan:
     """The plan for a run of `epochs` x `epoch_steps` steps, fitted into `budget_s` when one is given.
 
     With a budget and a measured `step_s`, the remaining time (budget less safety, less `elapsed_s`) buys
     whole epochs at `epoch_steps * step_s + epoch_end_s` each; if not even the current epoch fits, the
     run ends inside it (the loop then validates there). The plan never asks for fewer steps than are done,
-    nor more than `epochs` allow. Warm-up is `warmup_frac` of the planned steps, as without a budget.
+    nor more than `epochs` allow (or `steps`, when given: a planned number of steps in place of epochs).
+    Warm-up is `warmup_frac` of the planned steps, as without a budget.
     """
     epoch_steps = max(1, int(epoch_steps))
-    cap = max(1, int(epochs)) * epoch_steps
+    cap = max(1, int(steps)) if steps is not None else max(1, int(epochs)) * epoch_steps
+    fixed = "epochs" if steps is None else "steps"
     if budget_s is None or step_s is None:
-        return Plan(cap, _warmup(cap, warmup_frac), epoch_steps, "epochs", budget_s=budget_s)
+        return Plan(cap, _warmup(cap, warmup_frac), epoch_steps, fixed, budget_s=budget_s)
     left = budget_s * (1.0 - safety_frac) - elapsed_s
     epoch_s = epoch_steps * step_s + epoch_end_s
     whole = steps_done // epoch_steps  # epochs finished
@@ -139,7 +141,7 @@ def plan_steps(epoch_steps: int, epochs: int, warmup_frac: float, budget_s: floa
     else:  # not even this epoch fits: end inside it, with time for its validation
         total = steps_done + max(0, int((left - epoch_end_s) // step_s))
     total = max(steps_done, min(cap, total), 1)
-    basis = "epochs" if total == cap else "budget"
+    basis = fixed if total == cap else "budget"
     return Plan(total, _warmup(total, warmup_frac), epoch_steps, basis, step_s, epoch_end_s, budget_s, steps_done)
 
 
@@ -155,6 +157,7 @@ class BudgetPlanner:
     epochs: int
     warmup_frac: float
     budget_s: float | None
+    steps: int | None = None  # a planned number of steps in place of `epochs` (TrainConfig.steps)
     plan: Plan = field(init=False)
     history: list[Plan] = field(default_factory=list)
     _mark: tuple[int, float] | None = None  # (step, time) where the current measuring window began
@@ -162,12 +165,12 @@ class BudgetPlanner:
     _step_s: float | None = None
 
     def __post_init__(self) -> None:
-        self.plan = plan_steps(self.epoch_steps, self.epochs, self.warmup_frac)
+        self.plan = plan_steps(self.epoch_steps, self.epochs, self.warmup_frac, steps=self.steps)
         self.history.append(self.plan)
 
     def _replan(self, steps_done: int, now: float) -> Plan | None:
         new = plan_steps(self.epoch_steps, self.epochs, self.warmup_frac, self.budget_s, now, steps_done,
-                         self._step_s, self._epoch_end_s)
+                         self._step_s, self._epoch_end_s, steps=self.steps)
         if new.total_steps == self.plan.total_steps and self.plan.step_s is not None:
             return None
         if steps_done >= self.plan.decay_start:  # past warm-up: carry on down from where the lr is now

@@ -77,6 +77,14 @@ def _confidence(text: str) -> float:
     return value if math.isfinite(value) else 0.0
 
 
+def row_score(conf1: str, conf2: str, by_user: str) -> float:
+    """A keyword row's score: 100 when suggested by a user, else the larger AI confidence (empty = 0)."""
+    if by_user == "t" or (by_user and by_user.strip().lower() in TRUE):
+        return 100.0
+    # empty confidences are common: no call for them
+    return max(_confidence(conf1) if conf1 else 0.0, _confidence(conf2) if conf2 else 0.0)
+
+
 def score_keywords(dataset: UnsplashDataset, categories: list[Category]) -> tuple[dict[str, list], int, int]:
     """{photo_id: [(score, -keyword position, keyword) or None per category]} for matching photos only."""
     lookup: dict[str, list[tuple[int, int]]] = {}
@@ -102,10 +110,7 @@ def score_keywords(dataset: UnsplashDataset, categories: list[Category]) -> tupl
                 continue
             matched += 1
             pid, _, conf1, conf2, by_user = get(row)
-            if by_user == "t" or (by_user and by_user.strip().lower() in TRUE):
-                score = 100.0
-            else:  # empty confidences are common: no call for them
-                score = max(_confidence(conf1) if conf1 else 0.0, _confidence(conf2) if conf2 else 0.0)
+            score = row_score(conf1, conf2, by_user)
             scores = best.get(pid)
             if scores is None:
                 scores = best[pid] = [None] * n

@@ -22,6 +22,7 @@ import io
 import ipaddress
 import logging
 import selectors
+import signal
 import socket
 import threading
 import time
@@ -334,3 +335,56 @@ def content_length(text: str | None) -> int | None:
     """
     text = (text if text is not None else "0").strip()
     return int(text) if text.isascii() and text.isdigit() else None
+
+
+class BackgroundServer:
+    """Serving `self.httpd` (a `PooledHTTPServer`) from a background thread, for the study and the editor.
+
+    Subclasses set `httpd` and `thread_name`; `start`/`stop` are idempotent and the object is a context
+    manager; `wait_until_interrupted` blocks until Ctrl-C or SIGTERM (`kill` stops it as cleanly).
+    """
+
+    httpd: PooledHTTPServer
+    thread_name = "colorize-server"
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Any:
+        """Serve in a background thread (tests, and `wait_until_interrupted`)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                            name=self.thread_name, daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self.httpd.shutdown()
+            self._thread.join(timeout=10)
+            self._thread = None
+        self.httpd.server_close()
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_until_interrupted(self, what: str) -> None:
+        """Serve until Ctrl-C or SIGTERM, then stop; `what` names the server in the log line."""
+        self.start()
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            while self._thread is not None and self._thread.is_alive():
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            log.info("stopping the %s", what)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            self.stop()
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

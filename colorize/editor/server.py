@@ -18,9 +18,7 @@ import hashlib
 import json
 import logging
 import math
-import signal
 import threading
-import time
 from http import HTTPStatus
 from importlib import resources
 from typing import Any
@@ -30,6 +28,7 @@ from colorize.errors import ColorizeError
 from colorize.localhttp import (
     CSP,
     SECURITY_HEADERS,
+    BackgroundServer,
     BufferedRequestHandler,
     PooledHTTPServer,
     allowed_host_names,
@@ -171,7 +170,7 @@ class _Handler(BufferedRequestHandler):
             self._json({"hints": str(hints), "image": str(image), "points": len(specs)})
 
 
-class EditorServer:
+class EditorServer(BackgroundServer):
     """Binds (in the constructor: a port in use fails at once), serves and stops the editor for one engine."""
 
     def __init__(self, engine: Engine, host: str = "127.0.0.1", port: int = 0, max_threads: int = MAX_THREADS,
@@ -243,43 +242,9 @@ class EditorServer:
             self.requests.append((method, path))
 
     # ------------------------------------------------------------------------------------ lifecycle
-    def start(self) -> EditorServer:
-        """Serve in a background thread (idempotent)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                            name="hints-server", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self.httpd.shutdown()
-            self._thread.join(timeout=10)
-            self._thread = None
-        self.httpd.server_close()
-
-    def __enter__(self) -> EditorServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    thread_name = "hints-server"
 
     def serve_until_interrupted(self) -> None:
         """Block until Ctrl-C (or SIGTERM), then stop cleanly; saving happens from the page."""
-        self.start()
-        previous = None
-        if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-        try:
-            while self._thread is not None and self._thread.is_alive():
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            log.info("stopping the hint editor")
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
-            self.stop()
+        self.wait_until_interrupted("hint editor")
 
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt

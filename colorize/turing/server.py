@@ -23,9 +23,7 @@ import hmac
 import json
 import logging
 import secrets
-import signal
 import threading
-import time
 from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
@@ -37,6 +35,7 @@ from colorize.localhttp import (
     LOOPBACK_NAMES,  # noqa: F401 - part of this module's API (tests, run.py)
     MAX_PENDING,
     SECURITY_HEADERS,
+    BackgroundServer,
     BufferedRequestHandler,
     PooledHTTPServer,
     allowed_host_names,
@@ -173,7 +172,7 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
 
-class StudyServer:
+class StudyServer(BackgroundServer):
     """Binds, serves and stops the study; `url` is where participants go, `results_url` the experimenter.
 
     Binding happens in the constructor so a port in use fails at once, with one clear error.
@@ -254,45 +253,14 @@ class StudyServer:
                 self.requests.append((method, path, client))
 
     # ------------------------------------------------------------------------------------ lifecycle
-    def start(self) -> StudyServer:
-        """Serve in a background thread (tests, and `serve_forever` below)."""
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="turing-server", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self.httpd.shutdown()
-            self._thread.join(timeout=10)
-            self._thread = None
-        self.httpd.server_close()
-
-    def __enter__(self) -> StudyServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    thread_name = "turing-server"
 
     def serve_until_interrupted(self) -> dict[str, Any]:
-        """Block until Ctrl-C (or SIGTERM via KeyboardInterrupt), then stop cleanly; write and return the tally."""
-        self.start()
-        previous = None
-        if threading.current_thread() is threading.main_thread():  # `kill` stops it as cleanly as Ctrl-C
-            previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        """Block until Ctrl-C (or SIGTERM), then stop cleanly; write and return the tally."""
         try:
-            while self._thread is not None and self._thread.is_alive():
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            log.info("stopping the study server")
+            self.wait_until_interrupted("study server")
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
-            self.stop()
             tally = self.results()
             atomic_write_json(self.dir / "tally.json", tally)
         return tally
 
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt

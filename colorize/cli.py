@@ -274,6 +274,8 @@ def train(ctx: click.Context, **opts) -> None:
               help="Bundles: below this router confidence use the global model.")
 @click.option("--max-pixels", type=click.IntRange(1), default=PRD.max_pixels, show_default=True,
               help="Refuse photos and video frames larger than this (width x height, read from the header).")
+@click.option("--hints", type=click.Path(), default=PRD.hints,
+              help="A hints file for the one photo, or a folder of <stem>.json files matched by relative path.")
 def predict(**opts) -> None:
     """Colorize images, folders and videos at full resolution."""
     run_predict = _stage("colorize.models.infer.predict", "run_predict")

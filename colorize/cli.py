@@ -298,6 +298,9 @@ def predict(**opts) -> None:
               help="Samples shown in the report.")
 @click.option("--max-pixels", type=click.IntRange(1), default=EVD.max_pixels, show_default=True,
               help="Refuse photos larger than this (width x height, read from the header before decoding).")
+@click.option("--hints-sweep", default=EVD.hints_sweep,
+              help="Also score with that many simulated colour hints per photo, e.g. 0,1,2,5,10,20,50, "
+                   "against colour propagation (Levin et al. 2004).")
 def evaluate(**opts) -> None:
     """Measure a model (or a bundle: plus its routing tables) against the gray baseline: eval.json + report.html."""
     run_eval = _stage("colorize.models.routing.evaluate", "evaluate")

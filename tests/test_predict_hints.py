@@ -101,3 +101,24 @@ def test_one_hints_file_for_several_photos_and_a_bad_file_are_one_line_errors(tm
     res = CliRunner().invoke(cli, ["predict", "--model", str(hint_model), str(a), "--out", str(tmp_path / "o"),
                                    "--device", "cpu", "--hints", str(tmp_path / "a.json")])
     assert res.exit_code == 2 and "outside the image" in res.output and "Traceback" not in res.output
+
+
+def test_a_bundle_takes_the_hints_to_the_routed_model_in_predict_the_api_and_the_editor(tmp_path):
+    from test_routing_bundle import _bundle
+
+    from colorize.dataset.scans import open_scan
+    from colorize.editor.engine import open_engine
+
+    root = _bundle(tmp_path, logits=(0.0, 2.0))  # the router says forest
+    img = photo(tmp_path / "p.png")
+    model = colorize.load(root, "cpu")
+    got = np.asarray(model.colorize(img, hints=SPECS))
+    scan = open_scan(img)
+    scan.hints = tuple(s.point() for s in SPECS)
+    want = model.engine.specialists["forest"].predict([scan], [0.38])[0].color(0)
+    assert np.array_equal(got, want) and not np.array_equal(got, np.asarray(model.colorize(img)))
+    engine = open_engine(img, root, tmp_path / "edit", device="cpu")
+    hints, saved = engine.save(SPECS)
+    report = run_predict(root, [img], tmp_path / "pred", device="cpu", hints=hints)
+    assert np.array_equal(_rgb(saved), _rgb(tmp_path / "pred" / "p.color.png"))
+    assert json.loads(report.record.read_text())["items"][0]["route"]["route"] == "forest"

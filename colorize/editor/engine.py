@@ -47,7 +47,7 @@ from colorize.models.infer.colorizer import Bundle, Colorizer, open_model
 from colorize.models.infer.hintfile import HintSpec, read_hint_specs, write_hints
 from colorize.models.infer.predict import write_picture
 from colorize.models.infer.strips import Upsampler, compose_full
-from colorize.models.net import DEFAULT_TEMPERATURE, ROUTER_MIN_CONFIDENCE
+from colorize.models.net import DEFAULT_TEMPERATURE
 from colorize.models.net.gamut import fit_gamut
 
 log = logging.getLogger(__name__)
@@ -257,7 +257,7 @@ def open_engine(image: str | Path, model: str | Path | Colorizer, out_dir: str |
                                 "pass a checkpoint written by `colorize train` (e.g. data/runs/default/best.pt)")
         loaded = open_model(model_path, device)
         if isinstance(loaded, Bundle):
-            colorizer, route = loaded.pick(scan.fitted(loaded.size, loaded.fit), ROUTER_MIN_CONFIDENCE)
+            colorizer, route = loaded.pick(scan.fitted(loaded.size, loaded.fit))
         else:
             colorizer = loaded
     return ModelEngine(colorizer, image, scan, Path(out_dir) if out_dir is not None else image.parent,

@@ -330,7 +330,7 @@ def colorize(work: Path, *args: str) -> float:
 
 
 def _f(v: float | None, fmt: str) -> str:
-    return "–" if v is None else format(v, fmt)
+    return format("–", ">" + (fmt.split(".")[0] or "1")) if v is None else format(v, fmt)
 
 
 def report(result: dict, counts: dict[str, int], train_record: dict) -> bool:

@@ -6,9 +6,9 @@ then the predicted ab composed with the photo's lightness at preview size (long 
 the obvious way to show a result: colour the photo at full resolution (`colour_with_hints(...).color(0)`,
 what Save and `colorize predict` do) and let the browser shrink it. Both run in this process on the same
 12 MP photo with the same model (the default training size 256 and width 16, 317 bins like Zhang's 313);
-the preview cache is emptied before each recolour so every one is computed. Today's networks take no
-hints, so the recolours are of the automatic prediction: a hint-trained net differs only by 3 more input
-planes to its first convolution.
+the preview cache is emptied before each recolour so every one is computed. Every recolour carries
+POINTS hint points (the network's hint planes and spread features are computed for real, through the one
+colouring path `arrays.predict_sources`).
 
     .venv/bin/python benchmarks/bench_editor.py [--repeats 7] [--width 4000] [--height 3000]
 """
@@ -24,12 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from colorize.dataset.color import encode_l, rgb_to_lab
+from colorize.dataset.hints import HintPoint
 from colorize.editor.engine import PREVIEW_SIDE, colour_with_hints, open_engine
 from colorize.imaging import write_image
-from colorize.models.infer.arrays import model_probs
+from colorize.models.infer.arrays import hint_input, model_probs, net_input
 from colorize.models.net.checkpoint import write_untrained_checkpoint
 from colorize.models.train.config import TRAIN_DEFAULTS
+
+POINTS = 10  # hint points on every recolour
 
 
 def centers() -> np.ndarray:
@@ -59,30 +61,34 @@ def main() -> None:
         model = write_untrained_checkpoint(root / "m.pt", centers(), size=256, width=TRAIN_DEFAULTS["width"])
         img = photo(root / "p.png", args.width, args.height)
         engine = open_engine(img, model, root / "out", device="cpu")
-        engine.preview([])  # warm-up: first-call allocations
+        points = [HintPoint(x=(i + 0.5) * args.width / POINTS, y=args.height / 2 + (i % 3 - 1) * args.height / 5,
+                            a=30.0 - 6 * i, b=-20.0 + 5 * i, size=40) for i in range(POINTS)]
+        engine.preview(points)  # warm-up: first-call allocations
         recolour = []
         for _ in range(args.repeats):
             engine._cache.clear()  # noqa: SLF001 - measure the computation, not the cache
             t0 = time.perf_counter()
-            engine.preview([])
+            engine.preview(points)
             recolour.append(time.perf_counter() - t0)
-        L_small = encode_l(rgb_to_lab(engine.scan.fitted(engine.colorizer.size))[..., 0])[None]
+        engine.scan.hints = tuple(points)
+        L_small = net_input([engine.scan], engine.colorizer.size)
+        planes = hint_input([engine.scan], engine.colorizer.size)
         net = []
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            model_probs(engine.colorizer, L_small)
+            model_probs(engine.colorizer, L_small, planes)
             net.append(time.perf_counter() - t0)
         full = []
         for _ in range(max(1, args.repeats // 2)):
             t0 = time.perf_counter()
-            colour_with_hints(engine.colorizer, engine.scan, []).color(0)
+            colour_with_hints(engine.colorizer, engine.scan, points).color(0)
             full.append(time.perf_counter() - t0)
             engine.scan.release()
     r, f = statistics.median(recolour), statistics.median(full)
     print(f"photo {args.width}x{args.height}, preview {engine.preview_width}x{engine.preview_height} "
           f"(long side {PREVIEW_SIDE}), model 256 px width {TRAIN_DEFAULTS['width']}, {len(centers())} bins, "
           f"torch threads {torch.get_num_threads()}")
-    print(f"recolour at preview size: median {r * 1000:.0f} ms over {len(recolour)} "
+    print(f"recolour at preview size with {POINTS} hint points: median {r * 1000:.0f} ms over {len(recolour)} "
           f"(min {min(recolour) * 1000:.0f}, max {max(recolour) * 1000:.0f})")
     print(f"  of which the network (photo + mirror, softmax): median {statistics.median(net) * 1000:.0f} ms")
     print(f"full-resolution colouring (baseline): median {f * 1000:.0f} ms over {len(full)}")

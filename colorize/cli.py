@@ -298,6 +298,8 @@ def train(ctx: click.Context, **opts) -> None:
               help="Bundles: below this router confidence use the global model.")
 @click.option("--max-pixels", type=click.IntRange(1), default=PRD.max_pixels, show_default=True,
               help="Refuse photos and video frames larger than this (width x height, read from the header).")
+@click.option("--hints", type=click.Path(), default=PRD.hints,
+              help="A hints file for the one photo, or a folder of <stem>.json files matched by relative path.")
 def predict(**opts) -> None:
     """Colorize images, folders and videos at full resolution."""
     run_predict = _stage("colorize.models.infer.predict", "run_predict")
@@ -320,6 +322,9 @@ def predict(**opts) -> None:
               help="Samples shown in the report.")
 @click.option("--max-pixels", type=click.IntRange(1), default=EVD.max_pixels, show_default=True,
               help="Refuse photos larger than this (width x height, read from the header before decoding).")
+@click.option("--hints-sweep", default=EVD.hints_sweep,
+              help="Also score with that many simulated colour hints per photo, e.g. 0,1,2,5,10,20,50, "
+                   "against colour propagation (Levin et al. 2004).")
 def evaluate(**opts) -> None:
     """Measure a model (or a bundle: plus its routing tables) against the gray baseline: eval.json + report.html."""
     run_eval = _stage("colorize.models.routing.evaluate", "evaluate")

@@ -9,12 +9,13 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
-from editorkit import colorizer, photo
+from click.testing import CliRunner
+from editorkit import checkpoint, photo
 from PIL import Image
 
-from colorize.dataset.scans import open_scan
-from colorize.editor import colour_with_hints, run_editor
-from colorize.models.infer.hintfile import read_hints
+import colorize
+from colorize.cli import cli
+from colorize.editor import run_editor
 
 pytestmark = pytest.mark.browser
 
@@ -52,8 +53,8 @@ def test_place_pick_undo_drag_save_in_a_real_browser(tmp_path):
     from colorize.scraper.browser import chromium
 
     img = photo(tmp_path / "p.png")
-    col = colorizer(hints=True)
-    server = run_editor(img, col, tmp_path / "out")
+    model = checkpoint(tmp_path / "m.pt", hints=True)
+    server = run_editor(img, model, tmp_path / "out", device="cpu")
     try:
         with chromium() as driver:
             driver.set_window_size(1400, 900)
@@ -113,8 +114,12 @@ def test_place_pick_undo_drag_save_in_a_real_browser(tmp_path):
     assert len(saved) == 1 and saved[0]["color"] == picked and saved[0]["size"] == 4
     x_drag = 120 + round(20 / scale)
     assert abs(saved[0]["x"] - x_drag) <= 2 and abs(saved[0]["y"] - 81) <= 2, saved
-    # The saved image is exactly the colouring of the saved file at full resolution.
-    scan = open_scan(img)
-    want = colour_with_hints(col, scan, read_hints(hints_path, scan.width, scan.height)).color(0)
+    # `predict --hints` on the saved file gives the saved image, pixel for pixel.
+    res = CliRunner().invoke(cli, ["predict", "--model", str(model), str(img), "--out", str(tmp_path / "pred"),
+                                   "--device", "cpu", "--hints", hints_path])
+    assert res.exit_code == 0, res.output
     got = np.asarray(Image.open(tmp_path / "out" / "p.color.png").convert("RGB"))
+    want = np.asarray(Image.open(tmp_path / "pred" / "p.color.png").convert("RGB"))
     assert np.array_equal(got, want)
+    auto = colorize.load(model, "cpu").colorize(img)  # and the saved points did change the picture
+    assert not np.array_equal(got, np.asarray(auto))

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
 from colorize.dataset import DEFAULT_MAX_PIXELS
+from colorize.dataset.hints import HintPoint
 from colorize.dataset.images import (
     MAX_FILE_BYTES,
     check_pixels,
@@ -66,6 +67,9 @@ class Scan:
     _image: Image.Image | None = field(default=None, repr=False)  # 8-bit: "L" or "RGB"
     _fitted: dict[tuple[int, str], np.ndarray] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # colour hints in this photo's pixels (a hints file's points), turned into the net's hint planes by
+    # `models.infer.arrays.net_input`; none = the automatic colouring
+    hints: tuple[HintPoint, ...] = ()
 
     @property
     def pixels(self) -> int:

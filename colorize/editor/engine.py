@@ -11,8 +11,8 @@ the photo's fitted copy, its hint planes through the same pad fit); only the las
 predicted ab with the photo's own lightness, runs at preview size, and at full size when saving. So the
 preview is the saved picture made smaller, not a different colouring.
 
-Every coloured picture with hints goes through `colour_with_hints`, the one place to join the hinted path
-of predict (`predict --hints`) when there is one.
+Every coloured picture goes through `colour_with_hints`, i.e. predict's own path (`arrays.predict_sources`),
+and saving writes with predict's writer, so `predict --hints` on the saved file gives the saved image.
 """
 
 from __future__ import annotations
@@ -27,24 +27,28 @@ from typing import Any, Protocol
 
 import cv2
 import numpy as np
-import torch
 
 from colorize.dataset import MAX_SCAN_PIXELS
-from colorize.dataset.color import encode_l, lab_to_rgb, rgb_to_lab
-from colorize.dataset.hints import HintPoint, hint_planes
+from colorize.dataset.color import lab_to_rgb, rgb_to_lab
+from colorize.dataset.hints import HintPoint
 from colorize.dataset.scans import Scan, open_scan
 from colorize.errors import ColorizeError, UsageError
-from colorize.imaging import encode_image, write_image, write_image16
+from colorize.imaging import encode_image
 from colorize.io import sha256_file, write_run_record
-from colorize.models.infer.arrays import Framing, ImagePrediction, RGBArray, model_probs
+from colorize.models.infer.arrays import (
+    Framing,
+    ImagePrediction,
+    RGBArray,
+    model_probs,
+    net_input,
+    predict_sources,
+)
 from colorize.models.infer.colorizer import Bundle, Colorizer, open_model
 from colorize.models.infer.hintfile import HintSpec, read_hint_specs, write_hints
+from colorize.models.infer.predict import write_picture
 from colorize.models.infer.strips import Upsampler, compose_full
-from colorize.models.net import DEFAULT_TEMPERATURE, ROUTER_MIN_CONFIDENCE
-from colorize.models.net.annealed import confidence, softmax_probs
-from colorize.models.net.colors import decode_ab
+from colorize.models.net import DEFAULT_TEMPERATURE
 from colorize.models.net.gamut import fit_gamut
-from colorize.models.net.unet import l_to_input
 
 log = logging.getLogger(__name__)
 
@@ -74,40 +78,13 @@ class Engine(Protocol):
 
 
 # ------------------------------------------------------------------------------------- the hinted path
-def accepts_hints(colorizer: Colorizer) -> bool:
-    return bool(getattr(colorizer.model, "accepts_hints", False))
-
-
-@torch.inference_mode()
-def hinted_probs(colorizer: Colorizer, L_small: np.ndarray, planes: np.ndarray) -> torch.Tensor:
-    """uint8 L [S,S] + hint planes [3,S,S] -> probabilities [1,n,S,S]: the photo and its mirror image, as
-    `Colorizer.probs` averages them (the hint planes mirrored with the photo). No hint = the automatic path."""
-    if not planes[2].any():
-        return model_probs(colorizer, L_small[None])
-    if not accepts_hints(colorizer):
-        raise UsageError("this model was trained without colour hints (its network has no hint input)",
-                         "retrain it with this version's `colorize train`, or remove the points")
-    x = l_to_input(torch.from_numpy(np.ascontiguousarray(L_small))[None].to(colorizer.device))
-    h = torch.from_numpy(planes)[None].to(colorizer.device)
-    net = colorizer.model
-    mirrored = softmax_probs(net(x.flip(-1), h.flip(-1))).flip(-1)
-    return (softmax_probs(net(x, h)) + mirrored) / 2
-
-
 def colour_with_hints(colorizer: Colorizer, source: Any, points: Sequence[HintPoint],
                       temperature: float = DEFAULT_TEMPERATURE) -> ImagePrediction:
-    """One photo (an `arrays.RGBArray` or a `scans.Scan`) coloured with hint `points` given in its pixels.
-
-    The same steps as `arrays.predict_sources`, with the hint planes beside the lightness; an empty list is
-    exactly the automatic prediction. Nothing is composed at full resolution yet (`.color(0)` does).
-    """
-    size = colorizer.size
-    L_small = encode_l(rgb_to_lab(source.fitted(size))[..., 0])
-    planes = hint_planes(points, source.height, source.width, size)
-    probs = hinted_probs(colorizer, L_small, planes)
-    top, ratio = (t.float().cpu().numpy() for t in confidence(probs, colorizer.centers))
-    ab = decode_ab(probs, colorizer.centers, temperature)
-    return ImagePrediction(source, [ab[0]], top[0], ratio[0], Framing.of(source.height, source.width, size))
+    """One photo (an `arrays.RGBArray` or a `scans.Scan`) coloured with hint `points` in its pixels, through
+    the one colouring path (`arrays.predict_sources`, which makes the hint planes): what `predict --hints`
+    gives for the same file. An empty list is the automatic prediction. Nothing is composed yet."""
+    source.hints = tuple(points)
+    return predict_sources(colorizer, [source], [temperature])[0]
 
 
 # ----------------------------------------------------------------------------------------- suggestions
@@ -228,8 +205,7 @@ class ModelEngine:
     def suggest(self, x: float, y: float) -> list[str]:
         col = self.colorizer
         if self._auto is None:
-            L_small = encode_l(rgb_to_lab(self.scan.fitted(col.size))[..., 0])
-            self._auto = model_probs(col, L_small[None])[0].float().cpu().numpy()
+            self._auto = model_probs(col, net_input([self.scan], col.size))[0].float().cpu().numpy()
         f = Framing.of(self.height, self.width, col.size)
         mx = min(max(round(f.x + (x + 0.5) * f.w / self.width - 0.5), f.x), f.x + f.w - 1)
         my = min(max(round(f.y + (y + 0.5) * f.h / self.height - 0.5), f.y), f.y + f.h - 1)
@@ -244,12 +220,7 @@ class ModelEngine:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         pred = colour_with_hints(self.colorizer, self.scan, [s.point() for s in specs], self.temperature)
         try:
-            rgb = pred.color(0, desc=f"{self.name} (saving)")
-            icc, dpi = self.scan.output_icc(), self.scan.dpi
-            if self.scan.depth == 16:
-                write_image16(self.image_out, rgb, icc, dpi)
-            else:
-                write_image(self.image_out, rgb, icc=icc, dpi=dpi)
+            write_picture(self.image_out, self.scan, pred.color(0, desc=f"{self.name} (saving)"))
         finally:
             self.scan.release()
         write_hints(self.hints_path, specs)
@@ -286,7 +257,7 @@ def open_engine(image: str | Path, model: str | Path | Colorizer, out_dir: str |
                                 "pass a checkpoint written by `colorize train` (e.g. data/runs/default/best.pt)")
         loaded = open_model(model_path, device)
         if isinstance(loaded, Bundle):
-            colorizer, route = loaded.pick(scan.fitted(loaded.size, loaded.fit), ROUTER_MIN_CONFIDENCE)
+            colorizer, route = loaded.pick(scan.fitted(loaded.size, loaded.fit))
         else:
             colorizer = loaded
     return ModelEngine(colorizer, image, scan, Path(out_dir) if out_dir is not None else image.parent,

@@ -19,6 +19,7 @@ class EvalParams:
     device: str = "auto"
     gallery: int = 12  # samples shown in the report
     max_pixels: int = MAX_SCAN_PIXELS  # refuse photos larger than this, read from the header
+    hints_sweep: str | None = None  # "0,1,2,5,10,20,50": score the model with that many simulated hints (sweep.py)
 
 
 EVAL_DEFAULTS = EvalParams()

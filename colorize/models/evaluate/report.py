@@ -101,6 +101,64 @@ def _verdict(verdict: dict[str, Any] | None) -> str:
             f"<ul>{bars}</ul></section>")
 
 
+_SWEEP_COLOURS = {"model": "#3558d6", "propagation": "#d07a1e"}
+
+
+def sweep_svg(rows: Sequence[dict[str, Any]], key: str = "psnr", label: str = "PSNR dB") -> str:
+    """An inline SVG line plot of `key` against the number of hint points, one line per method (the counts
+    evenly spaced along x, labelled; no script, no external asset)."""
+    width, height, left, bottom, top, right = 560, 260, 52, 36, 14, 130
+    values = [r[m].get(key) for r in rows for m in _SWEEP_COLOURS if r.get(m, {}).get(key) is not None]
+    if not rows or not values:
+        return ""
+    lo, hi = min(values), max(values)
+    lo, hi = (lo - 0.5, hi + 0.5) if hi - lo < 1e-9 else (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+    step = (width - left - right) / max(1, len(rows) - 1)
+
+    def xy(i: int, v: float) -> str:
+        return f"{left + i * step:.1f},{top + (hi - v) / (hi - lo) * (height - top - bottom):.1f}"
+
+    parts = [f"<line x1='{left}' y1='{height - bottom}' x2='{width - right}' y2='{height - bottom}' stroke='#999'/>",
+             f"<line x1='{left}' y1='{top}' x2='{left}' y2='{height - bottom}' stroke='#999'/>",
+             f"<text x='{(width - right + left) / 2:.0f}' y='{height - 4}' font-size='12' text-anchor='middle'>"
+             f"hint points</text>",
+             f"<text x='12' y='{(height - bottom + top) / 2:.0f}' font-size='12' text-anchor='middle' "
+             f"transform='rotate(-90 12 {(height - bottom + top) / 2:.0f})'>{esc(label)}</text>"]
+    for i, r in enumerate(rows):
+        parts.append(f"<text x='{left + i * step:.1f}' y='{height - bottom + 16}' font-size='11' "
+                     f"text-anchor='middle'>{int(r['points'])}</text>")
+    for v in (lo, (lo + hi) / 2, hi):
+        y = xy(0, v).split(",")[1]
+        parts.append(f"<text x='{left - 6}' y='{y}' font-size='11' text-anchor='end'>{v:.1f}</text>")
+    for n, (method, colour) in enumerate(_SWEEP_COLOURS.items()):
+        pts = [xy(i, r[method][key]) for i, r in enumerate(rows) if r.get(method, {}).get(key) is not None]
+        parts.append(f"<polyline fill='none' stroke='{colour}' stroke-width='2' points='{' '.join(pts)}'/>")
+        parts += [f"<circle cx='{p.split(',')[0]}' cy='{p.split(',')[1]}' r='3' fill='{colour}'/>" for p in pts]
+        parts.append(f"<text x='{width - right + 10}' y='{top + 14 + 18 * n}' font-size='12' "
+                     f"fill='{colour}'>{esc(method)}</text>")
+    return (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' "
+            f"aria-label='{esc(label)} against hint points'>{''.join(parts)}</svg>")
+
+
+def _sweep_section(sweep: dict[str, Any] | None) -> str:
+    """The hints sweep: a plot of PSNR and rebalanced AuC per point count, and the table behind it."""
+    if not sweep:
+        return ""
+    rows = sweep["rows"]
+    cells = []
+    for r in rows:
+        cells.append([str(r["points"])] + [fmt(r[m].get(k), p) for m in _SWEEP_COLOURS for k, p in
+                                           (("psnr", "{:.2f}"), ("auc_rebalanced", "{:.1f}"), ("delta_cf", "{:.1f}"),
+                                            ("hint_ab_error", "{:.1f}"))])
+    head = ["points"] + [f"{m} {k}" for m in _SWEEP_COLOURS for k in ("PSNR dB", "AuC rebal. %", "ΔCF", "|ab − hint|")]
+    proto = sweep.get("protocol", {})
+    return (f"<section><h2>Colour hints sweep</h2><p class='note'>Zhang et al. 2017's simulated user: seeded "
+            f"random points around the centre (seed {esc(proto.get('seed'))}), each patch the true mean colour; "
+            f"the same points for the network and for colour propagation by optimisation (Levin et al. 2004). "
+            f"|ab − hint| is the mean CIELAB distance of the output to the hint inside the hinted patches.</p>"
+            f"{sweep_svg(rows)} {sweep_svg(rows, 'auc_rebalanced', 'AuC rebal. %')}{table(head, cells)}</section>")
+
+
 def render_report(result: dict[str, Any]) -> str:
     """The whole report page for an eval result (the dict written to eval.json)."""
     groups = {"overall": result["overall"], **result.get("categories", {})}
@@ -126,6 +184,7 @@ The gray baseline keeps the true lightness and sets ab = 0: it is hard to beat o
 ΔCF and the rebalanced AuC for whether the colors are right and vivid. "cast a / b" is the mean ab offset
 of the picture against the truth (Lab units): b &gt; 0 is a warm/sepia cast, b &lt; 0 a blue one.</p>
 {_table(groups)}</section>
+{_sweep_section(result.get("hints_sweep"))}
 <section><h2>Samples</h2>{legend}{gallery}</section>
 <section><h2>Run</h2><dl>{facts}</dl><h2>Conventions</h2><dl>{conv}</dl></section>
 </main>"""

@@ -30,9 +30,11 @@ from colorize.io import atomic_write_json, remove_stale_temps, sha256_file, writ
 from colorize.models.evaluate.params import EVAL_DEFAULTS
 from colorize.models.evaluate.photos import EvalPhotos, check_one_source, eval_photos
 from colorize.models.evaluate.report import write_report
+from colorize.models.evaluate.sweep import HintSweep, parse_counts
 from colorize.models.infer.arrays import as_sources
 from colorize.models.infer.colorizer import open_model
 from colorize.models.infer.pictures import legend_image, stretch_range, stretched_image
+from colorize.models.infer.predict import require_hints
 from colorize.models.net.bundle import INDEX
 from colorize.models.net.metrics import (
     CONVENTIONS,
@@ -205,13 +207,13 @@ class _Tally:
 
 
 def _score_all(model: Any, samples: Iterator[Sample], total: int, temperature: float, tally: _Tally,
-               extension: EvalExtension | None) -> None:
+               extensions: Sequence[EvalExtension]) -> None:
     """Every photo colored as `colorize predict` would (`model.predict`: the one coloring path), in batches."""
     bar = progress(total=total, desc="eval", unit="img")
 
     def flush(batch: list[Sample]) -> None:
         grays = tally.add(batch, model.predict(as_sources([s.rgb for s in batch]), [temperature]))
-        if extension is not None:
+        for extension in extensions:
             extension.add(batch, grays, tally.score)
         bar.update(len(batch))
 
@@ -251,37 +253,43 @@ def run_eval(model: str | Path, shards: str | Path | None = None, split: str = E
              images: str | Path | None = None, temperature: float = EVAL_DEFAULTS.temperature,
              out: str | Path = EVAL_DEFAULTS.out, device: str = EVAL_DEFAULTS.device,
              gallery: int = EVAL_DEFAULTS.gallery, max_pixels: int = EVAL_DEFAULTS.max_pixels,
-             extend: Callable[[Any], EvalExtension | None] | None = None) -> EvalReport:
+             extend: Callable[[Any], EvalExtension | None] | None = None,
+             hints_sweep: str | Sequence[int] | None = EVAL_DEFAULTS.hints_sweep) -> EvalReport:
     """`colorize eval`: score the model (a checkpoint, or a bundle routing each photo) and the gray baseline;
-    write eval.json, report.html, eval-run.json. `extend(model)` may add tables (a bundle's routing)."""
+    write eval.json, report.html, eval-run.json. `extend(model)` may add tables (a bundle's routing);
+    `hints_sweep` ("0,1,2,5,10,20,50") adds the hints sweep (`sweep.py`) against colour propagation."""
     model, out = Path(model), Path(out)
     check_one_source(shards, images)
     if not (temperature > 0 and math.isfinite(temperature)):
         raise UsageError(f"temperature must be > 0, got {temperature}", "e.g. --temperature 0.38")
+    counts = parse_counts(hints_sweep) if hints_sweep is not None else None
     t0 = time.perf_counter()
     engine = open_model(model, device)
-    extension = extend(engine) if extend is not None else None
+    if counts and counts[-1] > 0:
+        require_hints(engine)
+    extensions = [e for e in (extend(engine) if extend is not None else None,
+                              HintSweep(engine, counts, temperature) if counts else None) if e is not None]
     photos = eval_photos(shards, split, images)
     data = {"shards": str(shards), "split": split} if shards is not None else {"images": str(images)}
     lut, prior = engine.ab_lut.cpu().numpy(), engine.prior.cpu().numpy()
     skipped: list[dict[str, str]] = []
     tally = _Tally(lambda pred, truth: score_image(pred, truth, None, lut, prior), _GalleryPicker(gallery))
-    _score_all(engine, _samples(photos, skipped, max_pixels), len(photos.photos), temperature, tally, extension)
+    _score_all(engine, _samples(photos, skipped, max_pixels), len(photos.photos), temperature, tally, extensions)
     if tally.totals["overall"]["model"].n == 0:
         raise ColorizeError("no photo could be evaluated (all were skipped)", "see the log for why each was skipped")
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)
     remove_stale_temps(out / "gallery")
     result = _result(model, data, temperature, tally, skipped, tally.picker.write(out))
-    if extension is not None:
+    for extension in extensions:
         result[extension.key] = extension.tables()
     atomic_write_json(out / "eval.json", result)
     write_report(out / "report.html", result)
-    if extension is not None:
+    for extension in extensions:
         extension.write(out, result)
     write_run_record(out / "eval-run.json", "eval",
                      {"model": str(model), **data, "temperature": temperature, "device": device, "gallery": gallery,
-                      "max_pixels": max_pixels},
+                      "max_pixels": max_pixels, "hints_sweep": counts},
                      {"images": result["images"], "skipped": len(skipped), "categories": len(result["categories"])},
                      {"total": time.perf_counter() - t0})
     return EvalReport(out, result)

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from colorize.dataset.color import encode_l, rgb_to_lab
+from colorize.dataset.hints import HintPoint, hint_planes
 from colorize.dataset.images import fit, fit_geometry
 from colorize.errors import UsageError
 from colorize.models.infer.strips import Upsampler, compose_full
@@ -33,7 +34,7 @@ from colorize.models.net import DEFAULT_TEMPERATURE
 from colorize.models.net.annealed import confidence
 from colorize.models.net.colors import decode_ab
 
-__all__ = ["Framing", "ImagePrediction", "RGBArray", "as_sources", "colorize_rgb", "model_probs", "net_input",
+__all__ = ["Framing", "ImagePrediction", "RGBArray", "as_sources", "colorize_rgb", "hint_input", "model_probs", "net_input",
            "parse_temperatures", "predict_images", "predict_sources", "predictions", "source_probs"]
 
 log = logging.getLogger(__name__)
@@ -78,16 +79,18 @@ class Framing:
         return out.reshape((self.height, self.width) + plane.shape[2:])
 
 
-def model_probs(colorizer: Any, L_small: np.ndarray) -> torch.Tensor:
-    """uint8 [B,S,S] -> bin probabilities [B,n,S,S] on the colorizer's device (pinned copy + AMP on CUDA)."""
+def model_probs(colorizer: Any, L_small: np.ndarray, hints: np.ndarray | None = None) -> torch.Tensor:
+    """uint8 [B,S,S] (+ hint planes float32 [B,3,S,S] or None) -> bin probabilities [B,n,S,S] on the
+    colorizer's device (pinned copy + AMP on CUDA)."""
     from colorize.models.net.runtime import amp_dtype, autocast
 
     t = torch.from_numpy(np.ascontiguousarray(L_small))
+    h = None if hints is None else torch.from_numpy(np.ascontiguousarray(hints, dtype=np.float32))
     device = colorizer.device
     if device.type == "cuda":
         t = t.pin_memory()
     with autocast(device, amp_dtype(device, True)):  # bf16/fp16 on CUDA only; probs come back float32
-        return colorizer.probs(t)
+        return colorizer.probs(t, h)
 
 
 @dataclass
@@ -96,6 +99,7 @@ class RGBArray:
 
     rgb: np.ndarray
     depth: int = 8
+    hints: tuple[HintPoint, ...] = ()  # colour hints in this photo's pixels (none: the automatic colouring)
 
     @property
     def height(self) -> int:
@@ -151,13 +155,22 @@ class ImagePrediction:
 
 def net_input(sources: Sequence[Any], size: int) -> np.ndarray:
     """What the network sees of each photo: its lightness fitted into the square as training did
-    (uint8 [B,S,S]). Per-photo planes the net takes beside L are made here, from the same framing."""
+    (uint8 [B,S,S]). The hint planes beside it come from `hint_input`, through the same pad fit."""
     return np.stack([encode_l(rgb_to_lab(s.fitted(size))[..., 0]) for s in sources])
 
 
+def hint_input(sources: Sequence[Any], size: int) -> np.ndarray | None:
+    """Each photo's `hints` (points in its own pixels) as the net's hint planes float32 [B,3,S,S], rasterised
+    into the model's square by `hints.hint_planes` with the pad fit `net_input` uses. None when no photo of
+    the batch has a point: the automatic input, so an empty hints list colours exactly as no hints file."""
+    if not any(getattr(s, "hints", ()) for s in sources):
+        return None
+    return np.stack([hint_planes(getattr(s, "hints", ()), s.height, s.width, size) for s in sources])
+
+
 def source_probs(colorizer: Any, sources: Sequence[Any]) -> torch.Tensor:
-    """Bin probabilities [B,n,S,S] of a batch of photos (mirror averaged: `Colorizer.probs`)."""
-    return model_probs(colorizer, net_input(sources, colorizer.size))
+    """Bin probabilities [B,n,S,S] of a batch of photos and their hints (mirror averaged: `Colorizer.probs`)."""
+    return model_probs(colorizer, net_input(sources, colorizer.size), hint_input(sources, colorizer.size))
 
 
 def predictions(colorizer: Any, sources: Sequence[Any], probs: torch.Tensor,

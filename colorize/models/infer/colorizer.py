@@ -44,7 +44,7 @@ from colorize.models.net.checkpoint import (
 from colorize.models.net.colors import mirrored_probs
 from colorize.models.net.router import RouterCNN, predict_probs, router_from_payload
 from colorize.models.net.runtime import resolve_device
-from colorize.models.net.unet import ColorUNet, l_to_input
+from colorize.models.net.unet import ColorUNet, l_to_input, require_hints_support
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class Colorizer:
     ab_lut: torch.Tensor
     config: dict[str, Any] = field(default_factory=dict)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    origin: str = "in memory"  # the checkpoint's path, for messages (an old model asked for hints)
 
     fit = "pad"  # how the net sees a photo: fitted into its square with padding, as prep stored it
 
@@ -77,10 +78,15 @@ class Colorizer:
         return predict_sources(self, sources, temperatures)
 
     @torch.inference_mode()
-    def probs(self, L_u8: torch.Tensor) -> torch.Tensor:
-        """uint8 lightness [B,S,S] -> float32 probabilities [B,n,S,S] on this Colorizer's device, the
-        photo's and its mirror image's averaged (`net.colors.mirrored_probs` says why)."""
-        return mirrored_probs(self.model, l_to_input(L_u8.to(self.device, non_blocking=True)))
+    def probs(self, L_u8: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 lightness [B,S,S] (+ hint planes float [B,3,S,S] or None) -> float32 probabilities
+        [B,n,S,S] on this Colorizer's device, the photo's and its mirror image's averaged
+        (`net.colors.mirrored_probs` says why). Hints for a net trained without them: one-line UsageError."""
+        x = l_to_input(L_u8.to(self.device, non_blocking=True))
+        if hints is not None:
+            require_hints_support(self.model, self.origin)
+            hints = hints.to(self.device, non_blocking=True)
+        return mirrored_probs(self.model, x, hints=hints)
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], device: torch.device) -> Colorizer:
@@ -112,7 +118,9 @@ class Colorizer:
 def load_colorizer(path: str | os.PathLike, device: str | torch.device = "auto") -> Colorizer:
     """Load a `.pt` written by training (or `write_untrained_checkpoint`) for prediction."""
     dev = resolve_device(device)
-    return Colorizer.from_payload(load_checkpoint(path, map_location="cpu"), dev)
+    col = Colorizer.from_payload(load_checkpoint(path, map_location="cpu"), dev)
+    col.origin = str(path)
+    return col
 
 
 @dataclass

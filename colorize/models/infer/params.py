@@ -23,6 +23,7 @@ class PredictParams:
     window: int = 20  # video smoothing reach: older frames weigh <= 5 % in total (0 = off)
     min_confidence: float = ROUTER_MIN_CONFIDENCE  # bundles: below this router confidence the global model colors
     max_pixels: int = MAX_SCAN_PIXELS  # refuse photos (and video frames) larger than this, read from the header
+    hints: str | None = None  # a hints file for the one photo, or a folder of <stem>.json (predict.HintFiles)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: str(v) if k == "out" else v for k, v in asdict(self).items()}

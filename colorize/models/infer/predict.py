@@ -21,16 +21,18 @@ import numpy as np
 
 from colorize import __version__
 from colorize.dataset.scans import Scan, open_scan
-from colorize.errors import ColorizeError
+from colorize.errors import ColorizeError, UsageError
 from colorize.imaging import IMAGE_EXTS, write_image, write_image16
 from colorize.io import read_json, remove_stale_temps, sha256_file, write_run_record
 from colorize.models.infer import video as vid
 from colorize.models.infer.arrays import ImagePrediction, parse_temperatures
 from colorize.models.infer.colorizer import Bundle, Colorizer, open_model
+from colorize.models.infer.hintfile import read_hints
 from colorize.models.infer.params import PREDICT_DEFAULTS, PredictParams
 from colorize.models.infer.pictures import SHEET_MAX_HEIGHT, confidence_picture, temperature_sheet
 from colorize.models.infer.provenance import provenance_warning
 from colorize.models.infer.strips import shrink
+from colorize.models.net.unet import require_hints_support
 from colorize.progress import progress
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,9 @@ class Job:
     src: Path
     kind: str  # "image" or "video"
     stem: Path
+    rel: Path = Path()  # the input's path below the folder it was found in (its name for a file)
+    hints: Path | None = None  # the photo's hints file (`HintFiles`), None: coloured automatically
+    hints_sha256: str | None = None
 
 
 @dataclass
@@ -110,7 +115,7 @@ def collect_inputs(inputs: Sequence[Path], out: Path) -> tuple[list[Job], list[d
         while str(stem).lower() in used:
             stem, n = base.with_name(f"{base.name}-{n}"), n + 1
         used.add(str(stem).lower())
-        jobs.append(Job(src, kind, stem))
+        jobs.append(Job(src, kind, stem, rel))
 
     for raw in inputs:
         path = Path(raw)
@@ -131,6 +136,43 @@ def collect_inputs(inputs: Sequence[Path], out: Path) -> tuple[list[Job], list[d
             missing.append({"input": str(path), "kind": "missing", "status": "failed",
                             "error": f"{path}: no such file or folder — check the path"})
     return jobs, missing, ignored
+
+
+@dataclass(frozen=True)
+class HintFiles:
+    """`predict --hints PATH`: a hints file for the one input photo, or a folder of `<stem>.json` files found
+    by each photo's relative path (`photos/a/b.png` -> `PATH/a/b.json`); a photo without one is coloured
+    automatically. Videos take no hints."""
+
+    root: Path | None
+
+    @classmethod
+    def of(cls, hints: str | Path | None, jobs: Sequence[Job]) -> HintFiles:
+        if hints is None:
+            return cls(None)
+        root = Path(hints)
+        if not root.exists():
+            raise UsageError(f"--hints {root}: no such file or folder",
+                             "pass a hints file (`colorize hints` writes one) or a folder of <stem>.json files")
+        if root.is_file() and sum(j.kind == "image" for j in jobs) != 1:
+            raise UsageError(f"--hints {root} is one hints file, but the inputs hold "
+                             f"{sum(j.kind == 'image' for j in jobs)} photos",
+                             "pass one photo, or a folder of <stem>.json files named like the photos")
+        return cls(root)
+
+    def attach(self, job: Job) -> None:
+        """Set the job's hints file and its sha256 (what the record names and resume compares)."""
+        if self.root is None or job.kind != "image":
+            return
+        path = self.root if self.root.is_file() else self.root / job.rel.with_suffix(".json")
+        if path.is_file():
+            job.hints, job.hints_sha256 = path, sha256_file(path)
+
+
+def require_hints(model: Colorizer | Bundle) -> None:
+    """Before any work: every network that may colour a hinted photo takes hints (one line if not)."""
+    for col in model.members.values() if isinstance(model, Bundle) else [model]:
+        require_hints_support(col.model, col.origin)
 
 
 def _named(out: Path, stem: Path, tag: str, suffix: str) -> Path:
@@ -154,7 +196,6 @@ def _image_outputs(out: Path, job: Job, temps: Sequence[float], pred: ImagePredi
     for path in written:
         if path.resolve() in protected:
             raise ColorizeError(f"output {path} would overwrite an input", "choose another --out folder")
-    icc, dpi = scan.output_icc(), scan.dpi
     if scan.depth == 16:  # OpenCV writes BGR: compose into a reversed view, and it writes without a copy
         buffer = np.empty((scan.height, scan.width, 3), np.uint16)[..., ::-1]
     else:
@@ -164,10 +205,7 @@ def _image_outputs(out: Path, job: Job, temps: Sequence[float], pred: ImagePredi
         rgb = pred.color(i, out=buffer, desc=f"{job.src.name} T={t:g}")
         if i == len(temps) - 1:  # the last full-size picture is composed: the decoded input can go before writing
             scan.release()
-        if scan.depth == 16:
-            write_image16(path, rgb, icc, dpi)
-        else:
-            write_image(path, rgb, icc=icc, dpi=dpi)
+        write_picture(path, scan, rgb)
         if multi:
             panels.append((f"T = {t:g}", shrink(rgb, SHEET_MAX_HEIGHT)))
     del buffer, rgb
@@ -176,6 +214,16 @@ def _image_outputs(out: Path, job: Job, temps: Sequence[float], pred: ImagePredi
     if conf is not None:
         write_image(conf, confidence_picture(pred))
     return written
+
+
+def write_picture(path: Path, scan: Scan, rgb: np.ndarray) -> None:
+    """One full-size colour picture in the photo's own depth and container, with its ICC profile and DPI
+    (what predict writes; the editor saves with it too, so both give the same file)."""
+    icc, dpi = scan.output_icc(), scan.dpi
+    if scan.depth == 16:
+        write_image16(path, rgb, icc, dpi)
+    else:
+        write_image(path, rgb, icc=icc, dpi=dpi)
 
 
 def _fingerprint(model: Path, **options: Any) -> dict[str, Any]:
@@ -217,8 +265,9 @@ class _Record:
         log.error("%s", exc.line())
 
     def done(self, job: Job, outputs: Sequence[Path], route: dict[str, Any] | None, **facts: Any) -> None:
+        hints = {"hints": str(job.hints), "hints_sha256": job.hints_sha256} if job.hints else {}
         self.items.append({"input": str(job.src), "input_sha256": self.input_sha[job.src], "kind": job.kind,
-                           "status": "ok", **facts, "outputs": [str(p) for p in outputs],
+                           "status": "ok", **hints, **facts, "outputs": [str(p) for p in outputs],
                            **({"route": route} if route else {})})
 
     def unchanged(self, job: Job) -> bool:
@@ -228,8 +277,8 @@ class _Record:
         except OSError as exc:
             raise ColorizeError(f"cannot read {job.src}: {exc.strerror or exc}", "check the file") from exc
         prev = self.previous.get(str(job.src))
-        if not prev or prev["input_sha256"] != self.input_sha[job.src] or not all(
-                Path(p).is_file() for p in prev["outputs"]):
+        if not prev or prev["input_sha256"] != self.input_sha[job.src] or prev.get("hints_sha256") != \
+                job.hints_sha256 or not all(Path(p).is_file() for p in prev["outputs"]):
             return False
         self.items.append({**prev, "kept": True})
         self.report.kept += 1
@@ -262,6 +311,8 @@ class _Painter:
         of them (a large scan goes alone) besides its `size` limit."""
         if self.pending and sum(s.pixels for _, s in self.pending) + scan.pixels > BATCH_PIXELS:
             self.flush()
+        if job.hints is not None:  # a bad file is the user's to fix: one line, the run stops (UsageError)
+            scan.hints = tuple(read_hints(job.hints, scan.width, scan.height))
         scan.fitted(self.model.size, self.model.fit)  # the small copy the net sees: a bad file fails here, alone
         self.pending.append((job, scan))
         if len(self.pending) >= size:
@@ -319,7 +370,7 @@ def _record(model: str | Path, inputs: Sequence[str | Path], opts: PredictParams
     return _Record(report, params, fingerprint, _previous_items(report.record, fingerprint), time.perf_counter())
 
 
-def _run(jobs: list[Job], painter: _Painter, opts: PredictParams) -> None:
+def _run(jobs: list[Job], painter: _Painter, opts: PredictParams, hint_files: HintFiles) -> None:
     """Every job in order; a bad input is recorded and the run goes on; the record is saved as it goes."""
     record = painter.record
     bar = progress(total=len(jobs), desc="predict", unit="file")
@@ -327,12 +378,15 @@ def _run(jobs: list[Job], painter: _Painter, opts: PredictParams) -> None:
     try:
         for job in jobs:
             try:
+                hint_files.attach(job)
                 if record.unchanged(job):
                     pass
                 elif job.kind == "video":
                     painter.video(job, opts)
                 else:
                     painter.add(job, open_scan(job.src, opts.max_pixels), opts.batch)
+            except UsageError:  # a bad hints file: the same mistake would fail every photo it is for
+                raise
             except ColorizeError as exc:
                 record.failed(job, exc)
             if time.monotonic() - last_save > RECORD_EVERY_S:  # a killed run still leaves what it finished
@@ -350,19 +404,23 @@ def run_predict(model: str | Path, inputs: Sequence[str | Path], out: str | Path
                 confidence: bool = PREDICT_DEFAULTS.confidence, device: str = PREDICT_DEFAULTS.device,
                 batch: int = PREDICT_DEFAULTS.batch, alpha: float = PREDICT_DEFAULTS.alpha,
                 window: int = PREDICT_DEFAULTS.window, min_confidence: float = PREDICT_DEFAULTS.min_confidence,
-                max_pixels: int = PREDICT_DEFAULTS.max_pixels) -> PredictReport:
-    """`colorize predict`: colorize every image and video in `inputs`; a bad input is recorded, not fatal."""
+                max_pixels: int = PREDICT_DEFAULTS.max_pixels, hints: str | Path | None = None) -> PredictReport:
+    """`colorize predict`: colorize every image and video in `inputs`; a bad input is recorded, not fatal.
+    `hints`: a hints file for the one photo, or a folder of them (`HintFiles`)."""
     opts = PredictParams(str(out), temperature, confidence, device, batch, alpha, window, min_confidence,
-                         max_pixels)
+                         max_pixels, None if hints is None else str(hints))
     temps = parse_temperatures(temperature)
     jobs, report = _plan(inputs, opts)
+    hint_files = HintFiles.of(hints, jobs)
     engine = open_model(Path(model), device, min_confidence)
     if (note := provenance_warning(engine)):
         log.warning("%s", note)
+    if hints is not None:
+        require_hints(engine)
     record = _record(model, inputs, opts, temps, report)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for folder in {out} | {(out / j.stem).parent for j in jobs}:  # temps a killed run left behind
         remove_stale_temps(folder)
-    _run(jobs, _Painter(engine, record, out, temps, confidence, {j.src.resolve() for j in jobs}), opts)
+    _run(jobs, _Painter(engine, record, out, temps, confidence, {j.src.resolve() for j in jobs}), opts, hint_files)
     return record.report

@@ -27,15 +27,21 @@ from colorize.models.net.gamut import compose
 __all__ = ["compose_at_size", "decode_ab", "mirrored_probs"]
 
 
-def mirrored_probs(model: nn.Module, x: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
-    """Net input [B,C,S,S] -> float32 probabilities [B,n,S,S], averaged with the mirror image's.
+def mirrored_probs(model: nn.Module, x: torch.Tensor, logits: torch.Tensor | None = None,
+                   hints: torch.Tensor | None = None) -> torch.Tensor:
+    """Net input [B,C,S,S] (+ hint planes [B,3,S,S] or None) -> float32 probabilities [B,n,S,S], averaged
+    with the mirror image's.
 
     `logits` of the unmirrored pass may be given when the caller has them already (validation needs them
-    for its loss), so the net runs once more, not twice. The one place the net is called for color: an
-    extra per-pixel input (planes beside L) goes in here, flipped on its last axis for the mirror pass.
+    for its loss), so the net runs once more, not twice. The one place the net is called for color: the
+    hint planes go in beside L, flipped on their last axis with the photo for the mirror pass. None calls
+    the net exactly as before hints existed (a lightness-only checkpoint takes nothing else).
     """
-    straight = softmax_probs(model(x) if logits is None else logits)
-    return (straight + softmax_probs(model(x.flip(-1))).flip(-1)) / 2
+    if hints is None:
+        straight = softmax_probs(model(x) if logits is None else logits)
+        return (straight + softmax_probs(model(x.flip(-1))).flip(-1)) / 2
+    straight = softmax_probs(model(x, hints) if logits is None else logits)
+    return (straight + softmax_probs(model(x.flip(-1), hints.flip(-1))).flip(-1)) / 2
 
 
 def decode_ab(probs: torch.Tensor, centers: torch.Tensor, temperature: float) -> np.ndarray:

@@ -228,8 +228,9 @@ def routing_tables(gallery: int, temperature: float) -> Callable[[Any], RoutingT
 def evaluate(model: str | Path, shards: str | Path | None = None, split: str = EVAL_DEFAULTS.split,
              images: str | Path | None = None, temperature: float = EVAL_DEFAULTS.temperature,
              out: str | Path = EVAL_DEFAULTS.out, device: str = EVAL_DEFAULTS.device,
-             gallery: int = EVAL_DEFAULTS.gallery, max_pixels: int = EVAL_DEFAULTS.max_pixels) -> EvalReport:
+             gallery: int = EVAL_DEFAULTS.gallery, max_pixels: int = EVAL_DEFAULTS.max_pixels,
+             hints_sweep: str | None = EVAL_DEFAULTS.hints_sweep) -> EvalReport:
     """`colorize eval` of any model: the one evaluator (`evaluate.run.run_eval`); a bundle's eval.json has the
     same keys as a checkpoint's, plus its routing tables under "routing" and the page routing.html."""
     return run_eval(model, shards, split, images, temperature, out, device, gallery, max_pixels,
-                    extend=routing_tables(gallery, temperature))
+                    extend=routing_tables(gallery, temperature), hints_sweep=hints_sweep)

@@ -35,7 +35,7 @@ CENTERS = np.array([[0, 0], [40, 0], [-40, 0], [0, 40], [0, -40], [30, 30]], np.
 def test_net_takes_hints_and_they_change_the_output():
     torch.manual_seed(0)
     net = ColorUNet(6, width=4).eval()
-    assert net.accepts_hints and net.down1[0].in_channels == 1 + HINT_FEATURES
+    assert net.accepts_hints and net.down1[0].in_channels == 1 and net.head.in_channels == 4 + HINT_FEATURES
     x = torch.rand(2, 1, 20, 28) * 2 - 1
     hints = torch.zeros(2, HINT_CHANNELS, 20, 28)
     with torch.no_grad():
@@ -177,7 +177,7 @@ def test_training_with_the_hint_loss_makes_the_net_honour_hints(shards):
     torch.manual_seed(0)
     net = ColorUNet(ds.stats.n_bins, width=8)
     criterion = RebalancedLoss(torch.as_tensor(ds.stats.weights, dtype=torch.float32))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-2)
 
     def error(batch):
         net.eval()

@@ -271,16 +271,16 @@ def test_validation_scores_what_predict_gives_at_the_shard_size(straight, shards
     val = validate(col.model, make_loader(ds), RebalancedLoss(col.weights), col.centers, 0.38,
                    torch.device("cpu"), None)
     ds.set_epoch(0)
-    ours, plain = [], []
+    ours, differ = [], False
     for b in iterate(make_loader(ds)):
         L, truth = b["L"].numpy(), stored_to_rgb(b["L"].numpy(), b["ab"].numpy())
         pred = compose_at_size(L, decode_ab(col.probs(b["L"]), col.centers, 0.38))
         with torch.no_grad():
             raw = decode(softmax_probs(col.model(l_to_input(b["L"]))), col.centers, 0.38).permute(0, 2, 3, 1)
         old = stored_to_rgb(L, raw.numpy())
+        differ |= not np.array_equal(pred, old)
         for i in np.flatnonzero(b["valid"].numpy()):
             ours.append(metrics.psnr(pred[i], truth[i], b["mask"].numpy()[i]))
-            plain.append(metrics.psnr(old[i], truth[i], b["mask"].numpy()[i]))
     assert val.images == len(ours) > 0
     assert val.psnr == pytest.approx(float(np.mean(ours)), abs=1e-6)
-    assert abs(val.psnr - float(np.mean(plain))) > 0.01
+    assert differ  # the unmirrored, unfitted decode gives other colors: validation is not scoring that one

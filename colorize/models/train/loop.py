@@ -337,10 +337,14 @@ class _Trainer:
                     if hints is not None:
                         hints = hints.contiguous(memory_format=torch.channels_last)
                 with autocast(dev, self.amp):
-                    logits = self.net(x, hints)
-                    loss = self.criterion(logits, bins, mask, colorful)
-                    if hints is not None and cfg.hint_weight:
-                        loss = loss + cfg.hint_weight * hint_loss(logits, hints, self.centers_dev, cfg.temperature)
+                    if hints is None:
+                        logits = self.net(x)
+                        loss = self.criterion(logits, bins, mask, colorful)
+                    else:  # one trunk pass, both outputs scored: automatic colours stay as good as without hints
+                        auto, logits = self.net(x, hints, pair=True)
+                        loss = self.criterion(auto, bins, mask, colorful) + self.criterion(logits, bins, mask, colorful)
+                        if cfg.hint_weight:
+                            loss = loss + cfg.hint_weight * hint_loss(logits, hints, self.centers_dev, cfg.temperature)
                 self.opt.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
                 self.scaler.unscale_(self.opt)

@@ -20,6 +20,7 @@ import contextlib
 import errno
 import io
 import ipaddress
+import json
 import logging
 import selectors
 import signal
@@ -28,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -325,6 +327,42 @@ def host_allowed(host_header: str, allowed: frozenset[str], port: int) -> bool:
         return False
     name = (parts.hostname or "").lower()
     return name in allowed and given in (port, None if port == 80 else port)
+
+
+class HttpError(Exception):
+    """A request refused: HTTP status + a one-line message the page shows."""
+
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _no_constant(name: str) -> None:
+    """json.loads accepts NaN and Infinity (not JSON); a body holding one is a bad request."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def read_json_object(headers: Any, rfile: Any, max_body: int) -> dict[str, Any]:
+    """A request's JSON object body, or the `HttpError` that names what is wrong with it: chunked, a bad or
+    too large Content-Length, not JSON (NaN and Infinity included), nested past the parser's depth, not an
+    object. The one body parser of the study and the editor."""
+    if "Transfer-Encoding" in headers:
+        raise HttpError(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length")
+    length = content_length(headers.get("Content-Length"))
+    if length is None:
+        raise HttpError(HTTPStatus.BAD_REQUEST, "bad Content-Length")
+    if length > max_body:
+        raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"request over {max_body} bytes")
+    try:
+        obj = json.loads(rfile.read(length) or b"{}", parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HttpError(HTTPStatus.BAD_REQUEST, "body is not JSON") from exc
+    except RecursionError as exc:  # 4 KB of `[` nests deeper than the parser's recursion limit
+        raise HttpError(HTTPStatus.BAD_REQUEST, "body is nested too deeply") from exc
+    if not isinstance(obj, dict):
+        raise HttpError(HTTPStatus.BAD_REQUEST, "body must be a JSON object")
+    return obj
 
 
 def content_length(text: str | None) -> int | None:

@@ -30,11 +30,12 @@ from colorize.localhttp import (
     SECURITY_HEADERS,
     BackgroundServer,
     BufferedRequestHandler,
+    HttpError,
     PooledHTTPServer,
     allowed_host_names,
     bind_error,
-    content_length,
     host_allowed,
+    read_json_object,
 )
 from colorize.models.infer.hintfile import (
     MAX_HINT_POINTS,
@@ -58,17 +59,8 @@ STATIC_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
                 "/static/editor.css": ("editor.css", "text/css; charset=utf-8")}
 
 
-class HttpError(Exception):
-    """A request refused: HTTP status + a one-line message the page shows."""
-
-    def __init__(self, status: HTTPStatus, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 class _Handler(BufferedRequestHandler):
@@ -96,20 +88,7 @@ class _Handler(BufferedRequestHandler):
         self._send(status, json.dumps(obj, sort_keys=True).encode("utf-8"), "application/json")
 
     def _body(self) -> dict[str, Any]:
-        if "Transfer-Encoding" in self.headers:
-            raise HttpError(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length")
-        length = content_length(self.headers.get("Content-Length"))
-        if length is None:
-            raise HttpError(HTTPStatus.BAD_REQUEST, "bad Content-Length")
-        if length > MAX_BODY:
-            raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"request over {MAX_BODY} bytes")
-        try:
-            obj = json.loads(self.rfile.read(length) or b"{}", parse_constant=_no_constant)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise HttpError(HTTPStatus.BAD_REQUEST, "body is not JSON") from exc
-        if not isinstance(obj, dict):
-            raise HttpError(HTTPStatus.BAD_REQUEST, "body must be a JSON object")
-        return obj
+        return read_json_object(self.headers, self.rfile, MAX_BODY)
 
     def _dispatch(self, method: str) -> None:
         app: EditorServer = self.server.app  # type: ignore[attr-defined]

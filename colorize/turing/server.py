@@ -37,12 +37,13 @@ from colorize.localhttp import (
     SECURITY_HEADERS,
     BackgroundServer,
     BufferedRequestHandler,
+    HttpError,
     PooledHTTPServer,
     allowed_host_names,
     bind_error,
-    content_length,
     host_allowed,
     is_loopback,
+    read_json_object,
 )
 
 from .store import MAX_JOINS_PER_CLIENT, AnswerStore, ApiError
@@ -85,22 +86,7 @@ class _Handler(BufferedRequestHandler):
         self._send(status, json.dumps(obj, sort_keys=True).encode("utf-8"), "application/json")
 
     def _body(self) -> dict[str, Any]:
-        if "Transfer-Encoding" in self.headers:
-            raise ApiError(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length")
-        length = content_length(self.headers.get("Content-Length"))
-        if length is None:
-            raise ApiError(HTTPStatus.BAD_REQUEST, "bad Content-Length")
-        if length > MAX_BODY:
-            raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request too large")
-        try:
-            obj = json.loads(self.rfile.read(length) or b"{}", parse_constant=_no_constant)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(HTTPStatus.BAD_REQUEST, "body is not JSON") from exc
-        except RecursionError as exc:  # 4 KB of `[` nests deeper than the parser's recursion limit
-            raise ApiError(HTTPStatus.BAD_REQUEST, "body is nested too deeply") from exc
-        if not isinstance(obj, dict):
-            raise ApiError(HTTPStatus.BAD_REQUEST, "body must be a JSON object")
-        return obj
+        return read_json_object(self.headers, self.rfile, MAX_BODY)
 
     def _dispatch(self, method: str) -> None:
         app: StudyServer = self.server.app  # type: ignore[attr-defined]
@@ -112,7 +98,7 @@ class _Handler(BufferedRequestHandler):
                 self._get(app, path)
             else:
                 self._post(app, path)
-        except ApiError as exc:
+        except HttpError as exc:  # ApiError (store.py) is one
             self._json({"error": exc.message}, exc.status)
         except Exception:  # noqa: BLE001 - one bad request must never stop the study
             log.exception("error serving %s %s", method, self.path)
@@ -167,9 +153,6 @@ class _Handler(BufferedRequestHandler):
             raise ApiError(HTTPStatus.NOT_FOUND, "not found")
 
 
-def _no_constant(name: str) -> None:
-    """json.loads accepts NaN and Infinity (not JSON); an answer holding one is a bad request."""
-    raise ValueError(f"{name} is not a JSON number")
 
 
 class StudyServer(BackgroundServer):

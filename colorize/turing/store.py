@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from colorize.io import atomic_write_json, read_json, utc_now
+from colorize.localhttp import HttpError
 
 from .study import ANSWER_SCHEMA, PARTICIPANT_RE, PARTICIPANT_SCHEMA, SIDES, Study
 
@@ -37,13 +38,8 @@ MAX_RT_MS = 3_600_000.0  # an hour: anything longer is a tab left open, kept but
 MAX_JOINS_PER_CLIENT = 200
 
 
-class ApiError(Exception):
+class ApiError(HttpError):
     """A request the API refuses: HTTP status + a message for the page."""
-
-    def __init__(self, status: HTTPStatus, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def append_line(path: Path, line: str) -> None:

@@ -49,19 +49,28 @@ def test_net_takes_hints_and_they_change_the_output():
         net(x, hints[:, :2])
 
 
-def test_the_hint_head_starts_by_painting_the_hint_and_spreads_it_fading():
+@pytest.mark.parametrize("spread", ["levin", "gaussian"])
+def test_the_hint_head_starts_by_painting_the_hint_and_spreads_it(spread):
     torch.manual_seed(0)
-    net = ColorUNet(len(CENTERS), width=4).eval()
+    net = ColorUNet(len(CENTERS), width=4, hint_spread=spread).eval()
     net.init_hint_head(torch.as_tensor(CENTERS))
     hints = torch.zeros(1, HINT_CHANNELS, 48, 48)
     hints[0, 0, 10:13, 10:13], hints[0, 1, 10:13, 10:13], hints[0, 2, 10:13, 10:13] = 30 / 110, 30 / 110, 1.0
+    x = torch.zeros(1, 1, 48, 48)
+    x[..., 24:] = 0.6  # a lightness edge across the photo, below the hint
     with torch.no_grad():
-        probs = torch.softmax(net(torch.zeros(1, 1, 48, 48), hints), dim=1)[0]
+        probs = torch.softmax(net(x, hints), dim=1)[0]
     assert probs[5, 11, 11] > 0.99  # bin (30, 30) on the hinted patch, from the first step of training
-    assert probs[5, 11, 11] > probs[5, 11, 20] > probs[5, 40, 40]
-    feats = hint_features(hints)
-    assert feats[0, 5, 11, 11] > 0.5 and feats[0, 5, 40, 40] < 0.01  # spread confidence fades with distance
-    assert torch.allclose(feats[0, 3:5, 11, 14] / feats[0, 5, 11, 14], torch.tensor([30 / 110, 30 / 110]))
+    feats = hint_features(hints, x, spread)
+    assert torch.allclose(feats[0, 3:5, 11, 14] / feats[0, 5, 11, 14], torch.tensor([30 / 110, 30 / 110]), atol=1e-4)
+    if spread == "gaussian":  # a local guess: its confidence fades with distance
+        assert probs[5, 11, 11] > probs[5, 11, 20] > probs[5, 40, 40]
+        assert feats[0, 5, 11, 11] > 0.5 and feats[0, 5, 40, 40] < 0.01
+    else:  # propagated over the whole photo (its one hint: one colour everywhere), confidence 1 wherever
+        assert torch.allclose(feats[0, 5], torch.ones(48, 48))
+        assert torch.allclose(feats[0, 3:5, 40, 40], torch.tensor([30 / 110, 30 / 110]), atol=1e-3)
+        assert probs[5, 40, 40] > probs[5, 40, 40].new_tensor(1.0 / len(CENTERS))
+        assert not hint_features(torch.zeros_like(hints), x, spread).any()  # no hint: no spread
 
 
 def test_a_net_without_hint_channels_refuses_hints():
@@ -101,6 +110,21 @@ def test_checkpoint_hint_field_is_validated():
     lying["config"]["hint_channels"] = HINT_CHANNELS  # claims hints, holds the L-only weights
     with pytest.raises(ColorizeError, match="3 hint channels"):
         validate_payload(lying)
+    odd = untrained_payload(CENTERS, size=32, width=4)
+    odd["config"]["hint_spread"] = "magic"
+    with pytest.raises(ColorizeError, match="hint_spread must be one of levin, gaussian"):
+        validate_payload(odd)
+
+
+def test_a_checkpoint_of_the_last_round_keeps_its_gaussian_spread(tmp_path):
+    """Checkpoints trained before `hint_spread` existed (their config lacks it) load with the spread they
+    were trained with; new ones record theirs."""
+    before = untrained_payload(CENTERS, size=32, width=4, hint_spread="gaussian")
+    del before["config"]["hint_spread"]
+    save_checkpoint(tmp_path / "before.pt", before)
+    save_checkpoint(tmp_path / "now.pt", untrained_payload(CENTERS, size=32, width=4))
+    assert load_colorizer(tmp_path / "before.pt", device="cpu").model.hint_spread == "gaussian"
+    assert load_colorizer(tmp_path / "now.pt", device="cpu").model.hint_spread == "levin"
 
 
 def _sample(size=32, pad_rows=8, seed=0):

@@ -13,9 +13,9 @@ from PIL import Image
 
 from colorize.dataset.color import lab_to_rgb, rgb_to_lab
 from colorize.errors import UsageError
-from colorize.models.evaluate.propagation import propagate
 from colorize.models.evaluate.run import run_eval
 from colorize.models.evaluate.sweep import parse_counts, sweep_points
+from colorize.models.net.propagation import propagate
 
 
 def _two_tone(h: int = 48, w: int = 64, seed: int = 0) -> np.ndarray:

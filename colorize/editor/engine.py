@@ -7,7 +7,9 @@ The server talks to an `Engine` only (a Protocol: a test or another colouring pa
 - `save(specs)`: the hints file and the full-resolution colour image, as `colorize predict` names them.
 
 `ModelEngine` is the real one. The network runs once per change at its own square size (as predict does:
-the photo's fitted copy, its hint planes through the same pad fit); only the last step, composing the
+the photo's fitted copy, its hint planes through the same pad fit; the trunk, which sees L only, is
+computed at the first colouring and reused by `unet.TrunkMemo`, so a change costs the head, the hint
+spread and the propagation that keeps the hints); only the last step, composing the
 predicted ab with the photo's own lightness, runs at preview size, and at full size when saving. So the
 preview is the saved picture made smaller, not a different colouring.
 

@@ -32,11 +32,11 @@ from colorize.dataset.hints import (
 )
 from colorize.dataset.images import fit
 from colorize.errors import UsageError
-from colorize.models.evaluate.propagation import propagate
 from colorize.models.infer.arrays import Framing, RGBArray
 from colorize.models.infer.hintfile import MAX_HINT_POINTS
 from colorize.models.infer.strips import Upsampler, compose_full
 from colorize.models.net.metrics import ImageScores, Totals
+from colorize.models.net.propagation import propagate
 
 __all__ = ["HintSweep", "SWEEP_SEED", "parse_counts", "sweep_points"]
 

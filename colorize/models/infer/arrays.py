@@ -25,17 +25,18 @@ import cv2
 import numpy as np
 import torch
 
-from colorize.dataset.color import encode_l, rgb_to_lab
-from colorize.dataset.hints import HintPoint, hint_planes
+from colorize.dataset.color import decode_l, encode_l, rgb_to_lab
+from colorize.dataset.hints import HINT_AB_SCALE, HintPoint, hint_planes
 from colorize.dataset.images import fit, fit_geometry
 from colorize.errors import UsageError
 from colorize.models.infer.strips import Upsampler, compose_full
 from colorize.models.net import DEFAULT_TEMPERATURE
 from colorize.models.net.annealed import confidence
 from colorize.models.net.colors import decode_ab
+from colorize.models.net.propagation import keep_hints
 
 __all__ = ["Framing", "ImagePrediction", "RGBArray", "as_sources", "colorize_rgb", "hint_input", "model_probs", "net_input",
-           "parse_temperatures", "predict_images", "predict_sources", "predictions", "source_probs"]
+           "honour_hints", "parse_temperatures", "predict_images", "predict_sources", "predictions"]
 
 log = logging.getLogger(__name__)
 
@@ -168,11 +169,6 @@ def hint_input(sources: Sequence[Any], size: int) -> np.ndarray | None:
     return np.stack([hint_planes(getattr(s, "hints", ()), s.height, s.width, size) for s in sources])
 
 
-def source_probs(colorizer: Any, sources: Sequence[Any]) -> torch.Tensor:
-    """Bin probabilities [B,n,S,S] of a batch of photos and their hints (mirror averaged: `Colorizer.probs`)."""
-    return model_probs(colorizer, net_input(sources, colorizer.size), hint_input(sources, colorizer.size))
-
-
 def predictions(colorizer: Any, sources: Sequence[Any], probs: torch.Tensor,
                 temperatures: Sequence[float]) -> list[ImagePrediction]:
     """Probabilities [B,n,S,S] of `sources` -> one ImagePrediction each (decoded at every temperature)."""
@@ -182,11 +178,33 @@ def predictions(colorizer: Any, sources: Sequence[Any], probs: torch.Tensor,
                             Framing.of(s.height, s.width, colorizer.size)) for i, s in enumerate(sources)]
 
 
+def honour_hints(preds: Sequence[ImagePrediction], L_small: np.ndarray, planes: np.ndarray) -> None:
+    """The last step with hints: each hinted photo's ab maps (every temperature) plus the edge-aware
+    propagation of what the network missed at its hinted pixels (`propagation.keep_hints`, over the photo's
+    real area of the square). The hints are then kept exactly, and the colours between them move with
+    them (README "Colour hints in training" gives what it is worth on bench_quality). Photos without a point
+    are left as they are."""
+    for pred, L_u8, plane in zip(preds, L_small, planes):
+        hinted = plane[2] > 0
+        if not hinted.any():
+            continue
+        f = pred.framing
+        real = np.zeros(hinted.shape, bool)
+        real[f.y:f.y + f.h, f.x:f.x + f.w] = True
+        hint_ab = np.moveaxis(plane[:2], 0, -1) * np.float32(HINT_AB_SCALE)
+        pred.ab_maps = keep_hints(decode_l(L_u8), pred.ab_maps, hint_ab, hinted, real)
+
+
 def predict_sources(colorizer: Any, sources: Sequence[Any], temperatures: Sequence[float]) -> list[ImagePrediction]:
-    """THE coloring path: a batch of photos (any sizes, in memory or file-backed) through one forward pass
-    of one colorizer (with the mirror) and decoded; composed at full resolution (gamut fit, strips) on
-    request by `ImagePrediction.color`. Bundles route each photo first (`Bundle.predict`), then come here."""
-    return predictions(colorizer, sources, source_probs(colorizer, sources), temperatures)
+    """THE coloring path: a batch of photos (any sizes, in memory or file-backed) and their hints through one
+    forward pass of one colorizer (with the mirror), decoded, the hints then kept (`honour_hints`); composed
+    at full resolution (gamut fit, strips) on request by `ImagePrediction.color`. Bundles route each photo
+    first (`Bundle.predict`), then come here."""
+    L_small, planes = net_input(sources, colorizer.size), hint_input(sources, colorizer.size)
+    preds = predictions(colorizer, sources, model_probs(colorizer, L_small, planes), temperatures)
+    if planes is not None:
+        honour_hints(preds, L_small, planes)
+    return preds
 
 
 def as_sources(rgbs: Sequence[np.ndarray]) -> list[RGBArray]:

@@ -36,6 +36,7 @@ from colorize.models.net.checkpoint import (
     CONFIG_FALLBACKS,
     SIZE_RANGE,
     hint_channels_of,
+    hint_spread_of,
     load_checkpoint,
     nearest_bin_lut,
     read_torch_file,
@@ -94,7 +95,8 @@ class Colorizer:
         cfg = dict(payload["config"])
         centers = payload["centers"].float()
         n_bins = int(centers.shape[0])
-        model = ColorUNet(n_bins, int(cfg.get("width", CONFIG_FALLBACKS["width"])), hint_channels_of(cfg))
+        model = ColorUNet(n_bins, int(cfg.get("width", CONFIG_FALLBACKS["width"])), hint_channels_of(cfg),
+                          hint_spread_of(cfg))
         try:
             model.load_state_dict(payload["model"])
         except (RuntimeError, KeyError, TypeError) as exc:

@@ -27,7 +27,7 @@ from colorize.dataset.hints import HINT_CHANNELS
 from colorize.errors import ColorizeError
 from colorize.io import atomic_write_bytes, open_regular
 from colorize.models.net import DEFAULT_WIDTH
-from colorize.models.net.unet import ColorUNet
+from colorize.models.net.unet import HINT_SPREADS, ColorUNet
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,15 @@ def hint_channels_of(cfg: dict[str, Any]) -> int:
     return int(value)
 
 
+def hint_spread_of(cfg: dict[str, Any]) -> str:
+    """The payload config's `hint_spread` (`unet.HINT_SPREADS`); absent in checkpoints written before it
+    existed, which were trained with the gaussian spread."""
+    value = cfg.get("hint_spread", "gaussian")
+    if value not in HINT_SPREADS:
+        raise _bad(f"config hint_spread must be one of {', '.join(HINT_SPREADS)}, got {str(value)[:40]!r}")
+    return str(value)
+
+
 def _check_vector(payload: dict[str, Any], key: str, n: int) -> None:
     value = payload.get(key)
     if value is None:
@@ -179,6 +188,7 @@ def validate_payload(payload: object) -> None:
     width = _int_in(cfg, "width", CONFIG_FALLBACKS["width"], 1, MAX_WIDTH)
     _int_in(cfg, "size", CONFIG_FALLBACKS["size"], *SIZE_RANGE)
     hint_channels = hint_channels_of(cfg)
+    hint_spread_of(cfg)
     if not isinstance(centers, torch.Tensor) or centers.ndim != 2 or centers.shape[1] != 2 \
             or not 2 <= centers.shape[0] <= MAX_BINS:
         raise _bad(f"centers must be a tensor of shape [n, 2] with 2 <= n <= {MAX_BINS}, got {_describe(centers)}")
@@ -222,7 +232,7 @@ def untrained_payload(centers: torch.Tensor | np.ndarray, size: int = 64, width:
                       weights: torch.Tensor | np.ndarray | None = None,
                       prior: torch.Tensor | np.ndarray | None = None,
                       ab_lut: torch.Tensor | np.ndarray | None = None,
-                      hint_channels: int = HINT_CHANNELS) -> dict[str, Any]:
+                      hint_channels: int = HINT_CHANNELS, hint_spread: str = HINT_SPREADS[0]) -> dict[str, Any]:
     """A valid checkpoint payload around a freshly initialised (seeded) ColorUNet.
 
     For tests and tools that need a checkpoint in a second (predict, eval, routing, turing) without
@@ -233,11 +243,12 @@ def untrained_payload(centers: torch.Tensor | np.ndarray, size: int = 64, width:
     n = int(centers_t.shape[0])
     gen_state = torch.get_rng_state()
     torch.manual_seed(seed)
-    model = ColorUNet(n, width, hint_channels)
+    model = ColorUNet(n, width, hint_channels, hint_spread)
     torch.set_rng_state(gen_state)
     config: dict[str, Any] = {"width": width, "size": size, "n_bins": n, "seed": seed, "untrained": True}
     if hint_channels:
         config["hint_channels"] = hint_channels
+        config["hint_spread"] = hint_spread
     return {
         "schema": CHECKPOINT_SCHEMA,
         "model": model_state(model),

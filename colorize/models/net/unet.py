@@ -7,6 +7,10 @@ whole net stays under 2 M parameters at the default width, so it trains on one G
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,6 +18,7 @@ from torch import nn
 from colorize.dataset.hints import HINT_AB_SCALE, HINT_CHANNELS
 from colorize.errors import UsageError
 from colorize.models.net import DEFAULT_WIDTH
+from colorize.models.net.propagation import coarse_spread
 
 # The net pools three times, so inputs are padded to a multiple of 8 and cropped back.
 DOWNSAMPLE = 8
@@ -22,6 +27,9 @@ DOWNSAMPLE = 8
 # handed a blurred guess it only has to accept or refuse. `_SPREAD_EPS` sets how fast that guess's
 # confidence falls with distance (a lone hinted pixel: ~0.8 on it, ~0.4 two sds away).
 HINT_SPREAD_SD = 6.0
+# How the spread copy is made (`hint_features`): the first is what training writes now; "gaussian" is the
+# checkpoints of before (their config has no `hint_spread`).
+HINT_SPREADS = ("levin", "gaussian")
 _SPREAD_EPS = 1e-3
 HINT_FEATURES = 2 * HINT_CHANNELS
 # Initial sharpness of the hint term of the head (logits -beta/2 |c - hint ab|^2): raw, spread.
@@ -34,9 +42,14 @@ def _gaussian_taps(sd: float) -> torch.Tensor:
     return t / t.sum()
 
 
-def hint_features(hints: torch.Tensor) -> torch.Tensor:
-    """Planes [B,3,H,W] -> [B,HINT_FEATURES,H,W]: the planes, then the spread (a·g, b·g, g) in the same form
-    (ab divided by HINT_AB_SCALE, g the 0..1 confidence), so the head treats both alike."""
+def hint_features(hints: torch.Tensor, x: torch.Tensor | None = None, spread: str = "gaussian") -> torch.Tensor:
+    """Planes [B,3,H,W] -> [B,HINT_FEATURES,H,W]: the planes, then a spread copy (a·g, b·g, g) in the same form
+    (ab divided by HINT_AB_SCALE, g a 0..1 confidence), so the head treats both alike. `spread` (a
+    checkpoint's `hint_spread`): "levin", the hints propagated over the whole photo by Levin et al.'s
+    edge-aware solve on a coarse grid from the lightness `x` (`propagation.coarse_spread`; g is 1 wherever
+    the photo has a hint); "gaussian", the older local blur (sd HINT_SPREAD_SD, fading with distance)."""
+    if spread == "levin":
+        return torch.cat([hints, _levin_spread(hints, x)], dim=1)
     taps = _gaussian_taps(HINT_SPREAD_SD).to(hints.device, hints.dtype)
     m = hints[:, 2:3]
     mass = torch.cat([hints[:, :2] * m, m], dim=1)
@@ -46,6 +59,55 @@ def hint_features(hints: torch.Tensor) -> torch.Tensor:
     g = blur[:, 2:3] / (blur[:, 2:3] + _SPREAD_EPS)
     ab = blur[:, :2] / blur[:, 2:3].clamp_min(1e-8)
     return torch.cat([hints, ab * g, g], dim=1)
+
+
+def _levin_spread(hints: torch.Tensor, x: torch.Tensor | None) -> torch.Tensor:
+    """(a, b, g) planes [B,3,H,W] of `coarse_spread` for each sample (numpy on the CPU, a few ms each)."""
+    if x is None:
+        raise ValueError("the levin hint spread needs the lightness input x")
+    L = ((x.detach().float()[:, 0] + 1.0) * 50.0).cpu().numpy()
+    planes = hints.detach().float().cpu().numpy()
+    out = np.zeros((planes.shape[0], 3) + planes.shape[2:], np.float32)
+    for i, p in enumerate(planes):
+        hinted = p[2] > 0
+        if hinted.any():
+            ab = coarse_spread(L[i], np.moveaxis(p[:2], 0, -1) * HINT_AB_SCALE, hinted)
+            out[i, :2], out[i, 2] = np.moveaxis(ab, -1, 0) / HINT_AB_SCALE, 1.0
+    return torch.from_numpy(out).to(hints.device, hints.dtype)
+
+
+class TrunkMemo:
+    """The trunk features of the last few inputs, found by their content: inference only.
+
+    With late fusion the trunk sees L alone, so recolouring one photo with new hints (every click in the
+    editor, every count of the hints sweep) needs only the 1x1 head; the trunk, nearly all of the net's
+    time, is reused. Keyed by a BLAKE2b digest of the input's bytes, shape, dtype and device, so a changed
+    photo, or changed weights, can never reuse an old trunk. Off while training (`model.training`) or when autograd is recording
+    (outside `torch.inference_mode`), so gradients and batch-norm statistics are never touched; at most
+    `ENTRIES` inputs (the photo and its mirror) of at most `MAX_BYTES` of features are kept.
+    """
+
+    ENTRIES = 2
+    MAX_BYTES = 64 << 20
+
+    def __init__(self) -> None:
+        self.items: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+
+    def features(self, net: ColorUNet, x: torch.Tensor) -> torch.Tensor:
+        if net.training or not torch.is_inference_mode_enabled():
+            return net.trunk(x)
+        digest = hashlib.blake2b(x.detach().float().cpu().contiguous().numpy().tobytes(), digest_size=16)
+        weights = tuple((p.data_ptr(), p._version) for p in net.parameters())  # any in-place change to a weight
+        key = (tuple(x.shape), str(x.dtype), str(x.device), torch.is_autocast_enabled(), weights, digest.digest())
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        y = net.trunk(x)
+        if y.numel() * y.element_size() <= self.MAX_BYTES:
+            self.items[key] = y
+            while len(self.items) > self.ENTRIES:
+                self.items.popitem(last=False)
+        return y
 
 
 def l_to_input(L_u8: torch.Tensor) -> torch.Tensor:
@@ -97,14 +159,16 @@ class ColorUNet(nn.Module):
     pass, which training scores both. `hint_channels=0` builds the older lightness-only net.
     """
 
-    def __init__(self, n_bins: int, width: int = DEFAULT_WIDTH, hint_channels: int = HINT_CHANNELS) -> None:
+    def __init__(self, n_bins: int, width: int = DEFAULT_WIDTH, hint_channels: int = HINT_CHANNELS,
+                 hint_spread: str = HINT_SPREADS[0]) -> None:
         super().__init__()
-        if n_bins < 2 or width < 1 or hint_channels not in (0, HINT_CHANNELS):
-            raise ValueError(f"ColorUNet needs n_bins >= 2, width >= 1 and hint_channels 0 or {HINT_CHANNELS} "
-                             f"(got {n_bins}, {width}, {hint_channels})")
+        if n_bins < 2 or width < 1 or hint_channels not in (0, HINT_CHANNELS) or hint_spread not in HINT_SPREADS:
+            raise ValueError(f"ColorUNet needs n_bins >= 2, width >= 1, hint_channels 0 or {HINT_CHANNELS} and "
+                             f"hint_spread in {HINT_SPREADS} (got {n_bins}, {width}, {hint_channels}, {hint_spread!r})")
         self.n_bins = n_bins
         self.width = width
         self.hint_channels = hint_channels
+        self.hint_spread = hint_spread
         w = width
         n_hint = HINT_FEATURES if hint_channels else 0
         self.down1 = _double_conv(1, w)
@@ -117,6 +181,7 @@ class ColorUNet(nn.Module):
         # The hint features also reach the head directly (late fusion): a hinted pixel is honoured without
         # the trip through the encoder; `init_hint_head` gives that path its initial meaning.
         self.head = nn.Conv2d(w + n_hint, n_bins, 1)
+        self.memo = TrunkMemo()
 
     @torch.no_grad()
     def init_hint_head(self, centers: torch.Tensor) -> None:
@@ -146,6 +211,12 @@ class ColorUNet(nn.Module):
         if hints is not None and hints.shape != (x.shape[0], self.hint_channels, h, w):
             raise ValueError(f"hints must be [B,{self.hint_channels},H,W] like x {list(x.shape)}, "
                              f"got {list(hints.shape)}")
+        return self.from_trunk(self.memo.features(self, x), x, hints, pair)
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """L [B,1,H,W] -> the last decoder features [B,width,H',W'] (padded to a multiple of 8): all of the
+        net that does not see the hints, so a photo's trunk can serve any number of hint sets."""
+        h, w = x.shape[-2:]
         pad_h, pad_w = (-h) % DOWNSAMPLE, (-w) % DOWNSAMPLE
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
@@ -153,14 +224,19 @@ class ColorUNet(nn.Module):
         s2 = self.down2(F.max_pool2d(s1, 2))
         s3 = self.down3(F.max_pool2d(s2, 2))
         y = self.bottleneck(F.max_pool2d(s3, 2))
-        y = self.up1(self.up2(self.up3(y, s3), s2), s1)
+        return self.up1(self.up2(self.up3(y, s3), s2), s1)
+
+    def from_trunk(self, y: torch.Tensor, x: torch.Tensor, hints: torch.Tensor | None = None,
+                   pair: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The 1x1 head over trunk features `y` of input `x` (+ hint planes): what `forward` returns."""
+        h, w = x.shape[-2:]
         if not self.hint_channels:
             return self._crop(self.head(y), h, w)
         zeros = y.new_zeros((y.shape[0], HINT_FEATURES, *y.shape[-2:]))
         auto = self._crop(self.head(torch.cat([y, zeros], dim=1)), h, w)
         if hints is None:
             return (auto, auto) if pair else auto
-        feats = hint_features(F.pad(hints.to(y.dtype), (0, pad_w, 0, pad_h)))
+        feats = F.pad(hint_features(hints.to(y.dtype), x, self.hint_spread), (0, y.shape[-1] - w, 0, y.shape[-2] - h))
         hinted = self._crop(self.head(torch.cat([y, feats], dim=1)), h, w)
         return (auto, hinted) if pair else hinted
 

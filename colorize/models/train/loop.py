@@ -33,6 +33,7 @@ from colorize.io import atomic_write_text, remove_stale_temps, sha256_file, writ
 from colorize.models.net.checkpoint import (
     CHECKPOINT_SCHEMA,
     hint_channels_of,
+    hint_spread_of,
     load_checkpoint,
     model_state,
     save_checkpoint,
@@ -181,6 +182,7 @@ class _Trainer:
         config = self.cfg.record() | {"size": self.size, "n_bins": int(self.centers.shape[0]),
                                       "world_size": self.info.world_size,
                                       "hint_channels": self.model.hint_channels,
+                                      "hint_spread": self.model.hint_spread,
                                       "data_source": self.data_source}
         return {
             "schema": CHECKPOINT_SCHEMA, "model": model_state(self.model), "optimizer": self.opt.state_dict(),
@@ -215,7 +217,7 @@ class _Trainer:
         if old.get("width") != self.cfg.width or old.get("n_bins") != int(self.centers.shape[0]):
             raise ColorizeError(f"last.pt is a width-{old.get('width')} model; this run asks for "
                                 f"width {self.cfg.width}", "resume with the same --width")
-        if hint_channels_of(old) != self.model.hint_channels:
+        if hint_channels_of(old) != self.model.hint_channels or hint_spread_of(old) != self.model.hint_spread:
             raise ColorizeError(f"{last} is from a version of colorize train without colour hints",
                                 "start a new run with another --out (its best.pt still predicts)")
         self.train_ds.check_resume(ck["loader_state"])

@@ -232,10 +232,11 @@ class ColorUNet(nn.Module):
         h, w = x.shape[-2:]
         if not self.hint_channels:
             return self._crop(self.head(y), h, w)
-        zeros = y.new_zeros((y.shape[0], HINT_FEATURES, *y.shape[-2:]))
-        auto = self._crop(self.head(torch.cat([y, zeros], dim=1)), h, w)
-        if hints is None:
-            return (auto, auto) if pair else auto
+        if hints is None or pair:  # the automatic output (with hints, only training asks for it too)
+            zeros = y.new_zeros((y.shape[0], HINT_FEATURES, *y.shape[-2:]))
+            auto = self._crop(self.head(torch.cat([y, zeros], dim=1)), h, w)
+            if hints is None:
+                return (auto, auto) if pair else auto
         feats = F.pad(hint_features(hints.to(y.dtype), x, self.hint_spread), (0, y.shape[-1] - w, 0, y.shape[-2] - h))
         hinted = self._crop(self.head(torch.cat([y, feats], dim=1)), h, w)
         return (auto, hinted) if pair else hinted

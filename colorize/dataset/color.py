@@ -5,7 +5,7 @@ Keeping raw ab (not bin indices) means a different bin set never needs a re-deco
 `rgb_to_lab` is OpenCV's float32 path (sRGB companding, D65): within ~0.5 Lab units of a float64
 reference at a fraction of the cost of a numpy implementation. `rgb_to_stored`, the shard encoding and
 the network's input (prep stores it, predict feeds it), is the formulas themselves in float32 through
-OpenCV's vector primitives: the rounded float64 values but for ~1 pixel in 10^5, at about half the cost
+OpenCV's vector primitives: the rounded float64 values but for ~1 pixel in 10^5, at about a third the cost
 of OpenCV's conversion and the rounding after it (one of prep's larger steps, benchmarks/bench_prep.py).
 """
 

@@ -76,7 +76,8 @@ def test_shards_round_trip_content_and_its_hash(tmp_path):
 
 
 def _recompressed(shard) -> dict[str, np.ndarray]:
-    blocks = [lz4.block.compress(b"".join(x.tobytes() for x in shard.pixels_of(r)), mode="fast", store_size=False)
+    blocks = [lz4.block.compress(b"".join(x.tobytes() for x in shard.pixels_of(r)), mode="high_compression",
+                                 compression=9, store_size=False)
               for r in range(shard.stored)]
     return {"pixels": np.frombuffer(b"".join(blocks), np.uint8),
             "offsets": np.concatenate([[0], np.cumsum([len(b) for b in blocks])]).astype(np.int64)}

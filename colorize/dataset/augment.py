@@ -15,14 +15,16 @@ come from sha256(seed, photo id, variant), so any shard can be rebuilt alone, on
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 
 import numpy as np
+from PIL import Image
 
 from colorize.dataset import VARIANTS
 from colorize.dataset.color import rgb_to_stored
-from colorize.dataset.images import fit
+from colorize.dataset.images import PAD_VALUE, fit_resized
 
 #: The variants a shard stores pixels of; every other variant is derived from the stored "orig".
 STORED = ("orig", "crop1", "crop2")
@@ -60,21 +62,48 @@ def random_crop_box(width: int, height: int, rng: np.random.Generator, scale: fl
     return x0, y0, x0 + cw, y0 + ch
 
 
-def stored_samples(rgb: np.ndarray, size: int, fit_mode: str, variants: Sequence[str], seed: int,
+def stored_samples(photo: np.ndarray | Image.Image, size: int, fit_mode: str, variants: Sequence[str], seed: int,
                    photo_id: str) -> dict[str, Sample]:
-    """The stored variants (`STORED` names only) of one decoded photo, in storage encoding."""
+    """The stored variants (`STORED` names only) of one decoded photo (uint8 RGB [H, W, 3] or a Pillow
+    "RGB" image), in storage encoding."""
+    img = photo if isinstance(photo, Image.Image) else Image.fromarray(photo, "RGB")
     out: dict[str, Sample] = {}
     for variant in variants:
         if variant == "orig":
-            square, mask = fit(rgb, size, fit_mode)
+            part = img
         elif variant in STORED:
-            x0, y0, x1, y1 = random_crop_box(rgb.shape[1], rgb.shape[0], variant_rng(seed, photo_id, variant))
-            square, mask = fit(np.ascontiguousarray(rgb[y0:y1, x0:x1]), size, fit_mode)
+            part = img.crop(random_crop_box(img.width, img.height, variant_rng(seed, photo_id, variant)))
         else:
             raise ValueError(f"{variant!r} is not a stored variant (stored: {', '.join(STORED)})")
-        L, ab = rgb_to_stored(square)
-        out[variant] = (L, ab, mask)
+        out[variant] = _stored_sample(part, size, fit_mode)
     return out
+
+
+def _stored_sample(img: Image.Image, size: int, fit_mode: str) -> Sample:
+    """`fit` then `rgb_to_stored`, with only the real pixels converted: a padded pixel's encoding is the
+    constant of PAD_VALUE, so the result is the very bytes of converting the whole padded square."""
+    resized, (x, y) = fit_resized(img, size, fit_mode)
+    h, w = resized.shape[:2]
+    L_real, ab_real = rgb_to_stored(resized)
+    mask = np.zeros((size, size), bool)
+    mask[y:y + h, x:x + w] = True
+    if (w, h) == (size, size):
+        return L_real, ab_real, mask
+    pad_L, pad_ab = _pad_encoding()
+    L = np.full((size, size), pad_L, np.uint8)
+    ab = np.zeros((size, size, 2), np.int8)
+    if pad_ab.any():
+        ab[...] = pad_ab
+    L[y:y + h, x:x + w] = L_real
+    ab[y:y + h, x:x + w] = ab_real
+    return L, ab, mask
+
+
+@functools.lru_cache(maxsize=1)
+def _pad_encoding() -> tuple[np.ndarray, np.ndarray]:
+    """The stored (L, ab) of a padded pixel (PAD_VALUE in every channel)."""
+    L, ab = rgb_to_stored(np.full((1, 1, 3), PAD_VALUE, np.uint8))
+    return L[0, 0], ab[0, 0]
 
 
 # ------------------------------------------------------------------------------ derived on the fly

@@ -2,8 +2,11 @@
 
 Storage: L (0..100) as uint8 ``round(L * 255 / 100)`` and ab as int8 ``clip(round(ab), -128, 127)``.
 Keeping raw ab (not bin indices) means a different bin set never needs a re-decode.
-OpenCV's float32 path is used (sRGB companding, D65): within ~0.5 Lab units of a float64 reference
-at a fraction of the cost of a numpy implementation.
+`rgb_to_lab` is OpenCV's float32 path (sRGB companding, D65): within ~0.5 Lab units of a float64
+reference at a fraction of the cost of a numpy implementation. `rgb_to_stored`, the shard encoding and
+the network's input (prep stores it, predict feeds it), is the formulas themselves in float32 through
+OpenCV's vector primitives: the rounded float64 values but for ~1 pixel in 10^5, at about a third the cost
+of OpenCV's conversion and the rounding after it (one of prep's larger steps, benchmarks/bench_prep.py).
 """
 
 from __future__ import annotations
@@ -54,9 +57,21 @@ def encode_ab(ab: np.ndarray) -> np.ndarray:
 
 
 def rgb_to_stored(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 RGB [H, W, 3] -> (L uint8 [H, W], ab int8 [H, W, 2]): the shard encoding."""
-    lab = rgb_to_lab(rgb)
-    return encode_l(lab[..., 0]), encode_ab(lab[..., 1:])
+    """uint8 RGB [H, W, 3] (or any [..., 3]) -> (L uint8 [H, W], ab int8 [H, W, 2]): the shard encoding.
+
+    sRGB -> linear (a 256-entry table) -> XYZ / white -> f (cube root, linear below (6/29)^3) -> L*2.55 and
+    a, b offset by 128, rounded and saturated to uint8 in one step; a and b come back by flipping the top bit.
+    sRGB's gamut keeps L in 0..100 and a, b in -87..99, so the clip of `encode_ab` is never needed."""
+    if rgb.dtype != np.uint8:
+        raise TypeError(f"rgb_to_stored expects uint8 RGB, got {rgb.dtype}")
+    img, shape = _as_image(np.ascontiguousarray(rgb))
+    xyz = cv2.transform(cv2.LUT(img, _SRGB_TO_LINEAR), _LINEAR_TO_XYZN)
+    f = cv2.pow(xyz, 1.0 / 3.0)
+    cv2.copyTo(cv2.transform(xyz, _F_BELOW_EPS), (xyz <= np.float32(_EPS)).view(np.uint8), f)
+    L, a, b = cv2.split(cv2.convertScaleAbs(cv2.transform(f, _F_TO_STORED)))
+    ab = cv2.merge([a, b])
+    np.bitwise_xor(ab, np.uint8(0x80), out=ab)
+    return L.reshape(shape[:-1]), ab.view(np.int8).reshape(shape[:-1] + (2,))
 
 
 def stored_to_rgb(L_u8: np.ndarray, ab: np.ndarray) -> np.ndarray:
@@ -71,13 +86,25 @@ def gray_rgb(rgb: np.ndarray) -> np.ndarray:
     return stored_to_rgb(L_u8, np.zeros(L_u8.shape + (2,), np.float32))
 
 
+# The exact formulas of `rgb_to_stored` (those of the float64 reference in tests/test_color.py), as float32
+# tables and matrices for OpenCV: sRGB companding, the linear sRGB -> XYZ matrix over the D65 white, CIE f.
+_EPS = (6.0 / 29.0) ** 3
+_SRGB_TO_LINEAR = np.where(np.arange(256) <= 0.04045 * 255, np.arange(256) / 255.0 / 12.92,
+                           ((np.arange(256) / 255.0 + 0.055) / 1.055) ** 2.4).astype(np.float32).reshape(1, 256, 1)
+_LINEAR_TO_XYZN = (np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
+                             [0.0193339, 0.1191920, 0.9503041]])
+                   / np.array([0.95047, 1.0, 1.08883])[:, None]).astype(np.float32)
+_F_BELOW_EPS = np.hstack([np.eye(3) / (3.0 * (6.0 / 29.0) ** 2), np.full((3, 1), 4.0 / 29.0)]).astype(np.float32)
+_F_TO_STORED = np.array([[0.0, 116.0 * L_SCALE, 0.0, -16.0 * L_SCALE], [500.0, -500.0, 0.0, 128.0],
+                         [0.0, 200.0, -200.0, 128.0]], np.float32)  # L * 2.55, a + 128, b + 128
+
+
 # ---------------------------------------------------------------------------------------- 16-bit tones
 # 16-bit scans need lightness at 16-bit precision: one code is ~0.0015 L, and OpenCV's float Lab path
 # (tables and splines, ~0.5 Lab units off a float64 reference) would throw most of that away. These
 # exact formulas (sRGB companding, D65, the same matrix `models.infer.arrays` tests the gamut with)
-# are used for 16-bit inputs and outputs only; 8-bit keeps OpenCV's path and so its exact old results.
+# are used for 16-bit inputs and outputs; 8-bit `rgb_to_lab` keeps OpenCV's path and so its exact old results.
 _Y_OF_LINEAR = (0.2126729, 0.7151522, 0.0721750)  # the Y row of linear sRGB -> XYZ (D65)
-_EPS = (6.0 / 29.0) ** 3
 
 
 def _srgb_to_linear(v: np.ndarray) -> np.ndarray:

@@ -176,6 +176,23 @@ def decode(
 
     Raises `ColorizeError` for anything that is not a usable photo (the message says why).
     """
+    img, original_size = decode_image(src, max_pixels, reduce_to, fit, min_side)
+    with decoding(_name(src), max_pixels):
+        rgb = np.asarray(img, dtype=np.uint8)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.size == 0:
+        raise ColorizeError(f"{_name(src)}: decoded to an unexpected shape {rgb.shape}", "convert it to RGB first")
+    return Decoded(np.ascontiguousarray(rgb), original_size)
+
+
+def decode_image(
+    src: str | os.PathLike | bytes,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    reduce_to: int | None = None,
+    fit: str = "pad",
+    min_side: int = 1,
+) -> tuple[Image.Image, tuple[int, int]]:
+    """`decode` as a Pillow "RGB" image (no numpy copy of it: prep fits it straight away), and the size the
+    file declares (after EXIF)."""
     name = _name(src)
     data = _read_bytes(src)
     if not data:
@@ -194,11 +211,11 @@ def decode(
                 rw, rh = rh, rw
             img.draft("RGB" if img.mode in ("RGB", "YCbCr") else img.mode, (rw, rh))
         img.load()
-        img = ImageOps.exif_transpose(img) or img
-        rgb = np.asarray(to_rgb(img), dtype=np.uint8)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.size == 0:
-        raise ColorizeError(f"{name}: decoded to an unexpected shape {rgb.shape}", "convert it to RGB first")
-    return Decoded(np.ascontiguousarray(rgb), (width, height))
+        ImageOps.exif_transpose(img, in_place=True)  # in place: an upright photo is not copied
+        img = to_rgb(img)
+    if img.mode != "RGB" or img.width == 0 or img.height == 0:
+        raise ColorizeError(f"{name}: decoded to an unexpected {img.mode} {img.size} image", "convert it to RGB first")
+    return img, (width, height)
 
 
 def check_pixels(name: str, width: int, height: int, max_pixels: int) -> None:
@@ -296,14 +313,8 @@ def fit_image(img: Image.Image, size: int, mode: str = "pad",
               pixels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`fit` of a Pillow "RGB" or "L" image (a gray one comes back as RGB (g, g, g), the very pixels `fit`
     gives for its RGB conversion): lets a full-resolution scan be fitted without a numpy copy of it."""
-    width, height = img.size
-    box, (w, h), (x, y) = fit_geometry(width, height, size, mode)
-    if (w, h) == (width, height) and box == (0.0, 0.0, float(width), float(height)):
-        resized = pixels if pixels is not None else np.asarray(img)
-    else:
-        resized = np.asarray(img.resize((w, h), Image.Resampling.LANCZOS, box=box))
-    if resized.ndim == 2:
-        resized = np.repeat(resized[..., None], 3, axis=2)
+    resized, (x, y) = fit_resized(img, size, mode, pixels)
+    h, w = resized.shape[:2]
     if (w, h) == (size, size):
         return np.ascontiguousarray(resized), np.ones((size, size), dtype=bool)
     out = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
@@ -311,3 +322,18 @@ def fit_image(img: Image.Image, size: int, mode: str = "pad",
     mask = np.zeros((size, size), dtype=bool)
     mask[y:y + h, x:x + w] = True
     return out, mask
+
+
+def fit_resized(img: Image.Image, size: int, mode: str = "pad",
+                pixels: np.ndarray | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """The real pixels of `fit_image` before padding (uint8 [h, w, 3]) and their offset (x, y) in the square:
+    prep converts only these to Lab (a padded pixel's encoding is a constant)."""
+    width, height = img.size
+    box, (w, h), offset = fit_geometry(width, height, size, mode)
+    if (w, h) == (width, height) and box == (0.0, 0.0, float(width), float(height)):
+        resized = pixels if pixels is not None else np.asarray(img)
+    else:
+        resized = np.asarray(img.resize((w, h), Image.Resampling.LANCZOS, box=box))
+    if resized.ndim == 2:
+        resized = np.repeat(resized[..., None], 3, axis=2)
+    return resized, offset

@@ -6,7 +6,7 @@ readable by `np.load`) with a fixed timestamp, atomically, so same inputs => sam
 Readers never unpickle (`allow_pickle=False`) and can check a shard against its recorded hash.
 
 Format 2 stores only what cannot be recomputed (augment.STORED: the original and the crops), 3 bytes a
-pixel (L, a, b) compressed per sample with lz4-HC (~1.8x on photos, and it decodes at several GB/s), a pad
+pixel (L, a, b) compressed per sample with lz4 (~1.6x on photos, and it decodes at several GB/s), a pad
 box instead of a mask plane, and prep's `colorful` flag; a table (`sample_row`, `sample_variant`) lists
 the samples in training order, each naming the stored row it is derived from. Compressed bytes may change
 with the lz4 version, so the manifest records a sha256 of the decoded content beside each file's sha256.
@@ -46,9 +46,11 @@ SHARD_RE = re.compile(rf"^({'|'.join(SPLITS)})-(\d{{5}})\.npz\Z")
 SHARD_ARRAYS = ("side", "pixels", "offsets", "box", "colorful", "photo_id", "category", "variant",
                 "sample_row", "sample_variant")
 #: The codec of `pixels` (pinned in pyproject.toml; the decoded content is what the content sha256 covers).
-#: HC level 2: on real photos at 256 px 3% larger than level 9 but half its cost, which is prep's largest
-#: step after decode and resize (benchmarks/bench_prep.py); decoding is as fast at any level.
-CODEC = {"name": "lz4.block", "mode": "high_compression", "level": 2}
+#: lz4's fast mode: on real photos at 256 px (the 44 of bench_quality, default --augment 7) 336 KB a photo
+#: against 305 KB at HC level 2 (10% more, still under 1/5 of format 1's 1,835 KB), for 0.35 ms a stored
+#: row instead of 2.8 ms: HC was prep's largest step after decode and resize (benchmarks/bench_prep.py).
+#: Any lz4 block decodes the same way and as fast, so readers do not care which mode wrote it.
+CODEC = {"name": "lz4.block", "mode": "fast", "acceleration": 1}
 MAX_SIDE = 4096
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -164,7 +166,7 @@ def write_shard(path: str | os.PathLike, L: np.ndarray, ab: np.ndarray, mask: np
     boxes = np.array([mask_box(m) for m in mask], np.int16).reshape(n, 4)
     colorful = np.array([is_colorful(ab[r], tuple(boxes[r])) for r in range(n)], bool)
     blocks = [lz4.block.compress(L[r].tobytes() + ab[r].tobytes(), mode=CODEC["mode"],
-                                 compression=CODEC["level"], store_size=False) for r in range(n)]
+                                 acceleration=CODEC["acceleration"], store_size=False) for r in range(n)]
     offsets = np.concatenate([[0], np.cumsum([len(b) for b in blocks], dtype=np.int64)]).astype(np.int64)
     rows = np.arange(n, dtype=np.int32) if sample_row is None else np.asarray(sample_row, np.int32)
     arrays = {"side": np.int32(s), "pixels": np.frombuffer(b"".join(blocks), np.uint8), "offsets": offsets,

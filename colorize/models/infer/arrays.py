@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import torch
 
-from colorize.dataset.color import decode_l, encode_l, rgb_to_lab
+from colorize.dataset.color import decode_l, rgb_to_stored
 from colorize.dataset.hints import HINT_AB_SCALE, HintPoint, hint_planes
 from colorize.dataset.images import fit, fit_geometry
 from colorize.errors import UsageError
@@ -156,8 +156,9 @@ class ImagePrediction:
 
 def net_input(sources: Sequence[Any], size: int) -> np.ndarray:
     """What the network sees of each photo: its lightness fitted into the square as training did
-    (uint8 [B,S,S]). The hint planes beside it come from `hint_input`, through the same pad fit."""
-    return np.stack([encode_l(rgb_to_lab(s.fitted(size))[..., 0]) for s in sources])
+    (uint8 [B,S,S]), through prep's own encoding (`rgb_to_stored`). The hint planes beside it come from
+    `hint_input`, through the same pad fit."""
+    return np.stack([rgb_to_stored(s.fitted(size))[0] for s in sources])
 
 
 def hint_input(sources: Sequence[Any], size: int) -> np.ndarray | None:

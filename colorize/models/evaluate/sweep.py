@@ -64,9 +64,7 @@ def sweep_points(rgb: np.ndarray, size: int, count: int, number: int) -> tuple[H
     h, w = rgb.shape[:2]
     f = Framing.of(h, w, size)
     ab = rgb_to_lab(fit(rgb, size, "pad")[0])[..., 1:]
-    mask = np.zeros((size, size), bool)
-    mask[f.y:f.y + f.h, f.x:f.x + f.w] = True
-    small = simulate_points(ab, mask, hint_rng(SWEEP_SEED, 0, number), count)
+    small = simulate_points(ab, f.real(size), hint_rng(SWEEP_SEED, 0, number), count)
     sx, sy = w / f.w, h / f.h
     return tuple(HintPoint(x=min(max((p.x - f.x + 0.5) * sx - 0.5, 0.0), w - 1.0),
                            y=min(max((p.y - f.y + 0.5) * sy - 0.5, 0.0), h - 1.0),
@@ -94,9 +92,7 @@ def propagated(rgb: np.ndarray, size: int, points: Sequence[HintPoint]) -> np.nd
     f = Framing.of(h, w, size)
     L = rgb_to_lab(fit(rgb, size, "pad")[0])[..., 0]
     planes = hint_planes(points, h, w, size)
-    real = np.zeros((size, size), bool)
-    real[f.y:f.y + f.h, f.x:f.x + f.w] = True
-    ab = propagate(L, np.moveaxis(planes[:2], 0, -1) * HINT_AB_SCALE, planes[2] > 0, real)
+    ab = propagate(L, np.moveaxis(planes[:2], 0, -1) * HINT_AB_SCALE, planes[2] > 0, f.real(size))
     return compose_full(RGBArray(rgb), Upsampler(f, ab))
 
 

@@ -71,6 +71,12 @@ class Framing:
         _, (w, h), (x, y) = fit_geometry(width, height, size, "pad")
         return cls(height, width, x, y, w, h)
 
+    def real(self, size: int) -> np.ndarray:
+        """The photo's real (unpadded) area of the model's square, bool [size, size]."""
+        mask = np.zeros((size, size), bool)
+        mask[self.y:self.y + self.h, self.x:self.x + self.w] = True
+        return mask
+
     def upsample(self, plane: np.ndarray, interpolation: int = cv2.INTER_CUBIC) -> np.ndarray:
         """A model-size map [S,S(,C)] -> the photo's full size, using only the unpadded area."""
         crop = np.ascontiguousarray(plane[self.y:self.y + self.h, self.x:self.x + self.w], dtype=np.float32)
@@ -189,11 +195,8 @@ def honour_hints(preds: Sequence[ImagePrediction], L_small: np.ndarray, planes: 
         hinted = plane[2] > 0
         if not hinted.any():
             continue
-        f = pred.framing
-        real = np.zeros(hinted.shape, bool)
-        real[f.y:f.y + f.h, f.x:f.x + f.w] = True
         hint_ab = np.moveaxis(plane[:2], 0, -1) * np.float32(HINT_AB_SCALE)
-        pred.ab_maps = keep_hints(decode_l(L_u8), pred.ab_maps, hint_ab, hinted, real)
+        pred.ab_maps = keep_hints(decode_l(L_u8), pred.ab_maps, hint_ab, hinted, pred.framing.real(len(hinted)))
 
 
 def predict_sources(colorizer: Any, sources: Sequence[Any], temperatures: Sequence[float]) -> list[ImagePrediction]:

@@ -147,7 +147,7 @@ def hint_channels_of(cfg: dict[str, Any]) -> int:
 def hint_spread_of(cfg: dict[str, Any]) -> str:
     """The payload config's `hint_spread` (`unet.HINT_SPREADS`); absent in checkpoints written before it
     existed, which were trained with the gaussian spread."""
-    value = cfg.get("hint_spread", "gaussian")
+    value = cfg.get("hint_spread", HINT_SPREADS[-1])
     if value not in HINT_SPREADS:
         raise _bad(f"config hint_spread must be one of {', '.join(HINT_SPREADS)}, got {str(value)[:40]!r}")
     return str(value)

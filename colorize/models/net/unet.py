@@ -42,7 +42,7 @@ def _gaussian_taps(sd: float) -> torch.Tensor:
     return t / t.sum()
 
 
-def hint_features(hints: torch.Tensor, x: torch.Tensor | None = None, spread: str = "gaussian") -> torch.Tensor:
+def hint_features(hints: torch.Tensor, x: torch.Tensor | None = None, spread: str = HINT_SPREADS[-1]) -> torch.Tensor:
     """Planes [B,3,H,W] -> [B,HINT_FEATURES,H,W]: the planes, then a spread copy (a·g, b·g, g) in the same form
     (ab divided by HINT_AB_SCALE, g a 0..1 confidence), so the head treats both alike. `spread` (a
     checkpoint's `hint_spread`): "levin", the hints propagated over the whole photo by Levin et al.'s

@@ -66,20 +66,22 @@ def stored_samples(photo: np.ndarray | Image.Image, size: int, fit_mode: str, va
                    photo_id: str) -> dict[str, Sample]:
     """The stored variants (`STORED` names only) of one decoded photo (uint8 RGB [H, W, 3] or a Pillow
     "RGB" image), in storage encoding."""
-    img = photo if isinstance(photo, Image.Image) else Image.fromarray(photo, "RGB")
+    rgb = np.asarray(photo) if isinstance(photo, Image.Image) else photo
+    height, width = rgb.shape[:2]
     out: dict[str, Sample] = {}
     for variant in variants:
         if variant == "orig":
-            part = img
+            part = rgb
         elif variant in STORED:
-            part = img.crop(random_crop_box(img.width, img.height, variant_rng(seed, photo_id, variant)))
+            x0, y0, x1, y1 = random_crop_box(width, height, variant_rng(seed, photo_id, variant))
+            part = rgb[y0:y1, x0:x1]  # a view: the resampler reads its rows
         else:
             raise ValueError(f"{variant!r} is not a stored variant (stored: {', '.join(STORED)})")
         out[variant] = _stored_sample(part, size, fit_mode)
     return out
 
 
-def _stored_sample(img: Image.Image, size: int, fit_mode: str) -> Sample:
+def _stored_sample(img: np.ndarray, size: int, fit_mode: str) -> Sample:
     """`fit` then `rgb_to_stored`, with only the real pixels converted: a padded pixel's encoding is the
     constant of PAD_VALUE, so the result is the very bytes of converting the whole padded square."""
     resized, (x, y) = fit_resized(img, size, fit_mode)

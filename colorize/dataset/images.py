@@ -24,7 +24,7 @@ import io
 import logging
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from colorize.dataset import DEFAULT_MAX_PIXELS, FIT_MODES
+from colorize.dataset.resample import lanczos
 from colorize.errors import ColorizeError
 
 log = logging.getLogger(__name__)
@@ -306,14 +307,14 @@ def fit(rgb: np.ndarray, size: int, mode: str = "pad") -> tuple[np.ndarray, np.n
     """
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise TypeError(f"fit expects uint8 [H, W, 3], got {rgb.dtype} {rgb.shape}")
-    return fit_image(Image.fromarray(rgb, "RGB"), size, mode, rgb)
+    return fit_image(rgb, size, mode)
 
 
-def fit_image(img: Image.Image, size: int, mode: str = "pad",
-              pixels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """`fit` of a Pillow "RGB" or "L" image (a gray one comes back as RGB (g, g, g), the very pixels `fit`
-    gives for its RGB conversion): lets a full-resolution scan be fitted without a numpy copy of it."""
-    resized, (x, y) = fit_resized(img, size, mode, pixels)
+def fit_image(img: Image.Image | np.ndarray, size: int, mode: str = "pad") -> tuple[np.ndarray, np.ndarray]:
+    """`fit` of uint8 RGB or of a Pillow "RGB" or "L" image (a gray one comes back as RGB (g, g, g), the
+    very pixels `fit` gives for its RGB conversion): a full-resolution scan is fitted a few rows at a time,
+    never copied whole."""
+    resized, (x, y) = fit_resized(img, size, mode)
     h, w = resized.shape[:2]
     if (w, h) == (size, size):
         return np.ascontiguousarray(resized), np.ones((size, size), dtype=bool)
@@ -324,16 +325,29 @@ def fit_image(img: Image.Image, size: int, mode: str = "pad",
     return out, mask
 
 
-def fit_resized(img: Image.Image, size: int, mode: str = "pad",
-                pixels: np.ndarray | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+def fit_resized(img: Image.Image | np.ndarray, size: int, mode: str = "pad") -> tuple[np.ndarray, tuple[int, int]]:
     """The real pixels of `fit_image` before padding (uint8 [h, w, 3]) and their offset (x, y) in the square:
     prep converts only these to Lab (a padded pixel's encoding is a constant)."""
-    width, height = img.size
+    width, height, channels, rows = _source_rows(img)
     box, (w, h), offset = fit_geometry(width, height, size, mode)
     if (w, h) == (width, height) and box == (0.0, 0.0, float(width), float(height)):
-        resized = pixels if pixels is not None else np.asarray(img)
-    else:
-        resized = np.asarray(img.resize((w, h), Image.Resampling.LANCZOS, box=box))
+        resized = rows(0, height)
+    else:  # Pillow's LANCZOS to the bit, in less time (resample.py)
+        resized = lanczos(rows, width, height, channels, (w, h), box)
     if resized.ndim == 2:
         resized = np.repeat(resized[..., None], 3, axis=2)
     return resized, offset
+
+
+def _source_rows(img: Image.Image | np.ndarray) -> tuple[int, int, int, Callable[[int, int], np.ndarray]]:
+    """(width, height, channels (0 for gray), rows(y0, y1) -> uint8 rows) of an array or a Pillow image;
+    a Pillow image is converted a band of rows at a time (all of it in one go when all are asked for)."""
+    if isinstance(img, np.ndarray):
+        def view(a: int, b: int) -> np.ndarray:
+            return img[a:b]
+        return img.shape[1], img.shape[0], img.shape[2] if img.ndim == 3 else 0, view
+    width, height = img.size
+
+    def band(a: int, b: int) -> np.ndarray:
+        return np.asarray(img if (a, b) == (0, height) else img.crop((0, a, width, b)))
+    return width, height, 0 if img.mode == "L" else 3, band

@@ -37,7 +37,7 @@ from colorize.dataset import (
     variants_for,
 )
 from colorize.dataset import augment as aug
-from colorize.dataset.images import MAX_FILE_BYTES, decode_image
+from colorize.dataset.images import MAX_FILE_BYTES, decode
 from colorize.dataset.sources import Photo, discover
 from colorize.errors import ColorizeError, UsageError
 from colorize.io import (
@@ -197,8 +197,8 @@ def _photo_samples(photo: Photo, variants: list[str], task: ShardTask) -> dict[s
     if photo.sha256 and sha256_bytes(data) != photo.sha256:
         raise ColorizeError(f"{photo.file}: sha256 differs from the manifest")
     p = task.params
-    img, _ = decode_image(data, max_pixels=p.max_pixels, reduce_to=p.size, fit=p.fit, min_side=MIN_SIDE)
-    return aug.stored_samples(img, p.size, p.fit, variants, p.seed, photo.id)
+    rgb = decode(data, max_pixels=p.max_pixels, reduce_to=p.size, fit=p.fit, min_side=MIN_SIDE).rgb
+    return aug.stored_samples(rgb, p.size, p.fit, variants, p.seed, photo.id)
 
 
 # ------------------------------------------------------------------------------------------- driver

@@ -137,7 +137,7 @@ class Scan:
                 rgb = decode(self.path, max_pixels=self.max_pixels, reduce_to=size, fit=mode).rgb
                 self._fitted[key] = fit(rgb, size, mode)[0]
             elif self.depth == 16:
-                self._fitted[key] = fit_image(Image.fromarray(self._eight_bit()), size, mode)[0]
+                self._fitted[key] = fit_image(self._eight_bit(), size, mode)[0]
             else:
                 self._fitted[key] = fit_image(self.load()._image, size, mode)[0]
         return self._fitted[key]

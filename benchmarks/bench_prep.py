@@ -3,7 +3,7 @@
 200 generated photo-like 1080x720 JPEGs. Baseline: what one writes first — Pillow full decode, Pillow
 LANCZOS from full size, float64 Lab by the formulas, ab -> 10-unit grid + bincount. Prep: the real stage
 (`run_prep`, --workers 1, --augment 0), which decodes in the JPEG DCT domain to >= 2x the target, does the
-final Lanczos pass (Pillow's arithmetic as sparse integer products, dataset/resample.py), float32 Lab, and
+final Lanczos pass (Pillow's arithmetic as sparse integer products, colorize/resample.py), float32 Lab, and
 writes shards, stats.npz and the manifest.
 Prints images/s per core for both (from CPU time, the better of two alternating runs each, so other load
 on a shared machine does not skew the ratio), the ratio line, and the quality of the fast resize; then

@@ -1,4 +1,4 @@
-"""dataset/resample.py is Pillow's 8-bit LANCZOS to the bit, whatever the size, box, bands or chunking."""
+"""colorize/resample.py is Pillow's 8-bit LANCZOS to the bit, whatever the size, box, bands or chunking."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colorize.dataset import resample
+from colorize import resample
 from colorize.dataset.images import fit, fit_image
 
 LANCZOS = Image.Resampling.LANCZOS

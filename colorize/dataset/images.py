@@ -32,8 +32,8 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from colorize.dataset import DEFAULT_MAX_PIXELS, FIT_MODES
-from colorize.dataset.resample import lanczos
 from colorize.errors import ColorizeError
+from colorize.resample import lanczos
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ import torch
 from colorize.dataset.hints import HintPoint
 from colorize.editor.engine import PREVIEW_SIDE, colour_with_hints, open_engine
 from colorize.imaging import write_image
-from colorize.models.infer.arrays import hint_input, honour_hints, model_probs, net_input, predictions
+from colorize.models.infer.arrays import hint_input, honour_hints, model_decoded, net_input, predictions
 from colorize.models.net import DEFAULT_TEMPERATURE
 from colorize.models.net.checkpoint import write_untrained_checkpoint
 from colorize.models.train.config import TRAIN_DEFAULTS
@@ -85,8 +85,8 @@ def main() -> None:
         net, kept = [], []
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            preds = predictions(engine.colorizer, [engine.scan], model_probs(engine.colorizer, L_small, planes),
-                                [DEFAULT_TEMPERATURE])
+            preds = predictions(engine.colorizer, [engine.scan],
+                                model_decoded(engine.colorizer, L_small, planes, [DEFAULT_TEMPERATURE]))
             net.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             honour_hints(preds, L_small, planes)

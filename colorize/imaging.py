@@ -41,7 +41,7 @@ _ICC_TAG, _UNDEFINED = 34675, 7  # TIFF: the ICC profile tag and its field type
 
 
 def _save(img: Image.Image, fh: IO[bytes], suffix: str, quality: int, subsampling: int,
-          icc: bytes | None = None, dpi: tuple[float, float] | None = None) -> None:
+          icc: bytes | None = None, dpi: tuple[float, float] | None = None, compress_level: int = 6) -> None:
     extra: dict = {}
     if icc:
         extra["icc_profile"] = icc
@@ -50,16 +50,19 @@ def _save(img: Image.Image, fh: IO[bytes], suffix: str, quality: int, subsamplin
     if suffix.lower() in JPEG_SUFFIXES:
         img.save(fh, format="JPEG", quality=quality, subsampling=subsampling, **extra)
     else:
-        img.save(fh, format="PNG", compress_level=6, **extra)
+        img.save(fh, format="PNG", compress_level=compress_level, **extra)
 
 
-def encode_image(rgb: np.ndarray, suffix: str, quality: int = 95, subsampling: int = 0) -> bytes:
-    """uint8 RGB -> JPEG bytes for a .jpg/.jpeg suffix, else PNG bytes.
+def encode_image(rgb: np.ndarray, suffix: str, quality: int = 95, subsampling: int = 0,
+                 compress_level: int = 6) -> bytes:
+    """uint8 RGB -> JPEG bytes for a .jpg/.jpeg suffix, else PNG bytes (zlib `compress_level` 0-9: the
+    editor's previews take 1, about 3x faster than 6 for a few % more bytes on localhost).
 
     JPEG defaults to quality 95 without chroma subsampling: color is the point of this tool.
     """
     buf = io.BytesIO()
-    _save(Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB"), buf, suffix, quality, subsampling)
+    _save(Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB"), buf, suffix, quality, subsampling,
+          compress_level=compress_level)
     return buf.getvalue()
 
 

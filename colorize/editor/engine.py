@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 PREVIEW_SIDE = 512  # the preview's long side in pixels: sharp on a laptop screen, composed in milliseconds
 SUGGESTIONS = (3, 5)  # at least / at most this many suggested colours per pixel (fewer only where L forbids)
 PREVIEW_CACHE = 32  # recent previews kept by their points, so undo and redo are instant
+PREVIEW_PNG_LEVEL = 1  # zlib level of preview PNGs: 3x faster to encode than 6, sent over 127.0.0.1 only
 
 
 class Engine(Protocol):
@@ -187,7 +188,7 @@ class ModelEngine:
 
     def photo_png(self) -> bytes:
         """What the network sees of the photo: its lightness alone (colour photos are used through L only)."""
-        return encode_image(compose_full(RGBArray(self._rgb), None), ".png")
+        return encode_image(compose_full(RGBArray(self._rgb), None), ".png", compress_level=PREVIEW_PNG_LEVEL)
 
     def _preview_rgb(self, points: Sequence[HintPoint]) -> np.ndarray:
         pred = colour_with_hints(self.colorizer, self.scan, points, self.temperature)
@@ -198,7 +199,7 @@ class ModelEngine:
     def preview(self, points: Sequence[HintPoint]) -> bytes:
         key = tuple(points)
         if key not in self._cache:
-            self._cache[key] = encode_image(self._preview_rgb(points), ".png")
+            self._cache[key] = encode_image(self._preview_rgb(points), ".png", compress_level=PREVIEW_PNG_LEVEL)
             while len(self._cache) > PREVIEW_CACHE:
                 self._cache.popitem(last=False)
         self._cache.move_to_end(key)

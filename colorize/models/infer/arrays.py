@@ -31,11 +31,10 @@ from colorize.dataset.images import fit, fit_geometry
 from colorize.errors import UsageError
 from colorize.models.infer.strips import Upsampler, compose_full
 from colorize.models.net import DEFAULT_TEMPERATURE
-from colorize.models.net.annealed import confidence
-from colorize.models.net.colors import decode_ab
+from colorize.models.net.colors import DecodedMaps
 from colorize.models.net.propagation import keep_hints
 
-__all__ = ["Framing", "ImagePrediction", "RGBArray", "as_sources", "colorize_rgb", "hint_input", "model_probs", "net_input",
+__all__ = ["Framing", "ImagePrediction", "RGBArray", "as_sources", "colorize_rgb", "hint_input", "model_decoded", "model_probs", "net_input",
            "honour_hints", "parse_temperatures", "predict_images", "predict_sources", "predictions"]
 
 log = logging.getLogger(__name__)
@@ -89,6 +88,16 @@ class Framing:
 def model_probs(colorizer: Any, L_small: np.ndarray, hints: np.ndarray | None = None) -> torch.Tensor:
     """uint8 [B,S,S] (+ hint planes float32 [B,3,S,S] or None) -> bin probabilities [B,n,S,S] on the
     colorizer's device (pinned copy + AMP on CUDA)."""
+    return _on_device(colorizer, L_small, hints, lambda t, h: colorizer.probs(t, h))
+
+
+def model_decoded(colorizer: Any, L_small: np.ndarray, hints: np.ndarray | None,
+                  temperatures: Sequence[float]) -> DecodedMaps:
+    """`model_probs`, decoded at each temperature (`Colorizer.decoded`): what coloring a photo needs."""
+    return _on_device(colorizer, L_small, hints, lambda t, h: colorizer.decoded(t, h, temperatures))
+
+
+def _on_device(colorizer: Any, L_small: np.ndarray, hints: np.ndarray | None, call: Any) -> Any:
     from colorize.models.net.runtime import amp_dtype, autocast
 
     t = torch.from_numpy(np.ascontiguousarray(L_small))
@@ -97,7 +106,7 @@ def model_probs(colorizer: Any, L_small: np.ndarray, hints: np.ndarray | None = 
     if device.type == "cuda":
         t = t.pin_memory()
     with autocast(device, amp_dtype(device, True)):  # bf16/fp16 on CUDA only; probs come back float32
-        return colorizer.probs(t, h)
+        return call(t, h)
 
 
 @dataclass
@@ -131,7 +140,6 @@ class ImagePrediction:
     source: Any  # strips.Lightness with .fitted(): an RGBArray or a dataset.scans.Scan
     ab_maps: list[np.ndarray]  # float32 [S, S, 2], one per temperature
     chroma_conf: np.ndarray  # float32 [S, S]: the chroma confidence decoding used (annealed.chroma_confidence)
-    ratio: np.ndarray  # float32 [S, S]: first / second probability
     framing: Framing
     route: dict[str, Any] | None = None  # a bundle's choice for this photo (bundle.RouteChoice.info())
     _colors: list[np.ndarray] | None = field(default=None, repr=False)
@@ -176,12 +184,10 @@ def hint_input(sources: Sequence[Any], size: int) -> np.ndarray | None:
     return np.stack([hint_planes(getattr(s, "hints", ()), s.height, s.width, size) for s in sources])
 
 
-def predictions(colorizer: Any, sources: Sequence[Any], probs: torch.Tensor,
-                temperatures: Sequence[float]) -> list[ImagePrediction]:
-    """Probabilities [B,n,S,S] of `sources` -> one ImagePrediction each (decoded at every temperature)."""
-    conf, ratio = (t.float().cpu().numpy() for t in confidence(probs, colorizer.centers))
-    ab_per_t = [decode_ab(probs, colorizer.centers, t) for t in temperatures]
-    return [ImagePrediction(s, [ab[i] for ab in ab_per_t], conf[i], ratio[i],
+def predictions(colorizer: Any, sources: Sequence[Any], maps: DecodedMaps) -> list[ImagePrediction]:
+    """The decoded maps of `sources` (`model_decoded`, or `colors.decode_maps` of probabilities already held)
+    -> one ImagePrediction each."""
+    return [ImagePrediction(s, [ab[i] for ab in maps.ab], maps.chroma[i],
                             Framing.of(s.height, s.width, colorizer.size)) for i, s in enumerate(sources)]
 
 
@@ -205,7 +211,7 @@ def predict_sources(colorizer: Any, sources: Sequence[Any], temperatures: Sequen
     at full resolution (gamut fit, strips) on request by `ImagePrediction.color`. Bundles route each photo
     first (`Bundle.predict`), then come here."""
     L_small, planes = net_input(sources, colorizer.size), hint_input(sources, colorizer.size)
-    preds = predictions(colorizer, sources, model_probs(colorizer, L_small, planes), temperatures)
+    preds = predictions(colorizer, sources, model_decoded(colorizer, L_small, planes, temperatures))
     if planes is not None:
         honour_hints(preds, L_small, planes)
     return preds

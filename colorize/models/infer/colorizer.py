@@ -42,7 +42,7 @@ from colorize.models.net.checkpoint import (
     read_torch_file,
     validate_payload,
 )
-from colorize.models.net.colors import mirrored_probs
+from colorize.models.net.colors import DecodedMaps, mirrored_decode, mirrored_probs
 from colorize.models.net.router import RouterCNN, predict_probs, router_from_payload
 from colorize.models.net.runtime import resolve_device
 from colorize.models.net.unet import ColorUNet, l_to_input, require_hints_support
@@ -88,6 +88,16 @@ class Colorizer:
             require_hints_support(self.model, self.origin)
             hints = hints.to(self.device, non_blocking=True)
         return mirrored_probs(self.model, x, hints=hints)
+
+    @torch.inference_mode()
+    def decoded(self, L_u8: torch.Tensor, hints: torch.Tensor | None, temperatures: Sequence[float]) -> DecodedMaps:
+        """What `probs` gives, decoded at each temperature (`net.colors.mirrored_decode`: the probabilities
+        are never all held at once), for coloring photos."""
+        x = l_to_input(L_u8.to(self.device, non_blocking=True))
+        if hints is not None:
+            require_hints_support(self.model, self.origin)
+            hints = hints.to(self.device, non_blocking=True)
+        return mirrored_decode(self.model, x, hints, self.centers, temperatures)
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], device: torch.device) -> Colorizer:

@@ -42,7 +42,7 @@ from colorize.models.infer.arrays import (
     predictions,
 )
 from colorize.models.infer.params import PREDICT_DEFAULTS as PD
-from colorize.models.net.colors import decode_ab
+from colorize.models.net.colors import decode_ab, decode_maps
 from colorize.progress import progress
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ class _Shots:
         smoothed = self.smoother.update(probs)[None]
         raw_ab = decode_ab(probs[None], colorizer.centers, temperatures[0])[0]
         self.raw.add(raw_ab[f.y:f.y + f.h, f.x:f.x + f.w], new_shot)
-        pred = predictions(colorizer, [source], smoothed, temperatures)[0]
+        pred = predictions(colorizer, [source], decode_maps(smoothed, colorizer.centers, temperatures))[0]
         self.smoothed.add(pred.ab_maps[0][f.y:f.y + f.h, f.x:f.x + f.w], new_shot)
         return pred
 

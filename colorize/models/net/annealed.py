@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import torch
 
-# log(0) guard: probabilities below this are treated as this (exp(-27.6) is far below fp32 noise).
+# log(0) guard (and its gradient's: the hint loss differentiates the decoding): probabilities below this
+# are treated as this (exp(-27.6) is far below fp32 noise); also the top-2 ratio's division guard.
 _MIN_PROB = 1e-12
 # Confidence = R ** this; 1 (chroma x R) fades more, 0.5 kept the most colorfulness at the same PSNR/AuC.
 CHROMA_CONFIDENCE_POWER = 0.5
@@ -32,21 +33,31 @@ def softmax_probs(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits.float(), dim=1)
 
 
+def _bins_last(probs: torch.Tensor) -> torch.Tensor:
+    """[B,n,H,W] -> float32 [B,H,W,n]: a free view of what `colors.mirrored_probs` returns (its bin axis is
+    already the contiguous one), a copy otherwise. Reductions over bins run several times faster there."""
+    return probs.float().permute(0, 2, 3, 1)
+
+
 def annealed_mean(probs: torch.Tensor, centers: torch.Tensor, temperature: float) -> torch.Tensor:
     """Probabilities [B,n,H,W] and bin centers [n,2] -> ab [B,2,H,W] (float32).
 
     q = softmax(log p / T) is p^(1/T) renormalised, computed in log space so small T cannot overflow.
     """
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
     if probs.shape[1] != centers.shape[0]:
         raise ValueError(f"probs have {probs.shape[1]} bins but there are {centers.shape[0]} centers")
-    probs = probs.float()
+    return annealed_rows(_bins_last(probs), centers, temperature).permute(0, 3, 1, 2)
+
+
+def annealed_rows(p: torch.Tensor, centers: torch.Tensor, temperature: float) -> torch.Tensor:
+    """`annealed_mean` of probabilities with the bins last, [..., n] -> ab [..., 2]."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    c = centers.to(device=p.device, dtype=torch.float32)
     if temperature == 1.0:
-        q = probs
-    else:
-        q = torch.softmax(probs.clamp_min(_MIN_PROB).log() / temperature, dim=1)
-    return torch.einsum("bnhw,nc->bchw", q, centers.to(device=q.device, dtype=torch.float32))
+        return p.float() @ c
+    q = torch.softmax(p.float().clamp_min(_MIN_PROB).log().mul_(1.0 / temperature), dim=-1)
+    return q @ c
 
 
 def chroma_confidence(probs: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
@@ -55,26 +66,36 @@ def chroma_confidence(probs: torch.Tensor, centers: torch.Tensor) -> torch.Tenso
     R = |Σ p_i c_i| / Σ p_i |c_i| over bin centers c_i (ab vectors from gray). A uniform distribution over
     bins spread around gray gives R ≈ 0, one certain bin gives 1.
     """
-    probs = probs.float()
-    c = centers.to(device=probs.device, dtype=torch.float32)
-    mean = torch.einsum("bnhw,nc->bchw", probs, c).norm(dim=1)
-    spread = torch.einsum("bnhw,n->bhw", probs, c.norm(dim=1))
+    return chroma_rows(_bins_last(probs), centers)
+
+
+def chroma_rows(p: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """`chroma_confidence` of probabilities with the bins last, [..., n] -> [...]."""
+    c = centers.to(device=p.device, dtype=torch.float32)
+    sums = p.float() @ torch.cat([c, c.norm(dim=1, keepdim=True)], dim=1)  # Σ p c (a, b), Σ p |c|
+    mean, spread = sums[..., :2].norm(dim=-1), sums[..., 2]
     agreement = torch.where(spread > _MIN_CHROMA, mean / spread.clamp_min(_MIN_CHROMA), torch.ones_like(spread))
     return agreement.clamp(0.0, 1.0).pow(CHROMA_CONFIDENCE_POWER)
 
 
-def decode(probs: torch.Tensor, centers: torch.Tensor, temperature: float) -> torch.Tensor:
-    """The colors we paint: annealed mean [B,2,H,W] with its chroma scaled by `chroma_confidence`.
+def top2_ratio_rows(p: torch.Tensor) -> torch.Tensor:
+    """Top / second probability, bins last [..., n] -> [...]: near 1 where two bins compete."""
+    top2 = p.float().topk(2, dim=-1).values
+    return top2[..., 0] / top2[..., 1].clamp_min(_MIN_PROB)
+
+
+def decode(probs: torch.Tensor, centers: torch.Tensor, temperature: float,
+           chroma: torch.Tensor | None = None) -> torch.Tensor:
+    """The colors we paint: annealed mean [B,2,H,W] with its chroma scaled by `chroma_confidence` (given
+    as `chroma` when the caller has it already: it does not depend on the temperature).
 
     Hue and lightness are kept; only saturation falls toward neutral where the model is unsure.
     """
     ab = annealed_mean(probs, centers, temperature)
-    return ab * chroma_confidence(probs, centers).unsqueeze(1)
+    return ab * (chroma_confidence(probs, centers) if chroma is None else chroma).unsqueeze(1)
 
 
 def confidence(probs: torch.Tensor, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-pixel confidence maps: (the chroma confidence `decode` uses [B,H,W], top / second probability
     [B,H,W]). A ratio near 1 means two bins compete (ColorUNet's second map)."""
-    top2 = probs.float().topk(2, dim=1).values
-    ratio = top2[:, 0] / top2[:, 1].clamp_min(_MIN_PROB)
-    return chroma_confidence(probs, centers), ratio
+    return chroma_confidence(probs, centers), top2_ratio_rows(_bins_last(probs))

@@ -229,17 +229,41 @@ class ColorUNet(nn.Module):
     def from_trunk(self, y: torch.Tensor, x: torch.Tensor, hints: torch.Tensor | None = None,
                    pair: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """The 1x1 head over trunk features `y` of input `x` (+ hint planes): what `forward` returns."""
+        if pair and self.hint_channels:  # the automatic output too (training scores both)
+            return self.head(self.head_input(y, x, None)), self.head(self.head_input(y, x, hints))
+        logits = self.head(self.head_input(y, x, hints))
+        return (logits, logits) if pair else logits
+
+    def head_input(self, y: torch.Tensor, x: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        """What the 1x1 head reads at each pixel of `x`, [B, C, H, W]: trunk features `y` (cropped from the
+        multiple of 8) and, for a net with hint channels, the hint features (zeros without hints). The head
+        is pointwise, so cropping, flipping or batching its input is the same as doing it to its logits."""
         h, w = x.shape[-2:]
+        y = self._crop(y, h, w)
         if not self.hint_channels:
-            return self._crop(self.head(y), h, w)
-        if hints is None or pair:  # the automatic output (with hints, only training asks for it too)
-            zeros = y.new_zeros((y.shape[0], HINT_FEATURES, *y.shape[-2:]))
-            auto = self._crop(self.head(torch.cat([y, zeros], dim=1)), h, w)
-            if hints is None:
-                return (auto, auto) if pair else auto
-        feats = F.pad(hint_features(hints.to(y.dtype), x, self.hint_spread), (0, y.shape[-1] - w, 0, y.shape[-2] - h))
-        hinted = self._crop(self.head(torch.cat([y, feats], dim=1)), h, w)
-        return (auto, hinted) if pair else hinted
+            return y
+        if hints is None:
+            return torch.cat([y, y.new_zeros((y.shape[0], HINT_FEATURES, h, w))], dim=1)
+        return torch.cat([y, hint_features(hints.to(y.dtype), x, self.hint_spread)], dim=1)
+
+    def features_of(self, x: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        """`head_input` of an input (its trunk memoised: `TrunkMemo`)."""
+        return self.head_input(self.memo.features(self, x), x, hints)
+
+    def head_rows(self, head_input: torch.Tensor) -> torch.Tensor:
+        """`head_input` [B, C, H, W] as pixel rows [B*H*W, C+1] ending in a 1: times `head_matrix`, the
+        head's logits with the bins last (inference reads them there, a band of pixels at a time:
+        `colors.mirrored_decode`)."""
+        b, c, h, w = head_input.shape
+        rows = head_input.new_empty((b, h, w, c + 1))
+        rows[..., :c] = head_input.permute(0, 2, 3, 1)
+        rows[..., c] = 1.0
+        return rows.view(b * h * w, c + 1)
+
+    def head_matrix(self) -> torch.Tensor:
+        """The 1x1 head as a [C+1, n_bins] matrix, its bias the last row (see `head_rows`)."""
+        c = self.head.weight.shape[1]
+        return torch.cat([self.head.weight.view(self.n_bins, c), self.head.bias.view(-1, 1)], dim=1).t()
 
     @staticmethod
     def _crop(logits: torch.Tensor, h: int, w: int) -> torch.Tensor:

@@ -34,8 +34,9 @@ from colorize.models.net import DEFAULT_TEMPERATURE
 from colorize.models.net.colors import DecodedMaps
 from colorize.models.net.propagation import keep_hints
 
-__all__ = ["Framing", "ImagePrediction", "RGBArray", "as_sources", "colorize_rgb", "hint_input", "model_decoded", "model_probs", "net_input",
-           "honour_hints", "parse_temperatures", "predict_images", "predict_sources", "predictions"]
+__all__ = ["Framing", "ImagePrediction", "RGBArray", "as_sources", "colorize_rgb", "hint_input", "honour_hints",
+           "model_decoded", "model_probs", "net_input", "parse_temperatures", "predict_images", "predict_sources",
+           "predictions"]
 
 log = logging.getLogger(__name__)
 

@@ -192,8 +192,7 @@ def decode_image(
     fit: str = "pad",
     min_side: int = 1,
 ) -> tuple[Image.Image, tuple[int, int]]:
-    """`decode` as a Pillow "RGB" image (no numpy copy of it: prep fits it straight away), and the size the
-    file declares (after EXIF)."""
+    """`decode`'s steps up to the Pillow "RGB" image, and the size the file declares (after EXIF)."""
     name = _name(src)
     data = _read_bytes(src)
     if not data:

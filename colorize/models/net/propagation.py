@@ -92,8 +92,9 @@ def _block_mean(plane: np.ndarray, weight: np.ndarray, k: int) -> tuple[np.ndarr
 class _Graph:
     """The neighbour weights of one lightness map over its real area (`_affinities`, as a sparse matrix over
     the real pixels), and the coarse level's when solved coarse-to-fine: everything of a system that does
-    not depend on which pixels are fixed. Kept for the last few maps (`_GRAPHS`): the editor recolours one
-    photo with new hints on every click, the hints sweep one photo at seven counts."""
+    not depend on which pixels are fixed. `keep_hints` and `propagate` keep theirs for the last photos
+    (`_GRAPHS`): the editor recolours one photo with new hints on every click, the hints sweep one photo at
+    seven counts; `coarse_spread`, a new photo every training sample, builds its own."""
 
     def __init__(self, L: np.ndarray, real: np.ndarray, direct_side: int | None) -> None:
         h, w = L.shape
@@ -145,15 +146,17 @@ class Propagation:
     def __init__(self, L: np.ndarray, fixed: np.ndarray, real: np.ndarray | None = None,
                  direct_side: int | None = None, decay: float = 0.0, graph: _Graph | None = None) -> None:
         h, w = L.shape
-        real = np.ones((h, w), bool) if real is None else real.astype(bool)
-        self.graph = graph if graph is not None else _GRAPHS.get(L.astype(np.float64), real, direct_side)
-        self.real = real
+        self.real = np.ones((h, w), bool) if real is None else real.astype(bool)
         self.fixed = fixed.astype(bool) & self.real
-        self.L = self.graph.L
+        self.L = L.astype(np.float64) if graph is None else graph.L
         self.decay = float(decay)
+        self.factor = 1
+        self.coarse: Propagation | None = None
+        if not self.fixed.any():  # nothing constrains the values: `__call__` gives zeros, no graph needed
+            return
+        self.graph = graph if graph is not None else _Graph(self.L, self.real, direct_side)
         self.factor = self.graph.factor
         self.inside = self.graph.inside
-        self.coarse: Propagation | None = None
         if self.graph.coarse is not None:
             fc = _block_mean(self.L, self.fixed, self.factor)[1] > 0
             self.coarse = Propagation(self.graph.coarse.L, fc, self.graph.coarse.real,
@@ -161,8 +164,6 @@ class Propagation:
         self._build()
 
     def _build(self) -> None:
-        if not self.fixed.any():
-            return
         free = ~self.fixed.ravel()[self.inside]
         W = sp.diags(free.astype(np.float64), format="csr") @ self.graph.W  # fixed rows are identity: u = value
         W.eliminate_zeros()
@@ -206,7 +207,13 @@ def propagate(L: np.ndarray, hint_ab: np.ndarray, hinted: np.ndarray, real: np.n
     """Lightness L [H,W] (CIELAB L*, 0..100) + hint chroma [H,W,2] where `hinted` [H,W] is true -> ab
     float32 [H,W,2] everywhere, the hints kept exactly (a direct solve at any size: the sweep's baseline).
     `real` marks the photo's pixels (padding outside it gets 0 and takes no part). No hinted pixel: gray."""
-    return Propagation(L, hinted, real)(hint_ab)
+    real = np.ones(L.shape, bool) if real is None else real.astype(bool)
+    return Propagation(L, hinted, real, graph=_graph(L, real, hinted, None))(hint_ab)
+
+
+def _graph(L: np.ndarray, real: np.ndarray, fixed: np.ndarray, direct_side: int | None) -> _Graph | None:
+    """The memoised graph of a photo the caller will solve again with other fixed pixels (`_GRAPHS`)."""
+    return _GRAPHS.get(L.astype(np.float64), real, direct_side) if (fixed & real).any() else None
 
 
 def keep_hints(L: np.ndarray, abs_: Sequence[np.ndarray], hint_ab: np.ndarray, hinted: np.ndarray,
@@ -221,7 +228,8 @@ def keep_hints(L: np.ndarray, abs_: Sequence[np.ndarray], hint_ab: np.ndarray, h
     beats the network's colours once there are a few hints, and far from any the network. One
     factorisation serves every map (`abs_`: one per temperature). Without a hinted pixel: `abs_` as given."""
     decay = 1.0 / (reach * max(L.shape)) ** 2
-    system = Propagation(L, hinted, real, DIRECT_SIDE, decay=decay)
+    real = real.astype(bool)
+    system = Propagation(L, hinted, real, DIRECT_SIDE, decay=decay, graph=_graph(L, real, hinted, DIRECT_SIDE))
     ones = np.ones(hinted.shape + (1,), np.float32)
     spread = system(np.concatenate([hint_ab - ab for ab in abs_] + [hint_ab, ones], axis=-1))
     k = 2 * len(abs_)

@@ -83,21 +83,21 @@ class Colorizer:
         """uint8 lightness [B,S,S] (+ hint planes float [B,3,S,S] or None) -> float32 probabilities
         [B,n,S,S] on this Colorizer's device, the photo's and its mirror image's averaged
         (`net.colors.mirrored_probs` says why). Hints for a net trained without them: one-line UsageError."""
-        x = l_to_input(L_u8.to(self.device, non_blocking=True))
-        if hints is not None:
-            require_hints_support(self.model, self.origin)
-            hints = hints.to(self.device, non_blocking=True)
-        return mirrored_probs(self.model, x, hints=hints)
+        return mirrored_probs(self.model, *self._net_input(L_u8, hints))
 
     @torch.inference_mode()
     def decoded(self, L_u8: torch.Tensor, hints: torch.Tensor | None, temperatures: Sequence[float]) -> DecodedMaps:
         """What `probs` gives, decoded at each temperature (`net.colors.mirrored_decode`: the probabilities
         are never all held at once), for coloring photos."""
+        return mirrored_decode(self.model, *self._net_input(L_u8, hints), self.centers, temperatures)
+
+    def _net_input(self, L_u8: torch.Tensor, hints: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """L and hint planes on this device, as the net takes them; hints for a net without: UsageError."""
         x = l_to_input(L_u8.to(self.device, non_blocking=True))
         if hints is not None:
             require_hints_support(self.model, self.origin)
             hints = hints.to(self.device, non_blocking=True)
-        return mirrored_decode(self.model, x, hints, self.centers, temperatures)
+        return x, hints
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], device: torch.device) -> Colorizer:
